@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "exocheck",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "exocheck", targets: ["exocheck"]),
+        .library(name: "ExchangeChecks", targets: ["ExchangeChecks"]),
+        .library(name: "GraphReports", targets: ["GraphReports"]),
+        .library(name: "GraphSimulator", targets: ["GraphSimulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
+        .target(name: "ExchangeChecks"),
+        // Microsoft identity + Graph reports over HTTP: tokens, token caches, report fetcher.
+        .target(
+            name: "GraphReports",
+            dependencies: [
+                "ExchangeChecks",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Loopback stand-in for login.microsoftonline.com + graph.microsoft.com reports.
+        .target(
+            name: "GraphSimulator",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")]
+        ),
+        .executableTarget(
+            name: "exocheck",
+            dependencies: [
+                "ExchangeChecks",
+                "GraphReports",
+                "GraphSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,235 @@
+/// A strict reader for the CSV reports Microsoft Graph serves.
+///
+/// Graph reports are UTF-8 with a BOM, CRLF line ends, a header line, and RFC 4180 quoting.
+/// Columns drift over time, so they are looked up by header *name*; extra columns are ignored.
+/// Unlike the Centreon plugin (which silently stops at the first bad row), anything that is not
+/// a well-formed report is rejected with a precise error: a check must never report numbers
+/// computed from a broken body.
+///
+/// The scanner works on bytes and only materialises `String`s for the columns the caller asked
+/// for, so a 100,000-row report parses without allocating a string per field.
+public struct CSVTable: Sendable {
+    /// The header names, in file order.
+    public let header: [String]
+    /// For each data row, the requested fields in the order of `columns` passed to `parse`.
+    public let rows: [[String]]
+
+    public init(header: [String], rows: [[String]]) {
+        self.header = header
+        self.rows = rows
+    }
+
+    /// Parses `bytes` and extracts `columns` (header names) from every row.
+    /// - Throws: `CSVError` describing the first problem found.
+    public static func parse(_ bytes: [UInt8], columns: [String]) throws(CSVError) -> CSVTable {
+        try bytes.withUnsafeBufferPointer { buffer throws(CSVError) in
+            try parse(UnsafeRawBufferPointer(buffer), columns: columns)
+        }
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, columns: [String]) throws(CSVError) -> CSVTable {
+        var start = 0
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
+        try rejectNonCSV(bytes, from: start)
+
+        var scanner = Scanner(bytes: bytes, position: start)
+        guard let headerRecord = try scanner.nextRecord(keep: nil) else { throw .empty }
+        let header = headerRecord.fields.map { $0.trimmingASCIIWhitespace() }
+        if header.count == 1, header[0].isEmpty { throw .empty }
+
+        var indexOf: [String: Int] = [:]
+        for (i, name) in header.enumerated() where indexOf[name] == nil { indexOf[name] = i }
+        let missing = columns.filter { indexOf[$0] == nil }
+        if !missing.isEmpty { throw .missingColumns(missing, found: header) }
+
+        // Map file column index -> output slot.
+        var slotOf = [Int](repeating: -1, count: header.count)
+        for (slot, name) in columns.enumerated() {
+            if let i = indexOf[name] { slotOf[i] = slot }
+        }
+
+        var rows: [[String]] = []
+        while let record = try scanner.nextRecord(keep: (slotOf, columns.count)) {
+            if record.fieldCount == 1, record.isBlankLine { continue }  // tolerate blank lines
+            guard record.fieldCount == header.count else {
+                throw .wrongFieldCount(line: record.line, found: record.fieldCount, expected: header.count)
+            }
+            guard record.terminated else { throw .truncated(line: record.line) }
+            rows.append(record.fields)
+        }
+        return CSVTable(header: header, rows: rows)
+    }
+
+    /// Recognises bodies that are clearly not a CSV report, to give a useful message.
+    private static func rejectNonCSV(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(CSVError) {
+        var i = start
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0D || bytes[i] == 0x0A { i += 1 }
+        if i == bytes.count { throw .empty }
+        switch bytes[i] {
+        case UInt8(ascii: "<"): throw .notCSV("an HTML or XML document")
+        case UInt8(ascii: "{"), UInt8(ascii: "["): throw .notCSV("a JSON document")
+        default: break
+        }
+        // Binary data: NUL bytes or invalid UTF-8 in the first KiB. The window ends on an ASCII
+        // byte so that a multi-byte character cut by the window is not mistaken for garbage.
+        var probeEnd = min(bytes.count, start + 1024)
+        while probeEnd > start, probeEnd < bytes.count, bytes[probeEnd - 1] >= 0x80 { probeEnd -= 1 }
+        let probe = UnsafeRawBufferPointer(rebasing: bytes[start..<probeEnd])
+        if probe.contains(0) { throw .notCSV("binary data") }
+        if String(validating: probe, as: UTF8.self) == nil { throw .notCSV("binary data (not UTF-8 text)") }
+    }
+
+    struct Record {
+        var fields: [String]
+        var fieldCount: Int
+        var line: Int
+        var terminated: Bool
+        var isBlankLine: Bool
+    }
+
+    /// Byte-level RFC 4180 scanner.
+    struct Scanner {
+        let bytes: UnsafeRawBufferPointer
+        var position: Int
+        var line = 1
+
+        init(bytes: UnsafeRawBufferPointer, position: Int) {
+            self.bytes = bytes
+            self.position = position
+        }
+
+        /// Reads one record. `keep` = (slot per column index, slot count) selects which fields
+        /// become strings; nil keeps every field (used for the header).
+        mutating func nextRecord(keep: ([Int], Int)?) throws(CSVError) -> Record? {
+            if position >= bytes.count { return nil }
+            let startLine = line
+            var fields: [String]
+            if let keep { fields = [String](repeating: "", count: keep.1) } else { fields = [] }
+            var fieldIndex = 0
+            var blank = true
+            while true {
+                // One field.
+                let wanted: Int  // slot, or -1 when the field is not needed
+                if let keep {
+                    wanted = fieldIndex < keep.0.count ? keep.0[fieldIndex] : -1
+                } else {
+                    wanted = Int.max
+                }
+                var value: String? = nil
+                if position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
+                    blank = false
+                    let quoteLine = line
+                    position += 1
+                    var chunk: [UInt8] = []
+                    var closed = false
+                    var segmentStart = position
+                    while position < bytes.count {
+                        let b = bytes[position]
+                        if b == UInt8(ascii: "\"") {
+                            if position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "\"") {
+                                if wanted >= 0 { chunk.append(contentsOf: bytes[segmentStart...position]) }
+                                position += 2
+                                segmentStart = position
+                                continue
+                            }
+                            if wanted >= 0 { chunk.append(contentsOf: bytes[segmentStart..<position]) }
+                            position += 1
+                            closed = true
+                            break
+                        }
+                        if b == 0x0A { line += 1 }
+                        position += 1
+                    }
+                    if !closed { throw .unterminatedQuote(line: quoteLine) }
+                    // After the closing quote only a separator or a line end may follow.
+                    if position < bytes.count {
+                        let b = bytes[position]
+                        if b != UInt8(ascii: ","), b != 0x0A, b != 0x0D {
+                            throw .textAfterQuote(line: line)
+                        }
+                    }
+                    if wanted >= 0 { value = String(decoding: chunk, as: UTF8.self) }
+                } else {
+                    let fieldStart = position
+                    while position < bytes.count {
+                        let b = bytes[position]
+                        if b == UInt8(ascii: ",") || b == 0x0A || b == 0x0D { break }
+                        if b == UInt8(ascii: "\"") { throw .quoteInUnquotedField(line: line) }
+                        position += 1
+                    }
+                    if position > fieldStart { blank = false }
+                    if wanted >= 0 {
+                        value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[fieldStart..<position]), as: UTF8.self)
+                    }
+                }
+                if let value {
+                    if keep == nil { fields.append(value) } else { fields[wanted] = value }
+                }
+                fieldIndex += 1
+                // Separator or end of record.
+                if position >= bytes.count {
+                    return Record(fields: fields, fieldCount: fieldIndex, line: startLine, terminated: false, isBlankLine: blank)
+                }
+                let b = bytes[position]
+                if b == UInt8(ascii: ",") {
+                    blank = false
+                    position += 1
+                    continue
+                }
+                if b == 0x0D {
+                    position += 1
+                    if position < bytes.count, bytes[position] == 0x0A { position += 1 }
+                } else {
+                    position += 1  // LF
+                }
+                line += 1
+                return Record(fields: fields, fieldCount: fieldIndex, line: startLine, terminated: true, isBlankLine: blank)
+            }
+        }
+    }
+}
+
+/// Why a report body was rejected.
+public enum CSVError: Error, Equatable, Sendable, CustomStringConvertible {
+    case empty
+    case notCSV(String)
+    case missingColumns([String], found: [String])
+    case unterminatedQuote(line: Int)
+    case textAfterQuote(line: Int)
+    case quoteInUnquotedField(line: Int)
+    case wrongFieldCount(line: Int, found: Int, expected: Int)
+    case truncated(line: Int)
+
+    public var description: String {
+        switch self {
+        case .empty:
+            return "the body is empty (no CSV header line)"
+        case .notCSV(let what):
+            return "the body is \(what), not a CSV report"
+        case .missingColumns(let missing, let found):
+            let shown = found.prefix(6).map { "'\($0)'" }.joined(separator: ", ")
+            return "required column\(missing.count == 1 ? "" : "s") "
+                + missing.map { "'\($0)'" }.joined(separator: ", ")
+                + " missing (header has \(found.count) column\(found.count == 1 ? "" : "s"): \(shown)\(found.count > 6 ? ", ..." : ""))"
+        case .unterminatedQuote(let line):
+            return "unterminated quoted field starting on line \(line)"
+        case .textAfterQuote(let line):
+            return "unexpected text after a closing quote on line \(line)"
+        case .quoteInUnquotedField(let line):
+            return "stray quote inside an unquoted field on line \(line)"
+        case .wrongFieldCount(let line, let found, let expected):
+            return "line \(line) has \(found) field\(found == 1 ? "" : "s"), the header has \(expected) (truncated or damaged report)"
+        case .truncated(let line):
+            return "the body ends in the middle of line \(line) (truncated download)"
+        }
+    }
+}
+
+extension String {
+    func trimmingASCIIWhitespace() -> String {
+        var scalars = Substring(self)
+        while let f = scalars.first, f == " " || f == "\t" { scalars.removeFirst() }
+        while let l = scalars.last, l == " " || l == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,156 @@
+/// Parses a Centreon-style argument list (`--opt=value`, `--opt value`, flags) for the
+/// `cloud::microsoft::office365::exchange::plugin` plugin, so that existing service definitions
+/// run unchanged with `exocheck run`.
+///
+/// Validation follows the plugin's order: unknown options and mode first, then the output
+/// options, then the connection options (`--tenant`, `--client-id`, `--client-secret`), then the
+/// mode's own options (thresholds, filters, status expressions). The first problem is reported.
+public struct CentreonArguments: Sendable {
+    /// Options whose values are collected, in command-line order (last one wins unless multi).
+    public private(set) var values: [String: [String]] = [:]
+    /// Option names in the order they were first seen.
+    public private(set) var order: [String] = []
+
+    /// Options that take a value.
+    static let connectionOptions: Set<String> = [
+        "tenant", "client-id", "client-secret", "login-endpoint", "graph-endpoint",
+        "statefile-dir", "timeout", "proxyurl",
+        // exocheck's own: the whole check's time budget in seconds.
+        "time-budget",
+    ]
+    /// Accepted for compatibility with existing command lines; they have no effect here.
+    static let ignoredValueOptions: Set<String> = [
+        "plugin", "custommode", "display-ok-counters", "float-precision", "source-encoding",
+        "statefile-suffix", "statefile-format", "statefile-key", "statefile-cipher",
+        "http-backend", "ssl-opt", "curl-opt", "http-peer-addr", "proxypac",
+        "change-long-output", "explode-perfdata-max", "change-perfdata", "extend-perfdata",
+        "extend-perfdata-group", "filter-perfdata-adv", "output-file", "ssl",
+    ]
+    static let outputValueOptions: Set<String> = [
+        "mode", "units", "filter-counters", "filter-counters-block", "filter-perfdata", "filter-uom",
+        "range-perfdata", "change-exit", "change-short-output", "opt-exit",
+    ]
+    static let flagOptions: Set<String> = [
+        "verbose", "debug", "debug-stream", "use-new-perfdata", "output-ignore-perfdata",
+        "output-ignore-label", "list-counters", "help", "list-mode", "version",
+        "statefile-concat-cwd", "insecure", "sanity-options", "disco-format", "disco-show",
+        "output-xml", "output-json", "output-openmetrics",
+    ]
+
+    /// Splits the argument list. Any option name is accepted here; whether it is known depends
+    /// on the mode and is checked by `CheckConfiguration`.
+    public init(_ arguments: [String]) throws(ArgumentError) {
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            i += 1
+            guard arg.hasPrefix("-"), arg.count > 1 else {
+                throw ArgumentError("Unexpected argument '\(arg)': options are written --name=value.")
+            }
+            var body = Substring(arg.dropFirst(arg.hasPrefix("--") ? 2 : 1))
+            var value: String? = nil
+            if let eq = body.firstIndex(of: "=") {
+                value = String(body[body.index(after: eq)...])
+                body = body[..<eq]
+            }
+            let name = String(body)
+            if name.isEmpty { throw ArgumentError("Unexpected argument '\(arg)'.") }
+            if Self.flagOptions.contains(name) {
+                if value != nil { throw ArgumentError("Option --\(name) does not take a value.") }
+                record(name, "1")
+                continue
+            }
+            if value == nil {
+                // Getopt::Long ':s' semantics: the next argument is the value unless it is an option.
+                if i < arguments.count, !(arguments[i].hasPrefix("-") && arguments[i].count > 1) {
+                    value = arguments[i]
+                    i += 1
+                } else {
+                    value = ""
+                }
+            }
+            record(name, value ?? "")
+        }
+    }
+
+    /// Builds arguments from a name → value map (the `options` object of a check request).
+    public init(options: [(name: String, value: String)]) {
+        for (name, value) in options { record(name, value) }
+    }
+
+    private mutating func record(_ name: String, _ value: String) {
+        if values[name] == nil { order.append(name) }
+        values[name, default: []].append(value)
+    }
+
+    public func last(_ name: String) -> String? { values[name]?.last }
+    public func all(_ name: String) -> [String] { values[name] ?? [] }
+    public func has(_ name: String) -> Bool { values[name] != nil }
+}
+
+/// A command-line problem: printed as `UNKNOWN: <message> ` (or the `--opt-exit` status).
+public struct ArgumentError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The connection part of a command line (credentials and endpoints).
+public struct ConnectionArguments: Sendable, Equatable {
+    public var tenant: String
+    public var clientId: String
+    public var clientSecret: String
+    public var loginEndpoint: String
+    public var graphEndpoint: String
+    public var statefileDir: String?
+    public var timeoutSeconds: Double
+    public var proxyURL: String?
+
+    public static let defaultLoginEndpoint = "https://login.microsoftonline.com"
+    public static let defaultGraphEndpoint = "https://graph.microsoft.com"
+
+    public init(tenant: String, clientId: String, clientSecret: String,
+                loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
+                statefileDir: String? = nil, timeoutSeconds: Double = 10, proxyURL: String? = nil) {
+        self.tenant = tenant
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+        self.loginEndpoint = loginEndpoint
+        self.graphEndpoint = graphEndpoint
+        self.statefileDir = statefileDir
+        self.timeoutSeconds = timeoutSeconds
+        self.proxyURL = proxyURL
+    }
+
+    /// The plugin's custom-mode checks: tenant, client id, client secret must be non-empty.
+    public init(_ args: CentreonArguments) throws(ArgumentError) {
+        func required(_ name: String) throws(ArgumentError) -> String {
+            guard let v = args.last(name), !v.isEmpty else { throw ArgumentError("Need to specify --\(name) option.") }
+            return v
+        }
+        let tenant = try required("tenant")
+        let clientId = try required("client-id")
+        let secret = try required("client-secret")
+        var timeout = 10.0
+        if let t = args.last("timeout"), !t.isEmpty {
+            guard let v = Double(t), v > 0, v.isFinite else {
+                throw ArgumentError("Wrong --timeout value '\(t)': give a number of seconds greater than 0.")
+            }
+            timeout = v
+        }
+        func endpoint(_ name: String, _ fallback: String) throws(ArgumentError) -> String {
+            guard let v = args.last(name), !v.isEmpty else { return fallback }
+            guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
+                throw ArgumentError("Wrong --\(name) value '\(v)': give a URL starting with https://.")
+            }
+            return v.hasSuffix("/") ? String(v.dropLast()) : v
+        }
+        self.init(
+            tenant: tenant, clientId: clientId, clientSecret: secret,
+            loginEndpoint: try endpoint("login-endpoint", Self.defaultLoginEndpoint),
+            graphEndpoint: try endpoint("graph-endpoint", Self.defaultGraphEndpoint),
+            statefileDir: args.last("statefile-dir").flatMap { $0.isEmpty ? nil : $0 },
+            timeoutSeconds: timeout,
+            proxyURL: args.last("proxyurl").flatMap { $0.isEmpty ? nil : $0 })
+    }
+}

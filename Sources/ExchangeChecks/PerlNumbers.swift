@@ -1,0 +1,92 @@
+import Foundation
+
+/// Number conversions with the semantics of the Perl plugin, so that output is byte-identical.
+enum PerlNumber {
+    /// Perl's numeric value of a string: leading whitespace, optional sign, digits, optional
+    /// fraction and exponent; anything else stops the parse ("12abc" → 12, "" → 0, "1,5" → 1).
+    static func numify(_ text: String) -> Double {
+        var scalars = Substring(text).unicodeScalars.drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
+        var out = ""
+        if let f = scalars.first, f == "+" || f == "-" {
+            out.unicodeScalars.append(f)
+            scalars = scalars.dropFirst()
+        }
+        let lowered = String(String.UnicodeScalarView(scalars.prefix(3))).lowercased()
+        if lowered == "inf" { return out == "-" ? -.infinity : .infinity }
+        if lowered == "nan" { return .nan }
+        var sawDigit = false
+        var sawDot = false
+        var sawExp = false
+        var iterator = scalars.makeIterator()
+        var pending: [Unicode.Scalar] = []
+        while let c = iterator.next() {
+            if c.properties.numericType == .decimal, c.isASCII {
+                out.unicodeScalars.append(contentsOf: pending)
+                pending.removeAll()
+                out.unicodeScalars.append(c)
+                sawDigit = true
+            } else if c == ".", !sawDot, !sawExp {
+                sawDot = true
+                out.unicodeScalars.append(c)
+            } else if (c == "e" || c == "E"), sawDigit, !sawExp {
+                sawExp = true
+                pending = [c]
+                if let n = iterator.next() {
+                    if n == "+" || n == "-" { pending.append(n) } else if n.isASCII, n.properties.numericType == .decimal {
+                        out.unicodeScalars.append(contentsOf: pending)
+                        pending.removeAll()
+                        out.unicodeScalars.append(n)
+                    } else { break }
+                }
+            } else {
+                break
+            }
+        }
+        guard sawDigit else { return 0 }
+        if out.hasSuffix(".") { out.removeLast() }
+        return Double(out) ?? 0
+    }
+
+    /// Perl's default stringification of a number (`%.15g`, integers without a decimal point).
+    static func string(_ value: Double) -> String {
+        if value.isInfinite { return value < 0 ? "-Inf" : "Inf" }
+        if value.isNaN { return "NaN" }
+        if value == value.rounded(.towardZero), abs(value) < 1e15 {
+            return String(Int64(value))
+        }
+        return String(format: "%.15g", value)
+    }
+
+    /// `sprintf('%d', $value)` of a Perl scalar holding a number or numeric string.
+    static func integerPart(_ value: Double) -> Int64 {
+        if value.isNaN { return 0 }
+        if value >= 9.2233720368547758e18 { return Int64.max }
+        if value <= -9.2233720368547758e18 { return Int64.min }
+        return Int64(value.rounded(.towardZero))
+    }
+
+    /// `sprintf('%.2f', $value)`.
+    static func fixed2(_ value: Double) -> String {
+        String(format: "%.2f", value)
+    }
+
+    /// Bytes humanised as the plugin's `change_bytes` does: `806.97 MB`.
+    static func humanBytes(_ value: Double) -> String {
+        var v = abs(value)
+        let sign = value < 0 ? -1.0 : 1.0
+        var unit = ""
+        for candidate in ["K", "M", "G", "T"] {
+            if v / 1024 < 1 { break }
+            unit = candidate
+            v /= 1024
+        }
+        return fixed2(sign * v) + " " + unit + "B"
+    }
+
+    /// The comparison form used by the plugin's `threshold_check`: numbers written with a decimal
+    /// point are rounded to 8 decimals (`sprintf('%.8f')`) before comparing.
+    static func comparable(_ value: Double, hasDecimalPoint: Bool) -> Double {
+        guard hasDecimalPoint, value.isFinite else { return value }
+        return Double(String(format: "%.8f", value)) ?? value
+    }
+}

@@ -1,0 +1,130 @@
+/// One row of `getEmailActivityUserDetail` (the fields the check reads).
+public struct EmailActivityRow: Sendable, Equatable {
+    public var reportRefreshDate: String
+    public var userPrincipalName: String
+    public var lastActivityDate: String
+    public var sendCount: Double
+    public var receiveCount: Double
+    public var readCount: Double
+    /// `7` in the period report, `1` in the daily (`date=`) report.
+    public var reportPeriod: String
+
+    public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String,
+                sendCount: Double, receiveCount: Double, readCount: Double, reportPeriod: String) {
+        self.reportRefreshDate = reportRefreshDate
+        self.userPrincipalName = userPrincipalName
+        self.lastActivityDate = lastActivityDate
+        self.sendCount = sendCount
+        self.receiveCount = receiveCount
+        self.readCount = readCount
+        self.reportPeriod = reportPeriod
+    }
+}
+
+/// One row of `getMailboxUsageDetail` (the fields the check reads).
+public struct MailboxUsageRow: Sendable, Equatable {
+    public var reportRefreshDate: String
+    public var userPrincipalName: String
+    public var lastActivityDate: String
+    public var itemCount: Double
+    /// `Storage Used (Byte)` as written in the report ('' when empty).
+    public var storageUsed: String
+    public var issueWarningQuota: String
+    public var prohibitSendQuota: String
+    public var prohibitSendReceiveQuota: String
+
+    public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String, itemCount: Double,
+                storageUsed: String, issueWarningQuota: String, prohibitSendQuota: String, prohibitSendReceiveQuota: String) {
+        self.reportRefreshDate = reportRefreshDate
+        self.userPrincipalName = userPrincipalName
+        self.lastActivityDate = lastActivityDate
+        self.itemCount = itemCount
+        self.storageUsed = storageUsed
+        self.issueWarningQuota = issueWarningQuota
+        self.prohibitSendQuota = prohibitSendQuota
+        self.prohibitSendReceiveQuota = prohibitSendReceiveQuota
+    }
+
+    /// Storage used in bytes (empty = 0).
+    public var storageUsedValue: Double { storageUsed.isEmpty ? 0 : PerlNumber.numify(storageUsed) }
+}
+
+/// Why a downloaded report could not be used.
+public enum ReportError: Error, Equatable, Sendable, CustomStringConvertible {
+    case csv(CSVError)
+    case badNumber(column: String, row: Int, value: String)
+
+    public var description: String {
+        switch self {
+        case .csv(let e): return e.description
+        case .badNumber(let column, let row, let value):
+            return "column '\(column)' of data row \(row) holds '\(value)', not a number"
+        }
+    }
+}
+
+public enum ReportParser {
+    public static let emailActivityColumns = [
+        "Report Refresh Date", "User Principal Name", "Last Activity Date",
+        "Send Count", "Receive Count", "Read Count", "Report Period",
+    ]
+    public static let mailboxUsageColumns = [
+        "Report Refresh Date", "User Principal Name", "Last Activity Date", "Item Count",
+        "Storage Used (Byte)", "Issue Warning Quota (Byte)", "Prohibit Send Quota (Byte)",
+        "Prohibit Send/Receive Quota (Byte)",
+    ]
+
+    public static func emailActivity(_ body: [UInt8]) throws(ReportError) -> [EmailActivityRow] {
+        let table: CSVTable
+        do { table = try CSVTable.parse(body, columns: emailActivityColumns) } catch { throw .csv(error) }
+        var rows: [EmailActivityRow] = []
+        rows.reserveCapacity(table.rows.count)
+        for (i, f) in table.rows.enumerated() {
+            rows.append(EmailActivityRow(
+                reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
+                sendCount: try count(f[3], emailActivityColumns[3], i),
+                receiveCount: try count(f[4], emailActivityColumns[4], i),
+                readCount: try count(f[5], emailActivityColumns[5], i),
+                reportPeriod: f[6]))
+        }
+        return rows
+    }
+
+    public static func mailboxUsage(_ body: [UInt8]) throws(ReportError) -> [MailboxUsageRow] {
+        let table: CSVTable
+        do { table = try CSVTable.parse(body, columns: mailboxUsageColumns) } catch { throw .csv(error) }
+        var rows: [MailboxUsageRow] = []
+        rows.reserveCapacity(table.rows.count)
+        for (i, f) in table.rows.enumerated() {
+            for c in 4...7 where !f[c].isEmpty { _ = try count(f[c], mailboxUsageColumns[c], i) }
+            rows.append(MailboxUsageRow(
+                reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
+                itemCount: try count(f[3], mailboxUsageColumns[3], i),
+                storageUsed: f[4], issueWarningQuota: f[5], prohibitSendQuota: f[6], prohibitSendReceiveQuota: f[7]))
+        }
+        return rows
+    }
+
+    /// A count column: empty = 0; otherwise a plain decimal number.
+    static func count(_ text: String, _ column: String, _ index: Int) throws(ReportError) -> Double {
+        if text.isEmpty { return 0 }
+        guard isPlainNumber(text), let v = Double(text) else {
+            throw .badNumber(column: column, row: index + 1, value: String(text.prefix(40)))
+        }
+        return v
+    }
+
+    static func isPlainNumber(_ text: String) -> Bool {
+        var sawDigit = false
+        var sawDot = false
+        for (i, b) in text.utf8.enumerated() {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): sawDigit = true
+            case UInt8(ascii: "."): if sawDot { return false }; sawDot = true
+            case UInt8(ascii: "-"): if i != 0 { return false }
+            default: return false
+            }
+        }
+        return sawDigit
+    }
+}

@@ -1,0 +1,29 @@
+/// Why a check could not get its report data. `kind` is the `error.kind` of a check result;
+/// `message` is the first output line after `UNKNOWN: ` and tells the operator what to do;
+/// `details` are extra lines shown with `--verbose`/`--debug` (never secrets).
+public struct GraphError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Codable {
+        case auth
+        case permission
+        case throttled
+        case graph
+        case timeout
+        case parse
+        case unknownTenant = "unknown-tenant"
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var details: [String]
+    /// For throttling: seconds the server asked us to wait.
+    public var retryAfterSeconds: Double?
+
+    public init(_ kind: Kind, _ message: String, details: [String] = [], retryAfterSeconds: Double? = nil) {
+        self.kind = kind
+        self.message = message
+        self.details = details
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    public var description: String { message }
+}

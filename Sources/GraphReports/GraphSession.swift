@@ -1,0 +1,316 @@
+import Foundation
+import NIOHTTP1
+
+/// One Graph usage report request: `getMailboxUsageDetail(period='D7')`,
+/// `getEmailActivityUserDetail(date=2025-06-28)`.
+public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
+    public enum Parameter: Sendable, Hashable {
+        case period(String)
+        case date(String)
+    }
+
+    public var report: String
+    public var parameter: Parameter
+
+    public init(report: String, parameter: Parameter) {
+        self.report = report
+        self.parameter = parameter
+    }
+
+    /// `period='D7'` / `date=2025-06-28`.
+    public var parameterText: String {
+        switch parameter {
+        case .period(let p): return "period='\(p)'"
+        case .date(let d): return "date=\(d)"
+        }
+    }
+
+    public var description: String { "\(report)(\(parameterText))" }
+
+    var path: String {
+        let encoded = parameterText.replacingOccurrences(of: "'", with: "%27")
+        return "/v1.0/reports/\(report)(\(encoded))"
+    }
+}
+
+/// A downloaded report, or "unchanged" after an `If-None-Match` revalidation.
+public enum ReportDownload: Sendable {
+    case body([UInt8], etag: String?)
+    case notModified
+}
+
+/// What a fetch cost, for result metadata and metrics.
+public struct FetchStats: Sendable, Equatable {
+    public var tokenRequests = 0
+    public var tokenFromCache = true
+    public var graphCalls = 0
+    public var throttled = 0
+    public init() {}
+}
+
+/// Retry rules for report requests.
+public struct RetryPolicy: Sendable {
+    /// Attempts per report (first try included), for 429/503/5xx/transport errors.
+    public var maxAttempts = 4
+    /// First backoff when the server gives no Retry-After; doubled each time, with jitter.
+    public var initialBackoff: Double = 0.5
+    public var maxBackoff: Double = 8
+    public init() {}
+}
+
+/// Talks to Graph for one app identity (tenant + client): tokens through the shared caches,
+/// report requests with the redirect followed by hand, retries within the check's deadline.
+public struct GraphSession: Sendable {
+    public let app: AppIdentity
+    let transport: HTTPTransport
+    let tokenCache: TokenCache
+    let diskStore: DiskTokenStore?
+    /// Per-request timeout (`--timeout`).
+    public var requestTimeout: Double
+    public var retry = RetryPolicy()
+    /// Where warnings go (stderr for `run`, the log for the worker).
+    let warn: @Sendable (String) -> Void
+    let clock = ContinuousClock()
+
+    public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
+                requestTimeout: Double = 10, warn: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.app = app
+        self.transport = transport
+        self.tokenCache = tokenCache
+        self.diskStore = diskStore
+        self.requestTimeout = requestTimeout
+        self.warn = warn
+    }
+
+    var key: TokenKey { TokenKey(app: app) }
+
+    func remaining(_ deadline: ContinuousClock.Instant) -> Double {
+        let d = clock.now.duration(to: deadline)
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// A token: memory cache, then disk cache, then the identity platform.
+    public func token(deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> AccessToken {
+        let key = self.key
+        let app = self.app
+        let transport = self.transport
+        let diskStore = self.diskStore
+        let timeout = min(requestTimeout, max(0.001, remaining(deadline)))
+        let warn = self.warn
+        let requested = RequestFlag()
+        let (token, cached) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
+            if let disk = diskStore?.load(key) { return disk }
+            requested.set()
+            let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
+            if let warning = diskStore?.save(token, for: key) { warn(warning) }
+            return token
+        }
+        if requested.isSet {
+            stats.tokenRequests += 1
+            stats.tokenFromCache = false
+        } else if !cached {
+            stats.tokenFromCache = true
+        }
+        return token
+    }
+
+    /// Downloads one report. `etag` asks for revalidation (`If-None-Match`).
+    public func fetch(_ request: ReportRequest, deadline: ContinuousClock.Instant, etag: String? = nil,
+                      stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
+        var token = try await token(deadline: deadline, stats: &stats)
+        var renewedAfter401 = false
+        var attempt = 0
+        var backoff = retry.initialBackoff
+        let url = app.endpoints.graph + request.path
+        while true {
+            attempt += 1
+            let left = remaining(deadline)
+            if left <= 0 {
+                throw GraphError(.timeout, "No time left in this check's time budget to request \(request) (the deadline passed).")
+            }
+            var headers = [("Authorization", "Bearer \(token.value)"), ("Accept", "text/csv, application/octet-stream")]
+            if let etag { headers.append(("If-None-Match", etag)) }
+            stats.graphCalls += 1
+            let answer: HTTPAnswer
+            do {
+                answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
+            } catch {
+                switch error {
+                case .timeout(let s):
+                    throw GraphError(.timeout, "Graph did not answer \(request) within \(IdentityClient.seconds(s)) (--timeout); Graph may be slow, retry later or raise --timeout.")
+                case .unreachable(let why):
+                    let wait = jittered(backoff)
+                    if attempt < retry.maxAttempts, remaining(deadline) > wait + 0.5 {
+                        try await sleep(wait)
+                        backoff = min(backoff * 2, retry.maxBackoff)
+                        continue
+                    }
+                    throw GraphError(.graph, "Cannot reach Graph at \(HTTPTransport.hostPort(url)): \(why) (\(attempt) attempt\(attempt == 1 ? "" : "s")).")
+                }
+            }
+            switch answer.status {
+            case 200:
+                return .body(answer.body, etag: answer.header("ETag"))
+            case 304:
+                return .notModified
+            case 301, 302, 303, 307, 308:
+                guard let location = answer.header("Location"), let target = resolve(location, against: url) else {
+                    throw GraphError(.graph, "Graph answered \(request) with HTTP \(answer.status) but no usable Location header.")
+                }
+                return try await download(target, request: request, deadline: deadline, etag: etag, stats: &stats)
+            case 401 where !renewedAfter401:
+                // The token expired or was revoked: drop it and get a new one, once.
+                renewedAfter401 = true
+                await tokenCache.invalidate(key, token: token)
+                diskStore?.remove(key)
+                token = try await self.token(deadline: deadline, stats: &stats)
+                continue
+            case 429, 503:
+                stats.throttled += 1
+                let retryAfter = answer.header("Retry-After").flatMap(Self.parseRetryAfter)
+                let wait = retryAfter ?? jittered(backoff)
+                let left = remaining(deadline)
+                if attempt < retry.maxAttempts, wait < left - 0.2 {
+                    try await sleep(wait)
+                    backoff = min(backoff * 2, retry.maxBackoff)
+                    continue
+                }
+                throw graphError(answer, request: request, attempts: attempt, retryAfter: retryAfter, budgetLeft: left)
+            case 500, 502, 504:
+                let wait = jittered(backoff)
+                if attempt < retry.maxAttempts, wait < remaining(deadline) - 0.5 {
+                    try await sleep(wait)
+                    backoff = min(backoff * 2, retry.maxBackoff)
+                    continue
+                }
+                throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: remaining(deadline))
+            default:
+                throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: remaining(deadline))
+            }
+        }
+    }
+
+    /// The pre-authenticated download URL: no Authorization header, whatever the host.
+    func download(_ url: String, request: ReportRequest, deadline: ContinuousClock.Instant, etag: String?,
+                  stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
+        var attempt = 0
+        var backoff = retry.initialBackoff
+        while true {
+            attempt += 1
+            let left = remaining(deadline)
+            if left <= 0 { throw GraphError(.timeout, "No time left in this check's time budget to download \(request).") }
+            var headers: [(String, String)] = []
+            if let etag { headers.append(("If-None-Match", etag)) }
+            stats.graphCalls += 1
+            let answer: HTTPAnswer
+            do {
+                answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
+            } catch {
+                switch error {
+                case .timeout(let s):
+                    throw GraphError(.timeout, "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")
+                case .unreachable(let why):
+                    throw GraphError(.graph, "Cannot download \(request) from \(HTTPTransport.hostPort(url)): \(why).")
+                }
+            }
+            switch answer.status {
+            case 200: return .body(answer.body, etag: answer.header("ETag"))
+            case 304: return .notModified
+            case let status where [500, 502, 503, 504].contains(status) && attempt < retry.maxAttempts && remaining(deadline) > backoff + 0.5:
+                try await sleep(jittered(backoff))
+                backoff = min(backoff * 2, retry.maxBackoff)
+                continue
+            case 403, 404:
+                throw GraphError(.graph, "The report download URL of \(request) answered HTTP \(answer.status) (expired or unknown download link); retry the check.")
+            default:
+                throw GraphError(.graph, "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(attempt > 1 ? " after \(attempt) attempts" : ""); retry later.")
+            }
+        }
+    }
+
+    func graphError(_ answer: HTTPAnswer, request: ReportRequest, attempts: Int, retryAfter: Double?, budgetLeft: Double) -> GraphError {
+        let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
+        let error = json?["error"] as? [String: Any]
+        let code = error?["code"] as? String
+        let graphMessage = error?["message"] as? String
+        let status = answer.status
+        var kind: GraphError.Kind = .graph
+        var advice: String
+        switch status {
+        case 401:
+            kind = .auth
+            advice = "Graph rejected the access token even after a new one was requested; check that the app registration exists in this tenant and the endpoints belong to the same cloud."
+        case 403:
+            kind = .permission
+            advice = "the app lacks the Reports.Read.All application permission with admin consent: grant it under Entra ID > App registrations > API permissions, then grant admin consent."
+        case 429, 503:
+            kind = .throttled
+            let retry = retryAfter.map { "it asked to retry after \(Self.formatSeconds($0))" } ?? "no Retry-After was given"
+            if let retryAfter, retryAfter >= budgetLeft - 0.2 {
+                advice = "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app); \(retry), beyond this check's remaining time budget (\(Self.formatSeconds(max(0, budgetLeft)))). Retry after \(Self.formatSeconds(retryAfter)) or lower the check frequency."
+            } else {
+                advice = "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app); still refused after \(attempts) attempt\(attempts == 1 ? "" : "s") (\(retry)). Lower the check frequency or retry later."
+            }
+        case 400:
+            advice = "Graph refused \(request) as a bad request" + (graphMessage.map { ": \($0)" } ?? "") + "."
+        case 404:
+            advice = "Graph does not know \(request); check --graph-endpoint."
+        default:
+            advice = "Graph failed on \(request)\(attempts > 1 ? " after \(attempts) attempts" : ""); retry later."
+        }
+        let head: String
+        if let code {
+            head = "Graph endpoint API return error code '\(code)' (HTTP \(status)): "
+        } else {
+            let type = answer.header("Content-Type").map { ", \($0.split(separator: ";").first.map(String.init) ?? $0)" } ?? ""
+            head = "Graph answered \(request) with HTTP \(status) (no JSON error body\(type)): "
+        }
+        var details: [String] = []
+        if let graphMessage { details.append("Graph says: \(graphMessage)") }
+        if let inner = error?["innerError"] as? [String: Any], let id = inner["request-id"] as? String {
+            details.append("Graph request-id: \(id)")
+        }
+        return GraphError(kind, head + advice, details: details, retryAfterSeconds: retryAfter)
+    }
+
+    /// `Retry-After`: seconds, possibly fractional (`2.128`), or an HTTP date.
+    static func parseRetryAfter(_ value: String) -> Double? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let s = Double(trimmed), s.isFinite, s >= 0 { return s }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        if let date = formatter.date(from: trimmed) { return max(0, date.timeIntervalSinceNow) }
+        return nil
+    }
+
+    static func formatSeconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+    }
+
+    func jittered(_ base: Double) -> Double { base * Double.random(in: 0.8...1.2) }
+
+    func sleep(_ seconds: Double) async throws(GraphError) {
+        do {
+            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+        } catch {
+            throw GraphError(.timeout, "The check was cancelled while waiting to retry.")
+        }
+    }
+
+    func resolve(_ location: String, against base: String) -> String? {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
+        guard let baseURL = URL(string: base), let url = URL(string: location, relativeTo: baseURL) else { return nil }
+        return url.absoluteString
+    }
+}
+
+/// A set-once flag read after the token closure ran (the closure may run in another task).
+final class RequestFlag: Sendable {
+    private let storage = Mutex(false)
+    func set() { storage.withLock { $0 = true } }
+    var isSet: Bool { storage.withLock { $0 } }
+}
+
+import Synchronization

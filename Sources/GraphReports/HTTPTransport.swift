@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Microsoft national clouds: each has its own login and Graph hosts; tokens do not cross them.
+public enum NationalCloud: String, Sendable, Codable, CaseIterable {
+    case global, usgov, usgovdod, china
+
+    public var endpoints: GraphEndpoints {
+        switch self {
+        case .global: return GraphEndpoints(login: "https://login.microsoftonline.com", graph: "https://graph.microsoft.com")
+        case .usgov: return GraphEndpoints(login: "https://login.microsoftonline.us", graph: "https://graph.microsoft.us")
+        case .usgovdod: return GraphEndpoints(login: "https://login.microsoftonline.us", graph: "https://dod-graph.microsoft.us")
+        case .china: return GraphEndpoints(login: "https://login.chinacloudapi.cn", graph: "https://microsoftgraph.chinacloudapi.cn")
+        }
+    }
+}
+
+/// Base URLs of the identity platform and of Graph (no trailing slash).
+public struct GraphEndpoints: Sendable, Hashable, Codable {
+    public var login: String
+    public var graph: String
+
+    public init(login: String, graph: String) {
+        self.login = login.hasSuffix("/") ? String(login.dropLast()) : login
+        self.graph = graph.hasSuffix("/") ? String(graph.dropLast()) : graph
+    }
+}
+
+/// One HTTP answer, body collected.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? { headers.first(name: name) }
+}
+
+/// Transport failures, before any HTTP status exists.
+enum TransportFailure: Error {
+    case timeout(seconds: Double)
+    case unreachable(String)
+}
+
+/// A thin layer over AsyncHTTPClient: one request, a timeout, the body collected, redirects
+/// never followed automatically (the report redirect is followed by hand so that the bearer
+/// token never reaches the download host).
+public struct HTTPTransport: Sendable {
+    let client: HTTPClient
+    /// Largest body accepted (a 100,000-mailbox report is about 30 MB).
+    var maxBodyBytes = 512 * 1024 * 1024
+
+    public init(client: HTTPClient) {
+        self.client = client
+    }
+
+    public static func defaultConfiguration(proxy: HTTPClient.Configuration.Proxy? = nil) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.proxy = proxy
+        configuration.decompression = .enabled(limit: .none)
+        return configuration
+    }
+
+    /// Shuts the client down (call once when done).
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+              timeout seconds: Double) async throws(TransportFailure) -> HTTPAnswer {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.headers.add(name: "User-Agent", value: "exocheck/1.0")
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let timeout = TimeAmount.nanoseconds(Int64(max(0.001, seconds) * 1e9))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let buffer = try await response.body.collect(upTo: maxBodyBytes)
+            return HTTPAnswer(status: Int(response.status.code), headers: response.headers,
+                              body: Array(buffer.readableBytesView))
+        } catch let error as HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
+                throw .timeout(seconds: seconds)
+            case .bodyLengthMismatch, .remoteConnectionClosed:
+                throw .unreachable("the connection was closed before the answer was complete")
+            default:
+                throw .unreachable(Self.describe(error))
+            }
+        } catch {
+            let text = Self.describe(error)
+            if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") {
+                throw .timeout(seconds: seconds)
+            }
+            throw .unreachable(text)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.localizedCaseInsensitiveContains("connection refused") || text.contains("ECONNREFUSED") || text.contains("errno: 111") {
+            return "connection refused"
+        }
+        if text.localizedCaseInsensitiveContains("no such host") || text.localizedCaseInsensitiveContains("name resolution")
+            || text.localizedCaseInsensitiveContains("lookup") {
+            return "host name could not be resolved"
+        }
+        if text.localizedCaseInsensitiveContains("certificate") || text.localizedCaseInsensitiveContains("handshake") {
+            return "TLS handshake failed (\(text.prefix(200)))"
+        }
+        return String(text.prefix(300))
+    }
+
+    /// `host:port` of a URL, for messages.
+    static func hostPort(_ url: String) -> String {
+        guard let u = URLComponents(string: url), let host = u.host else { return url }
+        let port = u.port ?? (u.scheme == "http" ? 80 : 443)
+        return "\(host):\(port)"
+    }
+}
+
+/// An HTTP proxy given as `http://host:port` (the plugin's `--proxyurl`).
+public struct HTTPClientProxy: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init?(_ url: String) {
+        guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty else { return nil }
+        self.host = host
+        self.port = c.port ?? 3128
+    }
+}
+
+extension HTTPTransport {
+    /// A transport with its own client (shut it down when done).
+    public static func make(proxy: HTTPClientProxy? = nil) -> HTTPTransport {
+        let configuration = defaultConfiguration(proxy: proxy.map { .server(host: $0.host, port: $0.port) })
+        return HTTPTransport(client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
+    }
+}

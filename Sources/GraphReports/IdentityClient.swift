@@ -1,0 +1,156 @@
+import Foundation
+
+/// An app-only access token for Graph.
+public struct AccessToken: Sendable, Equatable, Codable {
+    public var value: String
+    public var expiresAt: Date
+
+    public init(value: String, expiresAt: Date) {
+        self.value = value
+        self.expiresAt = expiresAt
+    }
+
+    public func remaining(now: Date = Date()) -> TimeInterval { expiresAt.timeIntervalSince(now) }
+}
+
+/// How the app proves its identity.
+public enum ClientCredential: Sendable {
+    case secret(String)
+    /// A signed JWT client assertion, made fresh for each token request.
+    case assertion(@Sendable (_ audience: String) throws -> String)
+}
+
+/// Who asks for the token: the tenant (name, domain or GUID) and the app.
+public struct AppIdentity: Sendable {
+    public var tenant: String
+    public var clientId: String
+    public var credential: ClientCredential
+    public var endpoints: GraphEndpoints
+
+    public init(tenant: String, clientId: String, credential: ClientCredential, endpoints: GraphEndpoints) {
+        self.tenant = tenant
+        self.clientId = clientId
+        self.credential = credential
+        self.endpoints = endpoints
+    }
+
+    var tokenURL: String { "\(endpoints.login)/\(tenant.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? tenant)/oauth2/v2.0/token" }
+    var scope: String { endpoints.graph + "/.default" }
+}
+
+/// The client-credentials grant against the Microsoft identity platform.
+public struct IdentityClient: Sendable {
+    let transport: HTTPTransport
+
+    public init(transport: HTTPTransport) {
+        self.transport = transport
+    }
+
+    /// `POST {login}/{tenant}/oauth2/v2.0/token`.
+    public func requestToken(for app: AppIdentity, timeout: Double, now: @Sendable () -> Date = Date.init) async throws(GraphError) -> AccessToken {
+        var form: [(String, String)] = [("grant_type", "client_credentials"), ("client_id", app.clientId)]
+        switch app.credential {
+        case .secret(let secret):
+            form.append(("client_secret", secret))
+        case .assertion(let make):
+            let jwt: String
+            do { jwt = try make(app.tokenURL) } catch {
+                throw GraphError(.auth, "Cannot build the certificate client assertion: \(error)")
+            }
+            form.append(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+            form.append(("client_assertion", jwt))
+        }
+        form.append(("scope", app.scope))
+        let body = Array(FormEncoding.encode(form).utf8)
+        let answer: HTTPAnswer
+        do {
+            answer = try await transport.send(.POST, app.tokenURL,
+                                              headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                              body: body, timeout: timeout)
+        } catch {
+            switch error {
+            case .timeout(let s):
+                throw GraphError(.timeout, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) did not answer within \(Self.seconds(s)) (--timeout).")
+            case .unreachable(let why):
+                throw GraphError(.graph, "Cannot reach the login endpoint \(HTTPTransport.hostPort(app.tokenURL)): \(why).")
+            }
+        }
+        let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
+        if let json, let code = json["error"] as? String {
+            let description = (json["error_description"] as? String) ?? ""
+            throw Self.loginError(code: code, description: description, status: answer.status)
+        }
+        guard answer.status == 200, let json else {
+            let type = answer.header("Content-Type").map { " (\($0.split(separator: ";").first.map(String.init) ?? $0))" } ?? ""
+            throw GraphError(.graph, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later.")
+        }
+        guard let token = json["access_token"] as? String, !token.isEmpty else {
+            throw GraphError(.auth, "Login endpoint answered HTTP 200 without an access_token.")
+        }
+        let lifetime = (json["expires_in"] as? Double) ?? (json["expires_in"] as? String).flatMap(Double.init) ?? 3599
+        return AccessToken(value: token, expiresAt: now().addingTimeInterval(lifetime))
+    }
+
+    /// Keeps the plugin's first line (`Login endpoint API return error code '<code>' ...`,
+    /// monitoring rules match on it) and explains the AADSTS code in the details.
+    static func loginError(code: String, description: String, status: Int) -> GraphError {
+        let aadsts = description.split(whereSeparator: { $0 == ":" || $0 == " " }).first.map(String.init) ?? ""
+        let meaning = explanation(aadsts: aadsts, code: code)
+        var details = ["Login endpoint answered HTTP \(status), error '\(code)'" + (aadsts.hasPrefix("AADSTS") ? " (\(aadsts))" : "") + "."]
+        if let meaning { details.append(meaning) }
+        if let firstLine = description.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first {
+            details.append("Microsoft says: " + firstLine)
+        }
+        let kind: GraphError.Kind = aadsts == "AADSTS90002" ? .unknownTenant : (status >= 500 ? .graph : .auth)
+        return GraphError(kind, "Login endpoint API return error code '\(code)' (add --debug option for detailed message)", details: details)
+    }
+
+    static func explanation(aadsts: String, code: String) -> String? {
+        switch aadsts {
+        case "AADSTS7000215": return "The client secret is wrong: give the secret's Value (shown once when it was created), not its Secret ID."
+        case "AADSTS7000222": return "The client secret has expired: create a new secret for the app registration and update the configuration."
+        case "AADSTS7000216", "AADSTS7000218": return "No client secret or certificate assertion was sent: give --client-secret."
+        case "AADSTS700016": return "The application (client id) is not known in this tenant: check --client-id and that the app is consented in the tenant."
+        case "AADSTS90002": return "The tenant was not found: check --tenant (a GUID or a verified domain such as contoso.onmicrosoft.com)."
+        case "AADSTS1002012", "AADSTS70011": return "The scope is invalid: check --graph-endpoint (the scope is <graph endpoint>/.default)."
+        case "AADSTS700027": return "The certificate assertion was rejected: check the certificate uploaded to the app registration and the private key."
+        default:
+            switch code {
+            case "temporarily_unavailable", "server_error": return "The identity platform had a temporary problem: retry later."
+            default: return nil
+            }
+        }
+    }
+
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+    }
+}
+
+/// `application/x-www-form-urlencoded`.
+enum FormEncoding {
+    static let unreserved: CharacterSet = {
+        var set = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
+        set.insert(charactersIn: "-._*")
+        return set
+    }()
+
+    static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for byte in s.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            if byte < 128, unreserved.contains(scalar) {
+                out.unicodeScalars.append(scalar)
+            } else if byte == 0x20 {
+                out += "+"
+            } else {
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+}

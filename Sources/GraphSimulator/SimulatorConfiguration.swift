@@ -1,0 +1,300 @@
+import Foundation
+
+/// What the simulator serves: tenants, their apps, their data and their faults.
+public struct SimulatorConfiguration: Sendable, Codable {
+    /// Key for the HMAC that signs access tokens and download links.
+    public var signingKey: String
+    /// Lifetime of the pre-authenticated download links, seconds.
+    public var downloadTTL: Double
+    public var tenants: [SimulatedTenant]
+
+    public init(signingKey: String = "exocheck-simulator", downloadTTL: Double = 300, tenants: [SimulatedTenant]) {
+        self.signingKey = signingKey
+        self.downloadTTL = downloadTTL
+        self.tenants = tenants
+    }
+
+    enum CodingKeys: String, CodingKey { case signingKey, downloadTTL, tenants }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        signingKey = try c.decodeIfPresent(String.self, forKey: .signingKey) ?? "exocheck-simulator"
+        downloadTTL = try c.decodeIfPresent(Double.self, forKey: .downloadTTL) ?? 300
+        tenants = try c.decode([SimulatedTenant].self, forKey: .tenants)
+    }
+
+    /// The client every built-in tenant accepts (the secret has reserved characters on purpose:
+    /// it must be form-encoded).
+    public static let defaultClientId = "8f2c6d1e-4b7a-4e39-9c55-0a1b2c3d4e5f"
+    public static let defaultClientSecret = "Xy7~Q8r.pL-2+s/Ab=c%d&e"
+
+    /// Built-in tenants: the fixture tenants, fault tenants and malformed-body tenants, named
+    /// like the conformance stand-in's (`contoso.onmicrosoft.com`, `fault-429.onmicrosoft.com`…).
+    public static func standard(generated: [GeneratedTenantSpec] = []) -> SimulatorConfiguration {
+        var tenants: [SimulatedTenant] = []
+        func add(_ name: String, _ data: TenantData, aliases: [String]? = nil, clients: [SimulatedClient]? = nil,
+                 configure: (inout SimulatedTenant) -> Void = { _ in }) {
+            var t = SimulatedTenant(name: name, data: data)
+            t.aliases = aliases ?? ["\(name).onmicrosoft.com"]
+            if let clients { t.clients = clients }
+            configure(&t)
+            tenants.append(t)
+        }
+        add("contoso", .fixture("small"), clients: [
+            .standard,
+            SimulatedClient(clientId: "3c9e1f20-6a5b-4c7d-8e9f-112233445566", clientSecret: "no-reports-role", roles: ["User.Read.All"]),
+            SimulatedClient(clientId: "77aa88bb-99cc-4dde-8eff-001122334455", clientSecret: "old-secret", secretExpired: true),
+        ]) { $0.tenantId = "0d5b8c62-3f4e-4a57-b1c2-6e7f8a9b0c1d" }
+        add("empty", .fixture("empty"))
+        add("overquota", .fixture("overquota"), aliases: ["tailspin.onmicrosoft.com"])
+        add("contoso-direct", .fixture("small")) { $0.redirect = false }
+        add("contoso-plain", .fixture("small")) { $0.redirect = false; $0.bom = false; $0.lineEnding = .lf; $0.csvContentType = "text/csv" }
+        add("contoso-concealed", .fixture("small")) { $0.concealNames = true }
+        add("shortlived", .fixture("small")) { $0.expiresIn = 5 }
+        add("fault-429", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 429, retryAfter: 7)] }
+        add("fault-429-daily", .fixture("small")) {
+            $0.faults = [FaultRule(on: .report, report: "getEmailActivityUserDetail", variant: .date, status: 429, retryAfter: 3)]
+        }
+        add("fault-429-once", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 429, retryAfter: 1, times: 1)] }
+        add("fault-500", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 500)] }
+        add("fault-503", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 503, retryAfter: 30)] }
+        add("fault-403", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 403)] }
+        add("fault-401", .fixture("small")) {
+            $0.faults = [FaultRule(on: .report, status: 401, message: "Lifetime validation failed, the token is expired.")]
+        }
+        add("fault-token-500", .fixture("small")) { $0.faults = [FaultRule(on: .token, status: 500)] }
+        add("fault-token-503-html", .fixture("small")) {
+            $0.faults = [FaultRule(on: .token, status: 503, body: "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n", contentType: "text/html")]
+        }
+        add("fault-download-500", .fixture("small")) {
+            $0.faults = [FaultRule(on: .download, status: 500, body: "<html><body>Internal error</body></html>\n", contentType: "text/html")]
+        }
+        add("slow", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 4)] }
+        add("slow-short", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 1)] }
+        for kind in MalformedKind.allCases {
+            add("malformed-\(kind.rawValue.replacingOccurrences(of: "_", with: "-"))", .fixture("small")) {
+                $0.faults = [FaultRule(on: .report, malformed: kind)]
+            }
+        }
+        for spec in generated {
+            add(spec.name, .generated(spec.data)) { t in
+                t.concealNames = spec.concealNames
+                if let f = spec.faults { t.faults = f }
+                if let clients = spec.clients { t.clients = clients }
+            }
+        }
+        return SimulatorConfiguration(tenants: tenants)
+    }
+
+    /// Reads a JSON configuration file.
+    public static func load(path: String) throws -> SimulatorConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SimulatorError("cannot read simulator configuration '\(path)'")
+        }
+        do {
+            return try JSONDecoder().decode(SimulatorConfiguration.self, from: data)
+        } catch {
+            throw SimulatorError("simulator configuration '\(path)' is invalid: \(error)")
+        }
+    }
+}
+
+public struct SimulatorError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A generated tenant for `standard(generated:)`.
+public struct GeneratedTenantSpec: Sendable {
+    public var name: String
+    public var data: GeneratedData
+    public var concealNames = false
+    public var faults: [FaultRule]? = nil
+    public var clients: [SimulatedClient]? = nil
+
+    public init(name: String, data: GeneratedData, concealNames: Bool = false, faults: [FaultRule]? = nil, clients: [SimulatedClient]? = nil) {
+        self.name = name
+        self.data = data
+        self.concealNames = concealNames
+        self.faults = faults
+        self.clients = clients
+    }
+}
+
+public struct SimulatedTenant: Sendable, Codable {
+    public var name: String
+    public var tenantId: String
+    public var aliases: [String] = []
+    public var data: TenantData
+    public var clients: [SimulatedClient] = [.standard]
+    /// Token lifetime in seconds.
+    public var expiresIn: Int = 3599
+    /// Answer reports with 302 to a download URL (as Graph does) instead of 200.
+    public var redirect = true
+    public var bom = true
+    public var lineEnding: LineEnding = .crlf
+    public var csvContentType = "application/octet-stream"
+    /// Replace UPNs and display names with 32-hex-digit hashes (the tenant privacy setting).
+    public var concealNames = false
+    public var faults: [FaultRule] = []
+
+    public enum LineEnding: String, Sendable, Codable { case crlf, lf }
+
+    public init(name: String, data: TenantData) {
+        self.name = name
+        self.data = data
+        self.tenantId = Self.derivedTenantId(name)
+    }
+
+    /// A stable GUID-shaped id derived from the name.
+    static func derivedTenantId(_ name: String) -> String {
+        let h = Hashing.sha256Hex(name)
+        let c = Array(h.prefix(32))
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, tenantId, aliases, data, clients, expiresIn, redirect, bom, lineEnding, csvContentType, concealNames, faults
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        tenantId = try c.decodeIfPresent(String.self, forKey: .tenantId) ?? Self.derivedTenantId(name)
+        aliases = try c.decodeIfPresent([String].self, forKey: .aliases) ?? []
+        data = try c.decode(TenantData.self, forKey: .data)
+        clients = try c.decodeIfPresent([SimulatedClient].self, forKey: .clients) ?? [.standard]
+        expiresIn = try c.decodeIfPresent(Int.self, forKey: .expiresIn) ?? 3599
+        redirect = try c.decodeIfPresent(Bool.self, forKey: .redirect) ?? true
+        bom = try c.decodeIfPresent(Bool.self, forKey: .bom) ?? true
+        lineEnding = try c.decodeIfPresent(LineEnding.self, forKey: .lineEnding) ?? .crlf
+        csvContentType = try c.decodeIfPresent(String.self, forKey: .csvContentType) ?? "application/octet-stream"
+        concealNames = try c.decodeIfPresent(Bool.self, forKey: .concealNames) ?? false
+        faults = try c.decodeIfPresent([FaultRule].self, forKey: .faults) ?? []
+    }
+
+    func matches(_ name: String) -> Bool {
+        let n = name.lowercased()
+        return n == self.name.lowercased() || n == tenantId.lowercased() || aliases.contains { $0.lowercased() == n }
+    }
+}
+
+public struct SimulatedClient: Sendable, Codable, Equatable {
+    public var clientId: String
+    public var clientSecret: String
+    public var roles: [String]
+    public var secretExpired: Bool
+
+    public init(clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false) {
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+        self.roles = roles
+        self.secretExpired = secretExpired
+    }
+
+    public static let standard = SimulatedClient(
+        clientId: SimulatorConfiguration.defaultClientId, clientSecret: SimulatorConfiguration.defaultClientSecret)
+
+    enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        clientId = try c.decode(String.self, forKey: .clientId)
+        clientSecret = try c.decode(String.self, forKey: .clientSecret)
+        roles = try c.decodeIfPresent([String].self, forKey: .roles) ?? ["Reports.Read.All"]
+        secretExpired = try c.decodeIfPresent(Bool.self, forKey: .secretExpired) ?? false
+    }
+}
+
+/// Where a tenant's report rows come from.
+public enum TenantData: Sendable, Codable, Equatable {
+    /// A bundled data set: `small`, `empty`, `overquota`.
+    case fixture(String)
+    case generated(GeneratedData)
+}
+
+/// Parameters of a generated tenant; the same parameters always give the same bytes.
+public struct GeneratedData: Sendable, Codable, Equatable {
+    public var users: Int
+    public var seed: UInt64
+    public var reportDate: String
+    public var domain: String
+    /// Share of mailboxes over their issue-warning quota (0…1).
+    public var overQuotaRatio: Double
+
+    public init(users: Int, seed: UInt64 = 1, reportDate: String = "2025-06-28", domain: String = "example.test", overQuotaRatio: Double = 0.02) {
+        self.users = users
+        self.seed = seed
+        self.reportDate = reportDate
+        self.domain = domain
+        self.overQuotaRatio = overQuotaRatio
+    }
+}
+
+public enum MalformedKind: String, Sendable, Codable, CaseIterable {
+    case unterminatedQuote = "unterminated_quote"
+    case truncated, html, json, empty, garbage
+    case wrongHeader = "wrong_header"
+    case shortRows = "short_rows"
+    case headerOnlyNoNewline = "header_only_no_newline"
+}
+
+/// A fault switch. Every matching rule applies; `skip` lets the first matches through, `times`
+/// limits how many requests it affects.
+public struct FaultRule: Sendable, Codable, Equatable {
+    public enum Target: String, Sendable, Codable { case token, report, download, any }
+    public enum Variant: String, Sendable, Codable { case period, date }
+
+    public var on: Target
+    public var report: String?
+    public var variant: Variant?
+    public var status: Int?
+    public var code: String?
+    public var message: String?
+    public var retryAfter: Double?
+    public var body: String?
+    public var contentType: String?
+    public var delay: Double?
+    public var malformed: MalformedKind?
+    public var skip: Int
+    public var times: Int?
+
+    public init(on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
+                message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
+                delay: Double? = nil, malformed: MalformedKind? = nil, skip: Int = 0, times: Int? = nil) {
+        self.on = on
+        self.report = report
+        self.variant = variant
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+        self.body = body
+        self.contentType = contentType
+        self.delay = delay
+        self.malformed = malformed
+        self.skip = skip
+        self.times = times
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case on, report, variant, status, code, message, retryAfter, body, contentType, delay, malformed, skip, times
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        on = try c.decodeIfPresent(Target.self, forKey: .on) ?? .report
+        report = try c.decodeIfPresent(String.self, forKey: .report)
+        variant = try c.decodeIfPresent(Variant.self, forKey: .variant)
+        status = try c.decodeIfPresent(Int.self, forKey: .status)
+        code = try c.decodeIfPresent(String.self, forKey: .code)
+        message = try c.decodeIfPresent(String.self, forKey: .message)
+        retryAfter = try c.decodeIfPresent(Double.self, forKey: .retryAfter)
+        body = try c.decodeIfPresent(String.self, forKey: .body)
+        contentType = try c.decodeIfPresent(String.self, forKey: .contentType)
+        delay = try c.decodeIfPresent(Double.self, forKey: .delay)
+        malformed = try c.decodeIfPresent(MalformedKind.self, forKey: .malformed)
+        skip = try c.decodeIfPresent(Int.self, forKey: .skip) ?? 0
+        times = try c.decodeIfPresent(Int.self, forKey: .times)
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+
+/// Entry point. `exocheck run …` takes a Centreon plugin argument list verbatim, so it is
+/// dispatched before ArgumentParser sees it; every other command goes through ArgumentParser.
+@main
+enum Main {
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "run" {
+            exit(await RunCommand.execute(Array(arguments.dropFirst())))
+        }
+        await Exocheck.main()
+    }
+}
+
+struct Exocheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exocheck",
+        abstract: "Microsoft 365 Exchange Online checks (Centreon-compatible) for monitoring platforms.",
+        subcommands: [RunStub.self, SimulateGraphCommand.self, BenchCommand.self]
+    )
+}
+
+/// Only here so that `exocheck --help` lists `run`; `main` handles `run` itself.
+struct RunStub: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one check with the Centreon plugin's arguments; Nagios output and exit code.",
+        discussion: "See 'exocheck run --help' for the options (the Centreon plugin's)."
+    )
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+}
