@@ -145,6 +145,9 @@ public struct CSVTable: Sendable {
                     if position < bytes.count {
                         let b = bytes[position]
                         if b != UInt8(ascii: ","), b != 0x0A, b != 0x0D {
+                            // A quoted field that ran over line ends and then hits text is almost
+                            // always a quote that was never closed on its first line.
+                            if line > quoteLine { throw .unterminatedQuote(line: quoteLine) }
                             throw .textAfterQuote(line: line)
                         }
                     }

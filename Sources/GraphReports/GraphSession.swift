@@ -245,11 +245,14 @@ public struct GraphSession: Sendable {
             advice = "the app lacks the Reports.Read.All application permission with admin consent: grant it under Entra ID > App registrations > API permissions, then grant admin consent."
         case 429, 503:
             kind = .throttled
+            let what = status == 429
+                ? "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app)"
+                : "Graph is temporarily unavailable"
             let retry = retryAfter.map { "it asked to retry after \(Self.formatSeconds($0))" } ?? "no Retry-After was given"
             if let retryAfter, retryAfter >= budgetLeft - 0.2 {
-                advice = "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app); \(retry), beyond this check's remaining time budget (\(Self.formatSeconds(max(0, budgetLeft)))). Retry after \(Self.formatSeconds(retryAfter)) or lower the check frequency."
+                advice = "\(what); \(retry), beyond this check's remaining time budget (\(Self.formatSeconds(max(0, budgetLeft)))). Retry after \(Self.formatSeconds(retryAfter)) or lower the check frequency."
             } else {
-                advice = "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app); still refused after \(attempts) attempt\(attempts == 1 ? "" : "s") (\(retry)). Lower the check frequency or retry later."
+                advice = "\(what); still refused after \(attempts) attempt\(attempts == 1 ? "" : "s") (\(retry)). Lower the check frequency or retry later."
             }
         case 400:
             advice = "Graph refused \(request) as a bad request" + (graphMessage.map { ": \($0)" } ?? "") + "."

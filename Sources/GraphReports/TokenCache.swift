@@ -117,7 +117,7 @@ public struct DiskTokenStore: Sendable {
             do {
                 try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                return "exocheck: warning: cannot create the token cache directory '\(directory)' (\(error.localizedDescription)); running without the disk token cache."
+                return "exocheck: warning: cannot create the token cache directory '\(directory)'; running without the disk token cache."
             }
         } else if !isDir.boolValue {
             return "exocheck: warning: '\(directory)' is not a directory; running without the disk token cache."

@@ -1,0 +1,144 @@
+import Testing
+
+@testable import ExchangeChecks
+
+@Suite("Centreon argument list")
+struct ArgumentTests {
+    let connection = ["--tenant=t", "--client-id=c", "--client-secret=s"]
+
+    func invocation(_ args: [String], requireConnection: Bool = true) throws -> Invocation {
+        Invocation.parse(try CentreonArguments(args), requireConnection: requireConnection)
+    }
+
+    func failure(_ args: [String], requireConnection: Bool = true) throws -> String? {
+        if case .failure(let e, _) = try invocation(args, requireConnection: requireConnection) { return e.message }
+        return nil
+    }
+
+    @Test("--opt=value and --opt value; the last one wins")
+    func forms() throws {
+        let a = try CentreonArguments(["--tenant", "one", "--tenant=two", "--verbose", "--units", "count"])
+        #expect(a.last("tenant") == "two")
+        #expect(a.all("tenant") == ["one", "two"])
+        #expect(a.has("verbose"))
+        #expect(a.last("units") == "count")
+    }
+
+    @Test("a value option followed by another option gets an empty value (Getopt ':s')")
+    func optionalValue() throws {
+        let a = try CentreonArguments(["--warning-status", "--verbose"])
+        #expect(a.last("warning-status") == "")
+        #expect(a.has("verbose"))
+    }
+
+    @Test("single-dash long options are accepted like Getopt::Long")
+    func singleDash() throws {
+        #expect(try CentreonArguments(["-mode=email-activity"]).last("mode") == "email-activity")
+    }
+
+    @Test("a flag with a value and a bare word are refused")
+    func refused() {
+        #expect(throws: ArgumentError.self) { try CentreonArguments(["--verbose=1"]) }
+        #expect(throws: ArgumentError.self) { try CentreonArguments(["stray"]) }
+    }
+
+    @Test("missing connection options, in the plugin's order", arguments: [
+        ([String](), "Need to specify --tenant option."),
+        (["--tenant=t"], "Need to specify --client-id option."),
+        (["--tenant=t", "--client-id=c"], "Need to specify --client-secret option."),
+        (["--tenant=", "--client-id=c", "--client-secret=s"], "Need to specify --tenant option."),
+    ])
+    func missingConnection(extra: [String], message: String) throws {
+        #expect(try failure(["--mode=email-activity"] + extra) == message)
+    }
+
+    @Test("missing and unknown mode")
+    func modes() throws {
+        #expect(try failure(connection)?.hasPrefix("Need to specify --mode option") == true)
+        #expect(try failure(["--mode=no-such-mode"] + connection)?.hasPrefix("mode 'no-such-mode' doesn't exist") == true)
+    }
+
+    @Test("unknown options are refused before any request")
+    func unknownOption() throws {
+        #expect(try failure(["--mode=email-activity", "--bogus=1"] + connection)?.hasPrefix("Unknown option '--bogus'") == true)
+        // Mode-specific: --filter-mailbox is not an email-activity option.
+        #expect(try failure(["--mode=email-activity", "--filter-mailbox=x"] + connection) != nil)
+        #expect(try failure(["--mode=email-activity", "--warning-items=1"] + connection) != nil)
+    }
+
+    @Test("invalid thresholds name the option and value", arguments: [
+        ("--warning-active-users=abc", "Wrong warning-active-users threshold 'abc'."),
+        ("--critical-active-users=50%", "Wrong critical-active-users threshold '50%'."),
+        ("--unknown-total-send-count=x:", "Wrong unknown-total-send-count threshold 'x:'."),
+    ])
+    func invalidThresholds(option: String, message: String) throws {
+        #expect(try failure(["--mode=email-activity", option] + connection) == message)
+    }
+
+    @Test("invalid threshold under a new name prints the new name")
+    func invalidNewName() throws {
+        #expect(try failure(["--mode=email-activity", "--use-new-perfdata", "--warning-total-send-count=x"] + connection)
+            == "Wrong warning-exchange-users-emails-sent-total-count threshold 'x'.")
+    }
+
+    @Test("connection errors come before mode option errors (the plugin's order)")
+    func order() throws {
+        #expect(try failure(["--mode=email-activity", "--warning-active-users=abc"]) == "Need to specify --tenant option.")
+    }
+
+    @Test("--opt-exit sets the status of errors; an invalid one is refused")
+    func optExit() throws {
+        guard case .failure(_, let options) = try invocation(["--mode=email-activity", "--opt-exit=critical"]) else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(options.errorStatus == .critical)
+        #expect(try failure(["--mode=email-activity", "--opt-exit=bad"] + connection) == "Unknown value 'bad' for --opt-exit.")
+    }
+
+    @Test("invalid regexes and expressions are refused with the option name")
+    func invalidRegex() throws {
+        #expect(try failure(["--mode=email-activity", "--filter-user=(("] + connection) == "Invalid --filter-user regular expression '(('.")
+        #expect(try failure(["--mode=mailbox-usage", "--warning-status=%{used} >"] + connection)?
+            .hasPrefix("Invalid --warning-status expression '%{used} >': expected a value after '>'") == true)
+    }
+
+    @Test("connection values: endpoints, timeout, statefile dir")
+    func connectionValues() throws {
+        guard case .check(_, let c?) = try invocation(["--mode=mailbox-usage", "--login-endpoint=http://x:1/", "--timeout=3.5", "--statefile-dir=/tmp/s"] + connection) else {
+            Issue.record("expected a check")
+            return
+        }
+        #expect(c.loginEndpoint == "http://x:1")
+        #expect(c.graphEndpoint == "https://graph.microsoft.com")
+        #expect(c.timeoutSeconds == 3.5)
+        #expect(c.statefileDir == "/tmp/s")
+        #expect(try failure(["--mode=mailbox-usage", "--timeout=0"] + connection)?.hasPrefix("Wrong --timeout value") == true)
+        #expect(try failure(["--mode=mailbox-usage", "--graph-endpoint=graph.microsoft.com"] + connection)?.hasPrefix("Wrong --graph-endpoint value") == true)
+    }
+
+    @Test("options a Centreon command line may carry are accepted and ignored")
+    func ignored() throws {
+        guard case .check = try invocation(["--plugin=cloud::microsoft::office365::exchange::plugin", "--custommode=graphapi",
+                                            "--mode=email-activity", "--display-ok-counters=send", "--http-backend=curl"] + connection)
+        else {
+            Issue.record("expected a check")
+            return
+        }
+    }
+
+    @Test("a request (no connection required) needs no credentials")
+    func requestMode() throws {
+        guard case .check(_, nil) = try invocation(["--mode=mailbox-usage"], requireConnection: false) else {
+            Issue.record("expected a check without connection")
+            return
+        }
+    }
+
+    @Test("options map form")
+    func optionsMap() {
+        let a = CentreonArguments(options: [("filter-user", "^ad"), ("verbose", "1")])
+        #expect(a.last("filter-user") == "^ad")
+        #expect(a.has("verbose"))
+    }
+}
