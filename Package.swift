@@ -53,7 +53,8 @@ let package = Package(
         .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"]
+            dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"],
+            resources: [.copy("Resources")]
         ),
     ],
     swiftLanguageModes: [.v6]

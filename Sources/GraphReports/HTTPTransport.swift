@@ -60,6 +60,9 @@ public struct HTTPTransport: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.proxy = proxy
         configuration.decompression = .enabled(limit: .none)
+        // GraphSession retries within the check's deadline itself; a refused connection must
+        // surface at once instead of being retried until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return configuration
     }
 

@@ -74,6 +74,9 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
     public var downloadRequests = 0
     public var otherRequests = 0
     public var notModified = 0
+    /// Downloads that carried an Authorization header (must stay 0: the bearer token never
+    /// goes to the download host).
+    public var downloadsWithAuthorization = 0
     /// `name(period|date)` → count.
     public var byReport: [String: Int] = [:]
     /// `name(period|date)` per tenant: `tenant/name(variant)` → count.
@@ -86,7 +89,7 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
         case tokenRequests = "token_requests", tokensIssued = "tokens_issued", reportRequests = "report_requests"
         case downloadRequests = "download_requests", otherRequests = "other_requests", notModified = "not_modified"
         case byReport = "by_report", byTenantReport = "by_tenant_report", tokensByTenant = "tokens_by_tenant"
-        case byStatus = "by_status", inFlight = "in_flight"
+        case byStatus = "by_status", inFlight = "in_flight", downloadsWithAuthorization = "downloads_with_authorization"
     }
 }
 
@@ -145,6 +148,8 @@ actor SimulatorState {
     }
 
     func tokenIssued() { stats.tokensIssued += 1 }
+
+    func downloadHadAuthorization() { stats.downloadsWithAuthorization += 1 }
 
     /// Which of `rules` apply to this request (counting matches for skip/times).
     func applicable(_ rules: [FaultRule], tenant: String, target: FaultRule.Target, report: String?, variant: FaultRule.Variant?) -> [FaultRule] {

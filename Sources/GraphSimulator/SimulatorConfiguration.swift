@@ -47,6 +47,7 @@ public struct SimulatorConfiguration: Sendable, Codable {
         ]) { $0.tenantId = "0d5b8c62-3f4e-4a57-b1c2-6e7f8a9b0c1d" }
         add("empty", .fixture("empty"))
         add("overquota", .fixture("overquota"), aliases: ["tailspin.onmicrosoft.com"])
+        add("large", .fixture("large"), aliases: ["fabrikam.onmicrosoft.com"])
         add("contoso-direct", .fixture("small")) { $0.redirect = false }
         add("contoso-plain", .fixture("small")) { $0.redirect = false; $0.bom = false; $0.lineEnding = .lf; $0.csvContentType = "text/csv" }
         add("contoso-concealed", .fixture("small")) { $0.concealNames = true }

@@ -28,6 +28,7 @@ struct SimulatorHandler: Sendable {
         }
         if path.hasPrefix("/data/download/") {
             await state.arrive("download")
+            if request.headers[.authorization] != nil { await state.downloadHadAuthorization() }
             let response = await download(request, opaque: String(path.dropFirst("/data/download/".count)))
             await state.depart(status: response.status.code)
             return response

@@ -1,0 +1,318 @@
+import ExchangeChecks
+import Foundation
+import GraphReports
+import GraphSimulator
+import Testing
+
+@testable import GraphReports
+
+/// The Graph client against the simulator over real HTTP on loopback.
+@Suite("Graph client")
+struct GraphSessionTests {
+    static let mailbox = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D7"))
+
+    func session(_ sim: RunningGraphSimulator, tenant: String, secret: String = SimulatorConfiguration.defaultClientSecret,
+                 cache: TokenCache = TokenCache(), disk: DiskTokenStore? = nil, timeout: Double = 10,
+                 transport: HTTPTransport) -> GraphSession {
+        GraphSession(app: AppIdentity(tenant: tenant, clientId: SimulatorConfiguration.defaultClientId, credential: .secret(secret),
+                                      endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
+                     transport: transport, tokenCache: cache, diskStore: disk, requestTimeout: timeout)
+    }
+
+    func deadline(_ seconds: Double = 20) -> ContinuousClock.Instant { .now.advanced(by: .milliseconds(Int64(seconds * 1000))) }
+
+    func withTransport<T>(_ body: (HTTPTransport) async throws -> T) async throws -> T {
+        let transport = HTTPTransport.make()
+        do {
+            let v = try await body(transport)
+            await transport.shutdown()
+            return v
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+    }
+
+    @Test("one token request for many concurrent checks of the same tenant (single flight)")
+    func singleFlight() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                let s = session(sim, tenant: "contoso.onmicrosoft.com", transport: transport)
+                let d = deadline()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<20 {
+                        group.addTask {
+                            var stats = FetchStats()
+                            _ = try await s.token(deadline: d, stats: &stats)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                #expect(await sim.stats().tokenRequests == 1)
+            }
+        }
+    }
+
+    @Test("the report redirect is followed without sending the bearer token to the download URL")
+    func redirectWithoutAuthorization() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                let body = try await session(sim, tenant: "contoso.onmicrosoft.com", transport: transport)
+                    .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                #expect(try ReportParser.mailboxUsage(body).count == 14)
+                let simStats = await sim.stats()
+                #expect(simStats.downloadRequests == 1)
+                #expect(simStats.downloadsWithAuthorization == 0)
+                #expect(stats.graphCalls == 2)
+            }
+        }
+    }
+
+    @Test("a single 429 with Retry-After: 1 is waited out and ends in the report")
+    func retryAfterOnce() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                let start = ContinuousClock.now
+                let body = try await session(sim, tenant: "fault-429-once.onmicrosoft.com", transport: transport)
+                    .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                #expect(!body.isEmpty)
+                #expect(stats.throttled == 1)
+                #expect(start.duration(to: .now) >= .milliseconds(900))
+            }
+        }
+    }
+
+    @Test("a Retry-After beyond the time budget fails at once as throttled, saying when to retry")
+    func retryAfterBeyondBudget() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                let start = ContinuousClock.now
+                await #expect {
+                    _ = try await session(sim, tenant: "fault-503.onmicrosoft.com", transport: transport)
+                        .report(Self.mailbox, deadline: deadline(10), stats: &stats)
+                } throws: { error in
+                    guard let e = error as? GraphError else { return false }
+                    return e.kind == .throttled && e.message.contains("retry after 30 s") && e.retryAfterSeconds == 30
+                }
+                #expect(start.duration(to: .now) < .seconds(3))
+            }
+        }
+    }
+
+    @Test("HTTP 403 is a permission error that says to grant Reports.Read.All")
+    func forbidden() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                await #expect {
+                    _ = try await session(sim, tenant: "fault-403.onmicrosoft.com", transport: transport)
+                        .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                } throws: { error in
+                    (error as? GraphError).map { $0.kind == .permission && $0.message.contains("Reports.Read.All") } ?? false
+                }
+            }
+        }
+    }
+
+    @Test("HTTP 401 drops the token and retries once with a new one")
+    func unauthorizedRenewsOnce() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                await #expect(throws: GraphError.self) {
+                    _ = try await session(sim, tenant: "fault-401.onmicrosoft.com", transport: transport)
+                        .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                }
+                let s = await sim.stats()
+                #expect(s.tokenRequests == 2)
+                #expect(s.reportRequests == 2)
+            }
+        }
+    }
+
+    @Test("ETag revalidation answers 304 Not Modified")
+    func etag() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                let s = session(sim, tenant: "contoso-direct.onmicrosoft.com", transport: transport)
+                var stats = FetchStats()
+                guard case .body(_, let etag?) = try await s.fetch(Self.mailbox, deadline: deadline(), stats: &stats) else {
+                    Issue.record("no ETag")
+                    return
+                }
+                guard case .notModified = try await s.fetch(Self.mailbox, deadline: deadline(), etag: etag, stats: &stats) else {
+                    Issue.record("expected 304")
+                    return
+                }
+                #expect(await sim.stats().notModified == 1)
+            }
+        }
+    }
+
+    @Test("a slow answer beyond --timeout is a timeout error")
+    func timeout() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                await #expect {
+                    _ = try await session(sim, tenant: "slow-short.onmicrosoft.com", timeout: 0.3, transport: transport)
+                        .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                } throws: { error in
+                    (error as? GraphError).map { $0.kind == .timeout && $0.message.contains("--timeout") } ?? false
+                }
+            }
+        }
+    }
+
+    @Test("connection refused names the host and port, at once")
+    func refused() async throws {
+        let start = ContinuousClock.now
+        defer { #expect(start.duration(to: .now) < .seconds(5)) }
+        try await withTransport { transport in
+            let s = GraphSession(app: AppIdentity(tenant: "t", clientId: "c", credential: .secret("s"),
+                                                  endpoints: GraphEndpoints(login: "http://127.0.0.1:1", graph: "http://127.0.0.1:1")),
+                                 transport: transport, tokenCache: TokenCache())
+            var stats = FetchStats()
+            await #expect {
+                _ = try await s.report(Self.mailbox, deadline: deadline(), stats: &stats)
+            } throws: { error in
+                (error as? GraphError).map { $0.message.contains("127.0.0.1:1") && $0.message.contains("connection refused") } ?? false
+            }
+        }
+    }
+
+    @Test("wrong secret keeps the plugin's wording and explains AADSTS7000215")
+    func wrongSecret() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                await #expect {
+                    _ = try await session(sim, tenant: "contoso.onmicrosoft.com", secret: "s3cr3t-Value-XYZ", transport: transport)
+                        .report(Self.mailbox, deadline: deadline(), stats: &stats)
+                } throws: { error in
+                    guard let e = error as? GraphError else { return false }
+                    return e.kind == .auth
+                        && e.message == "Login endpoint API return error code 'invalid_client' (add --debug option for detailed message)"
+                        && e.details.contains { $0.contains("Secret ID") }
+                        && !e.message.contains("s3cr3t-Value-XYZ") && !e.details.joined().contains("s3cr3t-Value-XYZ")
+                }
+            }
+        }
+    }
+
+    @Test("disk token cache: reused across processes, 0600, no secret stored, ignored after a secret change")
+    func diskCache() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                let disk = DiskTokenStore(directory: dir.path + "/nested")
+                var stats = FetchStats()
+                _ = try await session(sim, tenant: "contoso.onmicrosoft.com", disk: disk, transport: transport).token(deadline: deadline(), stats: &stats)
+                // A new in-memory cache (another process): the disk copy is used.
+                _ = try await session(sim, tenant: "contoso.onmicrosoft.com", disk: disk, transport: transport).token(deadline: deadline(), stats: &stats)
+                #expect(await sim.stats().tokenRequests == 1)
+                let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/nested")
+                #expect(files.count == 1)
+                let path = dir.path + "/nested/" + files[0]
+                let attributes = try FileManager.default.attributesOfItem(atPath: path)
+                #expect((attributes[.posixPermissions] as? Int) == 0o600)
+                let content = try String(contentsOfFile: path, encoding: .utf8)
+                #expect(!content.contains(SimulatorConfiguration.defaultClientSecret))
+                // Another secret for the same tenant + client: the cached token is not used.
+                await #expect(throws: GraphError.self) {
+                    _ = try await session(sim, tenant: "contoso.onmicrosoft.com", secret: "changed", disk: disk, transport: transport)
+                        .token(deadline: deadline(), stats: &stats)
+                }
+                #expect(await sim.stats().tokenRequests == 2)
+            }
+        }
+    }
+
+    @Test("a token with less than 10 s left is not reused")
+    func shortLivedToken() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                let cache = TokenCache(refreshMargin: 10)
+                var stats = FetchStats()
+                _ = try await session(sim, tenant: "shortlived.onmicrosoft.com", cache: cache, transport: transport).token(deadline: deadline(), stats: &stats)
+                _ = try await session(sim, tenant: "shortlived.onmicrosoft.com", cache: cache, transport: transport).token(deadline: deadline(), stats: &stats)
+                #expect(await sim.stats().tokenRequests == 2)
+            }
+        }
+    }
+
+    @Test("Retry-After may be fractional seconds or an HTTP date")
+    func retryAfterParsing() {
+        #expect(GraphSession.parseRetryAfter("2.128") == 2.128)
+        #expect(GraphSession.parseRetryAfter("7") == 7)
+        #expect(GraphSession.parseRetryAfter("soon") == nil)
+        let date = GraphSession.parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT")
+        #expect(date == 0)
+    }
+
+    @Test("form encoding escapes reserved characters of the secret")
+    func formEncoding() {
+        #expect(FormEncoding.encode([("client_secret", "Xy7~Q8r.pL-2+s/Ab=c%d&e")]) == "client_secret=Xy7%7EQ8r.pL-2%2Bs%2FAb%3Dc%25d%26e")
+    }
+}
+
+@Suite("Graph simulator")
+struct GraphSimulatorTests {
+    @Test("generated tenants are deterministic by seed")
+    func deterministic() async throws {
+        let spec = GeneratedTenantSpec(name: "gen", data: GeneratedData(users: 300, seed: 42))
+        let config = SimulatorConfiguration.standard(generated: [spec])
+        func fetch() async throws -> [UInt8] {
+            try await withSimulator(config) { sim in
+                let transport = HTTPTransport.make()
+                defer { Task { await transport.shutdown() } }
+                let s = GraphSession(app: AppIdentity(tenant: "gen.onmicrosoft.com", clientId: SimulatorConfiguration.defaultClientId,
+                                                      credential: .secret(SimulatorConfiguration.defaultClientSecret),
+                                                      endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
+                                     transport: transport, tokenCache: TokenCache())
+                var stats = FetchStats()
+                return try await s.report(GraphSessionTests.mailbox, deadline: .now.advanced(by: .seconds(10)), stats: &stats)
+            }
+        }
+        let a = try await fetch()
+        let b = try await fetch()
+        #expect(a == b)
+        let rows = try ReportParser.mailboxUsage(a)
+        #expect(rows.count == 300 + 300 / 40)
+    }
+
+    @Test("concealed tenants serve 32-hex-digit names and the long output says so")
+    func concealed() async throws {
+        let state = try TemporaryDirectory()
+        defer { state.remove() }
+        try await withSimulator { sim in
+            let out = try await ExocheckBinary.run([
+                "run", "--mode=email-activity", "--tenant=contoso-concealed.onmicrosoft.com",
+                "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(SimulatorConfiguration.defaultClientSecret)",
+                "--login-endpoint=\(sim.baseURL)", "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state.path)",
+                "--filter-counters=.*", "--verbose",
+            ], environment: ["TZ": "UTC"])
+            #expect(out.exitCode == 0)
+            #expect(!out.stdout.contains("contoso.com"))
+            #expect(out.stdout.contains("concealed"))
+        }
+    }
+
+    @Test("admin endpoints: stats count, reset zeroes")
+    func admin() async throws {
+        try await withSimulator { sim in
+            let transport = HTTPTransport.make()
+            let answer = try await transport.send(.GET, sim.baseURL + "/_sim/health", timeout: 5)
+            #expect(answer.status == 200)
+            _ = try await transport.send(.GET, sim.baseURL + "/nope", timeout: 5)
+            #expect(await sim.stats().otherRequests == 1)
+            await sim.reset()
+            #expect(await sim.stats().otherRequests == 0)
+            await transport.shutdown()
+        }
+    }
+}
