@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ExchangeChecks", targets: ["ExchangeChecks"]),
         .library(name: "GraphReports", targets: ["GraphReports"]),
         .library(name: "GraphSimulator", targets: ["GraphSimulator"]),
+        .library(name: "Kafka", targets: ["Kafka"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -40,17 +41,27 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]
         ),
+        // librdkafka (Debian: librdkafka-dev) and the shim for what Swift cannot call directly.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // A small safe Swift layer over librdkafka: producer, group consumer, mock cluster.
+        .target(name: "Kafka", dependencies: ["CRdKafka"]),
         .executableTarget(
             name: "exocheck",
             dependencies: [
                 "ExchangeChecks",
                 "GraphReports",
                 "GraphSimulator",
+                "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"], resources: [.copy("Resources")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"],

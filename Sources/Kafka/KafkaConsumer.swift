@@ -1,0 +1,252 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// A consumed record, copied out of librdkafka (the C message is destroyed at once).
+public struct KafkaMessage: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+    /// Milliseconds since the epoch, when the record has a timestamp.
+    public var timestamp: Int64?
+
+    public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+    public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
+    public func header(_ name: String) -> String? { headers.last { $0.name == name }?.stringValue }
+}
+
+/// What the consumer's poll loop reports, in order.
+public enum KafkaConsumerEvent: Sendable {
+    case message(KafkaMessage)
+    /// Partitions added to this member (the whole assignment with the eager protocol).
+    case assigned([TopicPartition])
+    /// Partitions taken away in an orderly rebalance: stop working on them, do not commit for
+    /// unfinished work.
+    case revoked([TopicPartition])
+    /// Partitions lost (session timeout, fenced): another member may already own them.
+    case lost([TopicPartition])
+    case error(KafkaError)
+}
+
+final class ConsumerContext: CallbackContext, @unchecked Sendable {
+    // @unchecked: `continuation` is immutable and AsyncStream.Continuation is Sendable;
+    // `assignment` is a Mutex.
+    let continuation: AsyncStream<KafkaConsumerEvent>.Continuation
+    let assignment = Mutex<Set<TopicPartition>>([])
+
+    init(log: KafkaLogHandler?, continuation: AsyncStream<KafkaConsumerEvent>.Continuation) {
+        self.continuation = continuation
+        super.init(log: log)
+    }
+
+    override func emitError(_ error: KafkaError) {
+        continuation.yield(.error(error))
+    }
+}
+
+/// A group consumer. Messages and rebalance events arrive on `events`, fed by a dedicated poll
+/// thread that keeps polling however slowly the application works (heartbeats, rebalances and
+/// `max.poll.interval.ms` stay healthy); the application applies backpressure with `pause`.
+///
+/// Offsets are never stored automatically (`enable.auto.offset.store=false`): the application
+/// stores the next offset to read with `store(_:)` once it is done with a record; stored offsets
+/// are committed by auto-commit (if enabled), `commit()` or `close()`.
+public final class KafkaConsumer: Sendable {
+    private let handle: ClientHandle
+    private let context: ConsumerContext
+    private let poller: PollThread
+    private let closed = Atomic<Bool>(false)
+    public let events: AsyncStream<KafkaConsumerEvent>
+
+    public init(configuration: KafkaConfiguration, topics: [String], log: KafkaLogHandler? = nil) throws(KafkaError) {
+        var config = configuration
+        guard config.groupId?.isEmpty == false else {
+            throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
+        }
+        config.properties["enable.auto.offset.store"] = "false"
+        if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
+        let conf = try config.makeConf()
+        let (stream, continuation) = AsyncStream<KafkaConsumerEvent>.makeStream(bufferingPolicy: .unbounded)
+        let context = ConsumerContext(log: log, continuation: continuation)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        CallbackInstall.log(conf)
+        CallbackInstall.error(conf)
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+            guard let rk, let opaque else { return }
+            let context = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+            let list = KafkaConsumer.partitions(partitions)
+            let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+            if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                if cooperative {
+                    if let e = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(e) }
+                } else {
+                    rd_kafka_assign(rk, partitions)
+                }
+                context.assignment.withLock { $0.formUnion(list) }
+                context.continuation.yield(.assigned(list))
+            } else {
+                let lost = rd_kafka_assignment_lost(rk) != 0
+                if cooperative {
+                    if let e = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(e) }
+                } else {
+                    rd_kafka_assign(rk, nil)
+                }
+                context.assignment.withLock { $0.subtract(list) }
+                context.continuation.yield(lost ? .lost(list) : .revoked(list))
+            }
+        }
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(message: "cannot create the Kafka consumer: \(cString(errstr))", isConfiguration: true)
+        }
+        rd_kafka_poll_set_consumer(rk)
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        for t in topics { rd_kafka_topic_partition_list_add(list, t, exo_partition_ua()) }
+        let err = rd_kafka_subscribe(rk, list)
+        rd_kafka_topic_partition_list_destroy(list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_destroy(rk)
+            throw KafkaError(err, context: "cannot subscribe to \(topics.joined(separator: ", "))")
+        }
+        let handle = ClientHandle(pointer: rk)
+        self.handle = handle
+        self.context = context
+        self.events = stream
+        self.poller = PollThread(name: "kafka-consumer-poll") { shouldStop in
+            while !shouldStop() {
+                guard let m = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
+                let event = KafkaConsumer.copy(m)
+                rd_kafka_message_destroy(m)
+                if let event { continuation.yield(event) }
+            }
+            // Leave the group on this thread: close() serves the final rebalance callback.
+            rd_kafka_consumer_close(handle.pointer)
+        }
+    }
+
+    deinit {
+        if !closed.load(ordering: .acquiring) {
+            poller.stopSynchronously()
+            rd_kafka_destroy(handle.pointer)
+            context.continuation.finish()
+        }
+    }
+
+    static func copy(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerEvent? {
+        let m = pointer.pointee
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
+            return .error(KafkaError(m.err, context: "consume"))
+        }
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer? = nil
+        if rd_kafka_message_headers(pointer, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var index = 0
+            var name: UnsafePointer<CChar>? = nil
+            var valuePointer: UnsafeRawPointer? = nil
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, index, &name, &valuePointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "",
+                                           value: valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                index += 1
+            }
+        }
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(pointer, &type)
+        return .message(KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                                     headers: headers, timestamp: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
+    }
+
+    static func partitions(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) -> [TopicPartition] {
+        guard let list else { return [] }
+        return (0..<Int(list.pointee.cnt)).map { i in
+            let e = list.pointee.elems[i]
+            return TopicPartition(String(cString: e.topic), e.partition)
+        }
+    }
+
+    static func withList<T>(_ items: [(TopicPartition, Int64?)], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T {
+        let list = rd_kafka_topic_partition_list_new(Int32(items.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in items {
+            let e = rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)
+            if let offset { e?.pointee.offset = offset }
+        }
+        return body(list)
+    }
+
+    /// The partitions currently assigned to this member.
+    public var assignment: Set<TopicPartition> { context.assignment.withLock { $0 } }
+
+    /// Stores `offset` (the next one to read, i.e. last processed + 1) for commit.
+    public func store(_ partition: TopicPartition, offset: Int64) throws(KafkaError) {
+        let err = Self.withList([(partition, offset)]) { rd_kafka_offsets_store(handle.pointer, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "cannot store offset \(offset) for \(partition)") }
+    }
+
+    /// Commits the stored offsets and waits for the broker's answer.
+    public func commit() async throws(KafkaError) {
+        let handle = self.handle
+        let err = await blocking { rd_kafka_commit(handle.pointer, nil, 0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR, err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            throw KafkaError(err, context: "commit failed")
+        }
+    }
+
+    /// Commits the stored offsets without waiting.
+    public func commitAsync() throws(KafkaError) {
+        let err = rd_kafka_commit(handle.pointer, nil, 1)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR, err != RD_KAFKA_RESP_ERR__NO_OFFSET { throw KafkaError(err, context: "commit failed") }
+    }
+
+    /// The committed offsets of `partitions` (nil where none), asked from the group coordinator.
+    public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let handle = self.handle
+        let ms = Int32(timeout.components.seconds * 1000)
+        let result: Result<[TopicPartition: Int64], KafkaError> = await blocking {
+            Self.withList(partitions.map { ($0, nil) }) { list in
+                let err = rd_kafka_committed(handle.pointer, list, ms)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "committed")) }
+                var out: [TopicPartition: Int64] = [:]
+                for i in 0..<Int(list.pointee.cnt) {
+                    let e = list.pointee.elems[i]
+                    if e.offset >= 0 { out[TopicPartition(String(cString: e.topic), e.partition)] = e.offset }
+                }
+                return .success(out)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Stops fetching from `partitions` (the poll loop goes on); already fetched records of
+    /// those partitions are dropped by librdkafka and fetched again after `resume`.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        guard !partitions.isEmpty else { return }
+        let err = Self.withList(partitions.map { ($0, nil) }) { rd_kafka_pause_partitions(handle.pointer, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "pause") }
+    }
+
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        guard !partitions.isEmpty else { return }
+        let err = Self.withList(partitions.map { ($0, nil) }) { rd_kafka_resume_partitions(handle.pointer, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "resume") }
+    }
+
+    /// Commits stored offsets, leaves the group, stops the poll thread and frees the handle.
+    /// The event stream finishes.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        try? await commit()
+        await poller.stop()  // the loop ends with rd_kafka_consumer_close
+        let handle = self.handle
+        await blocking { rd_kafka_destroy(handle.pointer) }
+        context.continuation.finish()
+    }
+}

@@ -1,0 +1,176 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// A record to send.
+public struct OutgoingMessage: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+    /// nil = the partitioner chooses (by key).
+    public var partition: Int32?
+
+    public init(topic: String, key: [UInt8]? = nil, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.partition = partition
+    }
+
+    public init(topic: String, key: String?, value: String, headers: [KafkaHeader] = []) {
+        self.init(topic: topic, key: key.map { Array($0.utf8) }, value: Array(value.utf8), headers: headers)
+    }
+}
+
+/// Where a record landed.
+public struct DeliveryReport: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// Resumes the caller of `send` exactly once, from the delivery report callback (or from `send`
+/// itself when the enqueue fails synchronously).
+final class DeliveryBox: Sendable {
+    let continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>
+    init(_ continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) {
+        self.continuation = continuation
+    }
+}
+
+final class ProducerContext: CallbackContext, @unchecked Sendable {
+    // @unchecked: `fatal` is a Mutex; the rest is immutable.
+    let fatal = Mutex<KafkaError?>(nil)
+    let onError: (@Sendable (KafkaError) -> Void)?
+
+    init(log: KafkaLogHandler?, onError: (@Sendable (KafkaError) -> Void)?) {
+        self.onError = onError
+        super.init(log: log)
+    }
+
+    override func emitError(_ error: KafkaError) {
+        if error.isFatal { fatal.withLock { $0 = error } }
+        onError?(error)
+    }
+}
+
+/// An idempotent producer whose `send` returns when the broker acknowledged the record.
+///
+/// Delivery reports are served by a dedicated poll thread (`rd_kafka_poll` with a 100 ms
+/// timeout: no busy wait). Call `close()` once when done: it flushes, purges what is left (every
+/// waiting caller gets an error), stops the thread and destroys the handle.
+public final class KafkaProducer: Sendable {
+    private let handle: ClientHandle
+    private let context: ProducerContext
+    private let poller: PollThread
+    private let closed = Atomic<Bool>(false)
+
+    /// `enable.idempotence=true` unless the configuration says otherwise.
+    public init(configuration: KafkaConfiguration, log: KafkaLogHandler? = nil,
+                onError: (@Sendable (KafkaError) -> Void)? = nil) throws(KafkaError) {
+        var config = configuration
+        if config.properties["enable.idempotence"] == nil { config.properties["enable.idempotence"] = "true" }
+        let conf = try config.makeConf()
+        let context = ProducerContext(log: log, onError: onError)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        CallbackInstall.log(conf)
+        CallbackInstall.error(conf)
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
+            guard let message, let opaque = message.pointee._private else { return }
+            let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+            let m = message.pointee
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                box.continuation.resume(returning: .failure(KafkaError(m.err, context: "delivery failed")))
+            } else {
+                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+                box.continuation.resume(returning: .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+            }
+        }
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(message: "cannot create the Kafka producer: \(cString(errstr))", isConfiguration: true)
+        }
+        let handle = ClientHandle(pointer: rk)
+        self.handle = handle
+        self.context = context
+        self.poller = PollThread(name: "kafka-producer-poll") { shouldStop in
+            while !shouldStop() { rd_kafka_poll(handle.pointer, 100) }
+        }
+    }
+
+    deinit {
+        if !closed.load(ordering: .acquiring) {
+            // Not closed: stop serving callbacks, drop what is queued, free the handle.
+            rd_kafka_purge(handle.pointer, 0x1 | 0x2)
+            poller.stopSynchronously()
+            rd_kafka_poll(handle.pointer, 0)
+            rd_kafka_destroy(handle.pointer)
+        }
+    }
+
+    /// Sends one record and waits for its delivery report.
+    @discardableResult
+    public func send(_ message: OutgoingMessage) async throws(KafkaError) -> DeliveryReport {
+        if closed.load(ordering: .acquiring) { throw KafkaError(message: "the producer is closed") }
+        if let fatal = context.fatal.withLock({ $0 }) { throw fatal }
+        let handle = self.handle
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) in
+            let box = Unmanaged.passRetained(DeliveryBox(continuation))
+            var headers: OpaquePointer? = nil
+            if !message.headers.isEmpty {
+                headers = rd_kafka_headers_new(message.headers.count)
+                for h in message.headers {
+                    if let v = h.value {
+                        _ = v.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
+                    } else {
+                        _ = rd_kafka_header_add(headers, h.name, -1, nil, 0)
+                    }
+                }
+            }
+            let keyBytes = message.key ?? []
+            let err = keyBytes.withUnsafeBytes { key in
+                message.value.withUnsafeBytes { value in
+                    exo_produce(handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
+                                message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
+                                value.baseAddress, value.count, headers, box.toOpaque())
+                }
+            }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                // Not enqueued: librdkafka did not take the headers or the opaque.
+                if let headers { rd_kafka_headers_destroy(headers) }
+                box.release()
+                continuation.resume(returning: .failure(KafkaError(err, context: "cannot enqueue the message")))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes; true when all were.
+    public func flush(timeout: Duration = .seconds(10)) async -> Bool {
+        let handle = self.handle
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return await blocking { rd_kafka_flush(handle.pointer, ms) == RD_KAFKA_RESP_ERR_NO_ERROR }
+    }
+
+    /// Records still queued or in flight.
+    public var outstanding: Int { Int(rd_kafka_outq_len(handle.pointer)) }
+
+    /// Flush (up to `timeout`), purge the rest (their callers get an error), stop, destroy.
+    public func close(timeout: Duration = .seconds(10)) async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = await flush(timeout: timeout)
+        let handle = self.handle
+        rd_kafka_purge(handle.pointer, 0x1 | 0x2)  // RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT
+        await poller.stop()
+        await blocking {
+            // Serve the purged records' delivery reports, then free the handle.
+            rd_kafka_poll(handle.pointer, 0)
+            _ = rd_kafka_flush(handle.pointer, 100)
+            rd_kafka_destroy(handle.pointer)
+        }
+        _ = context  // the C callbacks reach it until rd_kafka_destroy returned
+    }
+}

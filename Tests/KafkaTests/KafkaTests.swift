@@ -1,0 +1,246 @@
+import Foundation
+import Kafka
+import Testing
+
+/// The Kafka layer against librdkafka's mock cluster: the real wire protocol over TCP on loopback.
+@Suite("Kafka layer on the mock cluster", .serialized)
+struct KafkaTests {
+    @Test("round trip with keys and headers; per-key order kept")
+    func roundTrip() async throws {
+        let cluster = try MockCluster(brokers: 3)
+        defer { cluster.close() }
+        let topic = uniqueName("roundtrip")
+        try cluster.createTopic(topic, partitions: 3)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<30 {
+            let report = try await producer.send(OutgoingMessage(
+                topic: topic, key: "tenant-\(i % 3)", value: "value-\(i)",
+                headers: [KafkaHeader("exocheck-id", "id-\(i)"), KafkaHeader("content-type", "application/json")]))
+            #expect(report.topic == topic && report.offset >= 0)
+        }
+        await producer.close()
+
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")), topics: [topic])
+        let (log, task) = collect(consumer)
+        #expect(await eventually { await log.messages.count == 30 })
+        let messages = await log.messages
+        for m in messages {
+            let i = Int(String(decoding: m.value, as: UTF8.self).dropFirst("value-".count)) ?? -1
+            #expect(m.keyString == "tenant-\(i % 3)")
+            #expect(m.header("exocheck-id") == "id-\(i)")
+            #expect(m.header("content-type") == "application/json")
+        }
+        for k in 0..<3 {
+            let values = messages.filter { $0.keyString == "tenant-\(k)" }.map { Int(String(decoding: $0.value, as: UTF8.self).dropFirst(6)) ?? -1 }
+            #expect(values == values.sorted(), "per-key order")
+            #expect(Set(messages.filter { $0.keyString == "tenant-\(k)" }.map(\.partition)).count == 1)
+        }
+        await consumer.close()
+        await task.value
+    }
+
+    @Test("10,000 messages with every broker down for 4 s: all delivered exactly once")
+    func brokerDown() async throws {
+        let cluster = try MockCluster(brokers: 3)
+        defer { cluster.close() }
+        let topic = uniqueName("outage")
+        try cluster.createTopic(topic, partitions: 4)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers, extra: ["message.timeout.ms": "60000"]))
+        let outage = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            try cluster.setBroker(-1, up: false)
+            try await Task.sleep(for: .seconds(4))
+            try cluster.setBroker(-1, up: true)
+        }
+        let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+            for batch in 0..<10 {
+                group.addTask {
+                    var failed = 0
+                    for i in 0..<1000 {
+                        do {
+                            try await producer.send(OutgoingMessage(topic: topic, key: "k\(i % 50)", value: "\(batch * 1000 + i)"))
+                        } catch {
+                            failed += 1
+                        }
+                        if i % 100 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                    return failed
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        try await outage.value
+        #expect(failures == 0)
+        await producer.close()
+
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")), topics: [topic])
+        let (log, task) = collect(consumer)
+        #expect(await eventually(timeout: .seconds(60)) { await log.messages.count >= 10_000 })
+        try await Task.sleep(for: .milliseconds(500))
+        let values = await log.messages.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == 10_000)
+        #expect(Set(values).count == 10_000, "no duplicates (idempotent producer)")
+        await consumer.close()
+        await task.value
+    }
+
+    @Test("a non-retriable broker error (message too large) reaches the caller")
+    func messageTooLarge() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("large")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "warm-up"))
+        cluster.pushRequestErrors(apiKey: 0, [KafkaError.messageTooLarge])
+        await #expect {
+            try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "too big"))
+        } throws: { error in
+            (error as? KafkaError).map { $0.code == KafkaError.messageTooLarge && !$0.isRetriable } ?? false
+        }
+        // The producer keeps working afterwards.
+        try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "after"))
+        await producer.close()
+    }
+
+    @Test("a message over message.max.bytes fails locally with a clear error")
+    func localTooLarge() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers, extra: ["message.max.bytes": "1000"]))
+        await #expect(throws: KafkaError.self) {
+            try await producer.send(OutgoingMessage(topic: uniqueName("t"), key: nil, value: [UInt8](repeating: 65, count: 5000)))
+        }
+        await producer.close()
+    }
+
+    @Test("an invalid property fails at construction with librdkafka's message")
+    func invalidProperty() {
+        #expect {
+            _ = try KafkaProducer(configuration: KafkaConfiguration(["no.such.property": "1"]))
+        } throws: { error in
+            (error as? KafkaError).map { $0.isConfiguration && $0.message.contains("no.such.property") } ?? false
+        }
+        #expect(throws: KafkaError.self) {
+            _ = try KafkaConsumer(configuration: KafkaConfiguration(["bootstrap.servers": "127.0.0.1:1"]), topics: ["t"])
+        }
+    }
+
+    @Test("two consumers split the partitions; after one leaves cleanly the other owns everything",
+          arguments: ["range", "cooperative-sticky"])
+    func groupSplitAndLeave(strategy: String) async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("group")
+        try cluster.createTopic(topic, partitions: 4)
+        let group = uniqueName("g")
+        let a = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group, strategy: strategy), topics: [topic])
+        let (logA, taskA) = collect(a)
+        #expect(await eventually { await logA.assigned.count == 4 })
+        let b = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group, strategy: strategy), topics: [topic])
+        let (logB, taskB) = collect(b)
+        let split = await eventually(timeout: .seconds(40)) {
+            let x = await logA.assigned, y = await logB.assigned
+            return x.count + y.count == 4 && !x.isEmpty && !y.isEmpty && x.isDisjoint(with: y)
+        }
+        #expect(split)
+        if strategy == "cooperative-sticky" {
+            // Incremental: A never gave up everything at once.
+            #expect(await logA.revocations.allSatisfy { $0.count < 4 })
+        }
+        await b.close()
+        await taskB.value
+        #expect(await eventually(timeout: .seconds(40)) { await logA.assigned.count == 4 })
+        #expect(a.assignment.count == 4)
+        await a.close()
+        await taskA.value
+    }
+
+    @Test("committed offsets survive a consumer restart: nothing re-read, nothing skipped")
+    func committedOffsets() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("offsets")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<20 { try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "\(i)")) }
+        await producer.close()
+        let group = uniqueName("g")
+
+        let first = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group), topics: [topic])
+        var processed = 0
+        for await event in first.events {
+            guard case .message(let m) = event else { continue }
+            #expect(m.offset == Int64(processed))
+            try first.store(m.topicPartition, offset: m.offset + 1)
+            processed += 1
+            if processed == 10 { break }
+        }
+        try await first.commit()
+        #expect(try await first.committed([TopicPartition(topic, 0)])[TopicPartition(topic, 0)] == 10)
+        await first.close()
+
+        let second = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group), topics: [topic])
+        var offsets: [Int64] = []
+        for await event in second.events {
+            guard case .message(let m) = event else { continue }
+            offsets.append(m.offset)
+            if offsets.count == 10 { break }
+        }
+        #expect(offsets == Array(10..<20))
+        await second.close()
+    }
+
+    @Test("pause stops delivery and resume brings it back, nothing lost")
+    func pauseResume() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("pause")
+        try cluster.createTopic(topic, partitions: 2)
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")), topics: [topic])
+        let (log, task) = collect(consumer)
+        #expect(await eventually { await log.assigned.count == 2 })
+        try consumer.pause(Array(consumer.assignment))
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<10 { try await producer.send(OutgoingMessage(topic: topic, key: "k\(i)", value: "\(i)")) }
+        try await Task.sleep(for: .seconds(2))
+        #expect(await log.messages.isEmpty)
+        try consumer.resume(Array(consumer.assignment))
+        #expect(await eventually { await log.messages.count == 10 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await log.messages.count == 10)
+        await producer.close()
+        await consumer.close()
+        await task.value
+    }
+
+    @Test("close() leaves no librdkafka thread running")
+    func noThreadsAfterClose() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("threads")
+        try cluster.createTopic(topic, partitions: 1)
+        try await Task.sleep(for: .milliseconds(200))
+        let before = threadCount()
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "x"))
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")), topics: [topic])
+        let (log, task) = collect(consumer)
+        #expect(await eventually { await log.messages.count == 1 })
+        #expect(threadCount() > before)
+        await producer.close()
+        await consumer.close()
+        await task.value
+        #expect(await eventually(timeout: .seconds(5)) { threadCount() <= before }, "threads: before \(before), after \(threadCount())")
+    }
+
+    @Test("send after close fails; close is idempotent")
+    func closedProducer() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        await producer.close()
+        await producer.close()
+        await #expect(throws: KafkaError.self) { try await producer.send(OutgoingMessage(topic: "t", key: nil, value: "x")) }
+    }
+}
