@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages exocheck builds and tests with (Debian/Ubuntu). Idempotent:
-# nothing is installed when everything is already there.
+# Installs what exocheck builds and tests with (Debian/Ubuntu): librdkafka, kcat, pkg-config
+# through apt; the independent Kafka client (confluent-kafka), the second broker implementation
+# (noida-db) and jsonschema through pip. Idempotent: nothing happens when all is there.
 set -euo pipefail
 
 packages=(librdkafka-dev kcat pkg-config)
@@ -14,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}" >&2
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c "import confluent_kafka, noida_db, jsonschema" >/dev/null 2>&1; then
+    echo "install-deps: installing confluent-kafka, noida-db, jsonschema (pip)" >&2
+    python3 -m pip install -q --disable-pip-version-check confluent-kafka noida-db==0.2.3 jsonschema 2>&1 \
+        | grep -v "Running pip as the 'root' user" || true
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

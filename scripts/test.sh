@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, builds once, runs every test.
+# The whole test suite: installs what it needs, builds once, runs every test, then runs the
+# Kafka tests again under AddressSanitizer (own scratch path). EXOCHECK_SKIP_ASAN=1 skips that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Interop tests (Python client, noida-db, kcat) must run, not skip, when driven from here.
+export EXOCHECK_REQUIRE_INTEROP=1
 swift build --build-tests
 swift test --skip-build "$@"
+if [ "${EXOCHECK_SKIP_ASAN:-0}" != "1" ]; then
+    echo "test.sh: Kafka tests under AddressSanitizer" >&2
+    swift build --build-tests --sanitize=address --scratch-path .build-asan
+    swift test --skip-build --sanitize=address --scratch-path .build-asan --filter KafkaTests
+fi

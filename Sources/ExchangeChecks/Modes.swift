@@ -61,7 +61,8 @@ public enum EmailActivityCheck {
         }
 
         // Group 3: per user.
-        if !config.blocks(groups[2]) {
+        // With several users and no per-user counter selected the group prints nothing: skip it.
+        if !config.blocks(groups[2]), users.count <= 1 || groups[2].counters.contains(where: config.selects) {
             let specs = groups[2].counters.filter(config.selects)
             let ids = users.keys.sorted(by: CounterFormatting.byteOrder)
             let multiple = ids.count > 1
@@ -159,7 +160,7 @@ public enum MailboxUsageCheck {
             engine.addGlobal(prefix: "Total ", counters: counters)
         }
 
-        if !config.blocks(groups[2]) {
+        if !config.blocks(groups[2]), mailboxes.count <= 1 || groups[2].counters.contains(where: config.selects) {
             let specs = groups[2].counters.filter(config.selects)
             let ids = mailboxes.keys.sorted(by: CounterFormatting.byteOrder)
             let multiple = ids.count > 1

@@ -5,6 +5,9 @@ enum PerlNumber {
     /// Perl's numeric value of a string: leading whitespace, optional sign, digits, optional
     /// fraction and exponent; anything else stops the parse ("12abc" → 12, "" → 0, "1,5" → 1).
     static func numify(_ text: String) -> Double {
+        // Fast path: plain integers and decimals (nearly every report value).
+        if let fast = text.utf8.withContiguousStorageIfAvailable(plainDecimal), let value = fast { return value }
+        if text.isEmpty { return 0 }
         var scalars = Substring(text).unicodeScalars.drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
         var out = ""
         if let f = scalars.first, f == "+" || f == "-" {
@@ -45,6 +48,25 @@ enum PerlNumber {
         guard sawDigit else { return 0 }
         if out.hasSuffix(".") { out.removeLast() }
         return Double(out) ?? 0
+    }
+
+    /// `[-]digits[.digits]` → its value; nil for anything else (handled by the slow path).
+    private static func plainDecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var i = 0
+        var negative = false
+        if bytes[0] == UInt8(ascii: "-") { negative = true; i = 1 }
+        guard i < bytes.count else { return nil }
+        var integer: Int64 = 0
+        var digits = 0
+        while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
+            integer = integer * 10 + Int64(bytes[i] - 48)
+            digits += 1
+            i += 1
+        }
+        guard digits > 0 else { return nil }
+        if i == bytes.count { return Double(negative ? -integer : integer) }
+        return nil  // fractions and exponents: exact conversion by the slow path
     }
 
     /// Perl's default stringification of a number (`%.15g`, integers without a decimal point).
