@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
@@ -49,6 +53,21 @@ let package = Package(
         ),
         // A small safe Swift layer over librdkafka: producer, group consumer, mock cluster.
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
+        // The Kafka-driven pipeline: requests → checks → results, offsets, metrics, health.
+        .target(
+            name: "CheckWorker",
+            dependencies: [
+                "ExchangeChecks", "GraphReports", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "exocheck",
             dependencies: [
@@ -56,12 +75,17 @@ let package = Package(
                 "GraphReports",
                 "GraphSimulator",
                 "Kafka",
+                "CheckWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"], resources: [.copy("Resources")]),
+        .testTarget(name: "CheckWorkerTests", dependencies: ["CheckWorker", "ExchangeChecks", "GraphReports", "GraphSimulator", "Kafka"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"],

@@ -70,6 +70,8 @@ public struct GraphSession: Sendable {
     public var retry = RetryPolicy()
     /// Where warnings go (stderr for `run`, the log for the worker).
     let warn: @Sendable (String) -> Void
+    /// Told about every Graph HTTP answer: (report name, HTTP status, 0 for a transport failure).
+    public var observer: (@Sendable (_ report: String, _ status: Int) -> Void)?
     let clock = ContinuousClock()
 
     public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
@@ -134,7 +136,9 @@ public struct GraphSession: Sendable {
             let answer: HTTPAnswer
             do {
                 answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
+                observer?(request.report, answer.status)
             } catch {
+                observer?(request.report, 0)
                 switch error {
                 case .timeout(let s):
                     throw GraphError(.timeout, "Graph did not answer \(request) within \(IdentityClient.seconds(s)) (--timeout); Graph may be slow, retry later or raise --timeout.")
@@ -205,7 +209,9 @@ public struct GraphSession: Sendable {
             let answer: HTTPAnswer
             do {
                 answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
+                observer?(request.report + " download", answer.status)
             } catch {
+                observer?(request.report + " download", 0)
                 switch error {
                 case .timeout(let s):
                     throw GraphError(.timeout, "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")

@@ -144,3 +144,15 @@ extension HTTPTransport {
         return HTTPTransport(client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
     }
 }
+
+extension HTTPTransport {
+    /// True when `url` answers HTTP at all (any status) within `timeout` seconds.
+    public func reachable(_ url: String, timeout: Double = 5) async -> Bool {
+        do {
+            _ = try await send(.GET, url, timeout: timeout)
+            return true
+        } catch {
+            return false
+        }
+    }
+}

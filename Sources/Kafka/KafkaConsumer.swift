@@ -239,6 +239,29 @@ public final class KafkaConsumer: Sendable {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "resume") }
     }
 
+    /// Messages not yet consumed on the assigned partitions (high watermark − position), from
+    /// librdkafka's cached watermarks; nil before the first fetch.
+    public func lag() -> Int64? {
+        let parts = Array(assignment)
+        guard !parts.isEmpty else { return nil }
+        return Self.withList(parts.map { ($0, nil) }) { list -> Int64? in
+            guard rd_kafka_position(handle.pointer, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            var total: Int64 = 0
+            var known = false
+            for i in 0..<Int(list.pointee.cnt) {
+                let e = list.pointee.elems[i]
+                var low: Int64 = 0
+                var high: Int64 = 0
+                guard rd_kafka_get_watermark_offsets(handle.pointer, e.topic, e.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      high >= 0 else { continue }
+                let position = e.offset >= 0 ? e.offset : low
+                total += max(0, high - position)
+                known = true
+            }
+            return known ? total : nil
+        }
+    }
+
     /// Commits stored offsets, leaves the group, stops the poll thread and frees the handle.
     /// The event stream finishes.
     public func close() async {

@@ -18,7 +18,7 @@ struct Exocheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exocheck",
         abstract: "Microsoft 365 Exchange Online checks (Centreon-compatible) for monitoring platforms.",
-        subcommands: [RunStub.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self, BenchCommand.self]
+        subcommands: [RunStub.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self, BenchCommand.self]
     )
 }
 

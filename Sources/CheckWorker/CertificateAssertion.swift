@@ -1,0 +1,53 @@
+import Crypto
+import Foundation
+import _CryptoExtras
+
+/// The signed JWT client assertion of the certificate credential: RS256 with `x5t` = base64url
+/// SHA-1 thumbprint of the DER certificate; `aud` = the token URL, `iss` = `sub` = client id,
+/// unique `jti`, `nbf`/`iat` now, `exp` 10 minutes later.
+struct CertificateAssertion: Sendable {
+    let privateKey: _RSA.Signing.PrivateKey
+    let thumbprint: String
+    let clientId: String
+
+    init(certificatePEMPath: String, privateKeyPEMPath: String, clientId: String) throws {
+        guard let certPEM = FileManager.default.contents(atPath: certificatePEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw ConfigurationError("cannot read certificate '\(certificatePEMPath)'")
+        }
+        guard let keyPEM = FileManager.default.contents(atPath: privateKeyPEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw ConfigurationError("cannot read private key '\(privateKeyPEMPath)'")
+        }
+        guard let der = Self.der(fromPEM: certPEM, label: "CERTIFICATE") else {
+            throw ConfigurationError("'\(certificatePEMPath)' holds no PEM certificate")
+        }
+        do {
+            privateKey = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM)
+        } catch {
+            throw ConfigurationError("'\(privateKeyPEMPath)' is not an RSA private key in PEM form")
+        }
+        thumbprint = Self.base64url(Data(Insecure.SHA1.hash(data: der)))
+        self.clientId = clientId
+    }
+
+    func make(audience: String, now: Date = Date()) throws -> String {
+        let header = ["alg": "RS256", "typ": "JWT", "x5t": thumbprint]
+        let iat = Int(now.timeIntervalSince1970)
+        let claims: [String: Any] = ["aud": audience, "iss": clientId, "sub": clientId, "jti": UUID().uuidString,
+                                     "nbf": iat, "iat": iat, "exp": iat + 600]
+        let h = Self.base64url(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        let c = Self.base64url(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
+        let signature = try privateKey.signature(for: Data("\(h).\(c)".utf8), padding: .insecurePKCS1v1_5)
+        return "\(h).\(c).\(Self.base64url(signature.rawRepresentation))"
+    }
+
+    static func der(fromPEM pem: String, label: String) -> Data? {
+        guard let start = pem.range(of: "-----BEGIN \(label)-----"), let end = pem.range(of: "-----END \(label)-----") else { return nil }
+        let body = pem[start.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
+        return Data(base64Encoded: String(body))
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

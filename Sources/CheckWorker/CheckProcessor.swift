@@ -1,0 +1,145 @@
+import ExchangeChecks
+import Foundation
+import GraphReports
+import Logging
+
+/// Turns one request record into its result (and, for bad input, a dead-letter reason).
+/// The same check core as `exocheck run`: the result's `output` is what `run` prints.
+public struct CheckProcessor: Sendable {
+    let configuration: WorkerConfiguration
+    let transport: HTTPTransport
+    let tokens: TokenCache
+    let reports: ReportCache
+    let metrics: WorkerMetrics
+    let logger: Logger
+
+    public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
+                metrics: WorkerMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.transport = transport
+        self.tokens = tokens
+        self.reports = reports
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var result: CheckResultMessage
+        /// Topic of the result (`results`, or an allowed `replyTo`).
+        public var topic: String
+        /// Kafka key of the result: the tenant.
+        public var key: String?
+        /// Set for bad input: a copy of the request goes to the dead-letter topic with this reason.
+        public var deadLetterReason: String?
+    }
+
+    public func process(_ value: [UInt8], key: String?, attempt: Int) async -> Outcome {
+        let started = ContinuousClock.now
+        let checkedAt = Date()
+        switch CheckRequestDecoder.decode(value, maxBytes: configuration.worker.maxRequestBytes) {
+        case .failure(let rejection):
+            let result = errorResult(id: rejection.id, tenant: rejection.tenant ?? key, mode: rejection.mode, labels: rejection.labels,
+                                     kind: "invalid-request", message: "Invalid check request: \(rejection.reason).",
+                                     options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
+            return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? key, deadLetterReason: rejection.reason)
+        case .success(let request):
+            return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
+        }
+    }
+
+    func process(_ request: CheckRequest, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) async -> Outcome {
+        var topic = configuration.kafka.results
+        var log = logger
+        log[metadataKey: "request.id"] = "\(request.id)"
+        log[metadataKey: "tenant"] = "\(request.tenant)"
+        func refuse(_ kind: String, _ message: String, options: OutputOptions = OutputOptions(), deadLetter: Bool) -> Outcome {
+            let result = errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                                     kind: kind, message: message, options: options, started: started, checkedAt: checkedAt, attempt: attempt)
+            log.notice("check refused", metadata: ["error.kind": "\(kind)", "error.message": "\(message)"])
+            return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
+        }
+        if let replyTo = request.replyTo {
+            guard configuration.kafka.allowedReplyTopics.contains(replyTo) else {
+                return refuse("invalid-request", "Invalid check request: replyTo '\(replyTo)' is not allowed by this worker.", deadLetter: true)
+            }
+            topic = replyTo
+        }
+        // The request's arguments, parsed exactly as `exocheck run` parses a command line.
+        let parsed: CentreonArguments
+        do { parsed = try CentreonArguments(["--mode=\(request.mode.rawValue)"] + request.arguments) } catch {
+            return refuse("invalid-request", "Invalid check request: \(error.message)", deadLetter: true)
+        }
+        let config: CheckConfiguration
+        switch Invocation.parse(parsed, requireConnection: false) {
+        case .check(let c, _): config = c
+        case .failure(let error, let options):
+            return refuse("invalid-request", "Invalid check request: \(error.message)", options: options, deadLetter: true)
+        case .listCounters, .help:
+            return refuse("invalid-request", "Invalid check request: --list-counters and --help are not checks.", deadLetter: true)
+        }
+        guard let tenant = configuration.tenants[request.tenant] else {
+            return refuse("unknown-tenant", "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
+                          options: config.output, deadLetter: true)
+        }
+        let now = Date()
+        if let deadline = request.deadline, deadline <= now {
+            return refuse("expired", "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
+                          options: config.output, deadLetter: false)
+        }
+        var budget = configuration.worker.checkTimeoutSeconds
+        if let deadline = request.deadline { budget = min(budget, deadline.timeIntervalSince(now)) }
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(budget * 1000)))
+
+        var session = GraphSession(
+            app: AppIdentity(tenant: tenant.tenantId, clientId: tenant.clientId, credential: tenant.credential, endpoints: tenant.endpoints),
+            transport: transport, tokenCache: tokens, requestTimeout: configuration.graph.timeoutSeconds,
+            warn: { [log] in log.warning("\($0)") })
+        let metrics = self.metrics
+        session.observer = { report, status in metrics.graphCall(report: report, status: status) }
+        let stats = FetchStatsBox()
+        let outcomes = OutcomeBox()
+        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, stats: stats, outcomes: outcomes)
+        let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline)
+        let rendered = outcome.rendered(config.output)
+        let fetch = stats.value
+        let tokenHit = fetch.tokenRequests == 0
+        metrics.tokenCache(hit: tokenHit)
+        if let o = outcomes.outcome { metrics.reportCache(o.rawValue) }
+        if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
+        let duration = started.duration(to: .now)
+        metrics.check(mode: request.mode.rawValue, status: rendered.status.rawValue, duration: duration)
+        let result = CheckResultMessage(
+            id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+            status: rendered.status.rawValue, exitCode: Int(rendered.exitCode), output: rendered.text,
+            summary: Self.summary(rendered.shortOutput), perfdata: CheckResultMessage.metrics(rendered.perfdata),
+            reportDate: outcome.result.reportDate, checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration),
+            worker: configuration.worker.name, attempt: attempt,
+            cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
+            error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) })
+        log.info("check done", metadata: ["status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
+                                          "cache.report": "\(result.cache.report)"])
+        return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
+    }
+
+    func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: String, message: String,
+                     options: OutputOptions, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) -> CheckResultMessage {
+        let rendered = OutputRenderer.render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true)
+        let duration = started.duration(to: .now)
+        metrics.check(mode: mode ?? "unknown", status: rendered.status.rawValue, duration: duration)
+        return CheckResultMessage(
+            id: id, tenant: tenant, mode: mode, labels: labels, status: rendered.status.rawValue, exitCode: Int(rendered.exitCode),
+            output: rendered.text, summary: Self.summary(rendered.shortOutput), perfdata: [], reportDate: "",
+            checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration), worker: configuration.worker.name,
+            attempt: attempt, cache: .init(token: "none", report: "none"), error: .init(kind: kind, message: message))
+    }
+
+    static func summary(_ short: String) -> String {
+        var s = Substring(short)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+
+    static func milliseconds(_ d: Duration) -> Double {
+        (Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15).rounded() 
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// swift-log handler writing one JSON object per line to stderr (production), or plain text.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+    let json: Bool
+    static let lock = Mutex(())
+
+    public init(label: String, json: Bool = true) {
+        self.label = label
+        self.json = json
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        write(level: event.level, message: event.message, metadata: event.metadata, error: event.error)
+    }
+
+    func write(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, error: (any Error)?) {
+        var all = metadata
+        if let error { all["error"] = "\(error)" }
+        if let explicit { all.merge(explicit) { $1 } }
+        let time = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let text: String
+        if json {
+            var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": message.description]
+            for (k, v) in all { object[k] = "\(v)" }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            text = String(decoding: data, as: UTF8.self)
+        } else {
+            let meta = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            text = "\(time) \(level.rawValue) \(label): \(message)\(meta.isEmpty ? "" : " " + meta)"
+        }
+        Self.lock.withLock { _ in FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+}

@@ -1,0 +1,57 @@
+import Kafka
+
+/// Per partition, the highest offset below which every request is done: only that is stored
+/// for commit, so a crash re-runs unfinished checks and never skips one.
+struct OffsetTracker {
+    /// One partition's requests in offset order; a new generation after each (re)assignment so
+    /// that completions from before a revocation are ignored.
+    struct PartitionState {
+        var generation: Int
+        var pending: [Int64] = []        // offsets received, in order
+        var done: Set<Int64> = []
+        var lastStored: Int64 = -1
+    }
+
+    private var partitions: [TopicPartition: PartitionState] = [:]
+    private var nextGeneration = 0
+
+    mutating func assign(_ tps: [TopicPartition]) {
+        for tp in tps where partitions[tp] == nil {
+            nextGeneration += 1
+            partitions[tp] = PartitionState(generation: nextGeneration)
+        }
+    }
+
+    mutating func revoke(_ tps: [TopicPartition]) {
+        for tp in tps { partitions[tp] = nil }
+    }
+
+    /// Records a received request; returns its generation (nil if the partition is not ours).
+    mutating func begin(_ tp: TopicPartition, offset: Int64) -> Int? {
+        if partitions[tp] == nil { assign([tp]) }
+        partitions[tp]?.pending.append(offset)
+        return partitions[tp]?.generation
+    }
+
+    /// Marks a request done; returns the offset to store (next to read) when it advanced.
+    mutating func complete(_ tp: TopicPartition, offset: Int64, generation: Int) -> Int64? {
+        guard var state = partitions[tp], state.generation == generation else { return nil }
+        state.done.insert(offset)
+        var advanced: Int64? = nil
+        var head = 0
+        while head < state.pending.count, state.done.contains(state.pending[head]) {
+            state.done.remove(state.pending[head])
+            advanced = state.pending[head] + 1
+            head += 1
+        }
+        if head > 0 { state.pending.removeFirst(head) }
+        if let a = advanced, a > state.lastStored { state.lastStored = a } else { advanced = nil }
+        partitions[tp] = state
+        return advanced
+    }
+
+    /// Requests received and not yet committable.
+    var uncommitted: Int { partitions.values.reduce(0) { $0 + $1.pending.count } }
+
+    var assigned: [TopicPartition] { Array(partitions.keys) }
+}

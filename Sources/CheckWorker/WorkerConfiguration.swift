@@ -1,0 +1,234 @@
+import Foundation
+import GraphReports
+import Kafka
+import Yams
+
+/// The worker's configuration file (YAML; JSON is YAML too). Unknown keys and missing secrets
+/// fail at start with a message naming the key; secrets are read from files or the
+/// environment only and never logged.
+public struct WorkerConfiguration: Sendable {
+    public struct KafkaSection: Sendable {
+        public var properties: [String: String] = [:]
+        public var requests = "exocheck.requests"
+        public var results = "exocheck.results"
+        public var deadLetter = "exocheck.requests.DLT"
+        public var group = "exocheck"
+        /// Topics a request may name in `replyTo` (empty: `replyTo` is refused).
+        public var allowedReplyTopics: [String] = []
+    }
+
+    public struct WorkerSection: Sendable {
+        public var concurrency = 64
+        /// host:port of /metrics, /healthz, /readyz (port 0: any free port, logged at start).
+        public var listen = "127.0.0.1:9464"
+        public var shutdownGraceSeconds = 30.0
+        /// Longest time one check may take (token, reports, retries), whatever its deadline.
+        public var checkTimeoutSeconds = 20.0
+        public var maxRequestBytes = 65_536
+        /// Name written in results (default: host name and pid).
+        public var name = "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+    }
+
+    public struct GraphSection: Sendable {
+        public var loginEndpoint: String?
+        public var graphEndpoint: String?
+        public var timeoutSeconds = 10.0
+        public var reportCacheSeconds = 900.0
+        /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
+        public var reportCallsPer10Minutes = 14
+    }
+
+    public struct Tenant: Sendable {
+        public var name: String
+        public var tenantId: String
+        public var clientId: String
+        public var credential: ClientCredential
+        public var endpoints: GraphEndpoints
+    }
+
+    public var kafka = KafkaSection()
+    public var worker = WorkerSection()
+    public var graph = GraphSection()
+    public var tenants: [String: Tenant] = [:]
+    public var logFormat = "json"
+    public var logLevel = "info"
+
+    public init() {}
+
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> WorkerConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("cannot read the configuration file '\(path)'")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), baseDirectory: (path as NSString).deletingLastPathComponent, environment: environment)
+    }
+
+    public static func parse(_ text: String, baseDirectory: String = ".", environment: [String: String] = [:]) throws(ConfigurationError) -> WorkerConfiguration {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw ConfigurationError("the configuration is not valid YAML: \(error)")
+        }
+        guard let top = root as? [String: Any] else { throw ConfigurationError("the configuration must be a mapping with kafka, worker, graph and tenants") }
+        var c = WorkerConfiguration()
+        try Section(top, path: "").check(["kafka", "worker", "graph", "tenants", "log"])
+
+        if let k = try Section.optional(top["kafka"], path: "kafka") {
+            try k.check(["properties", "requests", "results", "deadLetter", "group", "allowedReplyTopics"])
+            if let props = try Section.optional(k.raw["properties"], path: "kafka.properties") {
+                for (key, value) in props.raw { c.kafka.properties[key] = try Section.scalar(value, path: "kafka.properties.\(key)") }
+            }
+            c.kafka.requests = try k.string("requests") ?? c.kafka.requests
+            c.kafka.results = try k.string("results") ?? c.kafka.results
+            c.kafka.deadLetter = try k.string("deadLetter") ?? c.kafka.deadLetter
+            c.kafka.group = try k.string("group") ?? c.kafka.group
+            c.kafka.allowedReplyTopics = try k.strings("allowedReplyTopics") ?? []
+        }
+        if let w = try Section.optional(top["worker"], path: "worker") {
+            try w.check(["concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name"])
+            c.worker.concurrency = try w.int("concurrency", min: 1) ?? c.worker.concurrency
+            c.worker.listen = try w.string("listen") ?? c.worker.listen
+            c.worker.shutdownGraceSeconds = try w.double("shutdownGraceSeconds") ?? c.worker.shutdownGraceSeconds
+            c.worker.checkTimeoutSeconds = try w.double("checkTimeoutSeconds") ?? c.worker.checkTimeoutSeconds
+            c.worker.maxRequestBytes = try w.int("maxRequestBytes", min: 256) ?? c.worker.maxRequestBytes
+            c.worker.name = try w.string("name") ?? c.worker.name
+        }
+        if let g = try Section.optional(top["graph"], path: "graph") {
+            try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes"])
+            c.graph.loginEndpoint = try g.string("loginEndpoint")
+            c.graph.graphEndpoint = try g.string("graphEndpoint")
+            c.graph.timeoutSeconds = try g.double("timeoutSeconds") ?? c.graph.timeoutSeconds
+            c.graph.reportCacheSeconds = try g.double("reportCacheSeconds") ?? c.graph.reportCacheSeconds
+            c.graph.reportCallsPer10Minutes = try g.int("reportCallsPer10Minutes", min: 1) ?? c.graph.reportCallsPer10Minutes
+        }
+        if let l = try Section.optional(top["log"], path: "log") {
+            try l.check(["format", "level"])
+            c.logFormat = try l.string("format") ?? c.logFormat
+            guard ["json", "text"].contains(c.logFormat) else { throw ConfigurationError("log.format must be json or text") }
+            c.logLevel = try l.string("level") ?? c.logLevel
+        }
+        if let t = try Section.optional(top["tenants"], path: "tenants") {
+            for name in t.raw.keys.sorted() {
+                guard let section = try Section.optional(t.raw[name], path: "tenants.\(name)") else { continue }
+                c.tenants[name] = try tenant(name, section, defaults: c.graph, baseDirectory: baseDirectory, environment: environment)
+            }
+        }
+        return c
+    }
+
+    static func tenant(_ name: String, _ s: Section, defaults: GraphSection, baseDirectory: String,
+                       environment: [String: String]) throws(ConfigurationError) -> Tenant {
+        try s.check(["tenantId", "clientId", "clientSecretFile", "clientSecretEnv", "certificateFile", "privateKeyFile",
+                     "cloud", "loginEndpoint", "graphEndpoint"])
+        guard let tenantId = try s.string("tenantId"), !tenantId.isEmpty else { throw ConfigurationError("tenants.\(name).tenantId is required") }
+        guard let clientId = try s.string("clientId"), !clientId.isEmpty else { throw ConfigurationError("tenants.\(name).clientId is required") }
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
+        let credential: ClientCredential
+        if let file = try s.string("clientSecretFile") {
+            guard let data = FileManager.default.contents(atPath: resolve(file)) else {
+                throw ConfigurationError("tenants.\(name).clientSecretFile: cannot read '\(file)'")
+            }
+            let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secret.isEmpty else { throw ConfigurationError("tenants.\(name).clientSecretFile: '\(file)' is empty") }
+            credential = .secret(secret)
+        } else if let variable = try s.string("clientSecretEnv") {
+            guard let secret = environment[variable], !secret.isEmpty else {
+                throw ConfigurationError("tenants.\(name).clientSecretEnv: environment variable \(variable) is not set")
+            }
+            credential = .secret(secret)
+        } else if let cert = try s.string("certificateFile") {
+            guard let key = try s.string("privateKeyFile") else {
+                throw ConfigurationError("tenants.\(name).certificateFile needs tenants.\(name).privateKeyFile")
+            }
+            do {
+                let assertion = try CertificateAssertion(certificatePEMPath: resolve(cert), privateKeyPEMPath: resolve(key), clientId: clientId)
+                credential = .assertion { audience in try assertion.make(audience: audience) }
+            } catch {
+                throw ConfigurationError("tenants.\(name): \(error)")
+            }
+        } else {
+            throw ConfigurationError("tenants.\(name) needs clientSecretFile, clientSecretEnv, or certificateFile + privateKeyFile")
+        }
+        var endpoints = NationalCloud.global.endpoints
+        if let cloudName = try s.string("cloud") {
+            guard let cloud = NationalCloud(rawValue: cloudName) else {
+                throw ConfigurationError("tenants.\(name).cloud must be one of global, usgov, usgovdod, china")
+            }
+            endpoints = cloud.endpoints
+        }
+        if let login = try s.string("loginEndpoint") ?? defaults.loginEndpoint { endpoints.login = login }
+        if let graph = try s.string("graphEndpoint") ?? defaults.graphEndpoint { endpoints.graph = graph }
+        return Tenant(name: name, tenantId: tenantId, clientId: clientId, credential: credential,
+                      endpoints: GraphEndpoints(login: endpoints.login, graph: endpoints.graph))
+    }
+
+    /// The Kafka properties with `--bootstrap-servers` applied.
+    public func kafkaConfiguration(bootstrapOverride: String? = nil) -> KafkaConfiguration {
+        var k = KafkaConfiguration(kafka.properties)
+        if let bootstrapOverride { k.bootstrapServers = bootstrapOverride }
+        return k
+    }
+}
+
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A mapping of the configuration, with typed readers that name the key on error.
+struct Section {
+    let raw: [String: Any]
+    let path: String
+
+    init(_ raw: [String: Any], path: String) {
+        self.raw = raw
+        self.path = path
+    }
+
+    static func optional(_ value: Any?, path: String) throws(ConfigurationError) -> Section? {
+        guard let value, !(value is NSNull) else { return nil }
+        guard let m = value as? [String: Any] else { throw ConfigurationError("\(path) must be a mapping") }
+        return Section(m, path: path)
+    }
+
+    func key(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+
+    func check(_ allowed: Set<String>) throws(ConfigurationError) {
+        if let unknown = raw.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw ConfigurationError("unknown configuration key '\(key(unknown))' (known: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    static func scalar(_ value: Any, path: String) throws(ConfigurationError) -> String {
+        switch value {
+        case let s as String: return s
+        case let b as Bool: return b ? "true" : "false"
+        case let i as Int: return String(i)
+        case let d as Double: return String(d)
+        default: throw ConfigurationError("\(path) must be a scalar")
+        }
+    }
+
+    func string(_ k: String) throws(ConfigurationError) -> String? {
+        guard let v = raw[k], !(v is NSNull) else { return nil }
+        return try Self.scalar(v, path: key(k))
+    }
+
+    func strings(_ k: String) throws(ConfigurationError) -> [String]? {
+        guard let v = raw[k] else { return nil }
+        guard let a = v as? [Any] else { throw ConfigurationError("\(key(k)) must be a list") }
+        var out: [String] = []
+        for item in a { out.append(try Self.scalar(item, path: key(k))) }
+        return out
+    }
+
+    func int(_ k: String, min: Int) throws(ConfigurationError) -> Int? {
+        guard let s = try string(k) else { return nil }
+        guard let i = Int(s), i >= min else { throw ConfigurationError("\(key(k)) must be an integer ≥ \(min), got '\(s)'") }
+        return i
+    }
+
+    func double(_ k: String) throws(ConfigurationError) -> Double? {
+        guard let s = try string(k) else { return nil }
+        guard let d = Double(s), d >= 0 else { throw ConfigurationError("\(key(k)) must be a number ≥ 0, got '\(s)'") }
+        return d
+    }
+}

@@ -1,0 +1,53 @@
+import Metrics
+
+/// The worker's metrics (swift-metrics; exported in Prometheus text format on /metrics).
+public struct WorkerMetrics: Sendable {
+    public init() {}
+
+    public func check(mode: String, status: String, duration: Duration) {
+        Counter(label: "exocheck_checks_total", dimensions: [("mode", mode), ("status", status)]).increment()
+        Timer(label: "exocheck_check_duration_seconds", dimensions: [("mode", mode)]).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    public func tokenCache(hit: Bool) {
+        Counter(label: "exocheck_token_cache_total", dimensions: [("result", hit ? "hit" : "miss")]).increment()
+    }
+
+    public func reportCache(_ result: String) {
+        Counter(label: "exocheck_report_cache_total", dimensions: [("result", result)]).increment()
+    }
+
+    public func graphCall(report: String, status: Int) {
+        Counter(label: "exocheck_graph_calls_total", dimensions: [("report", report), ("status", status == 0 ? "transport-error" : String(status))]).increment()
+    }
+
+    public func throttled(_ n: Int) {
+        Counter(label: "exocheck_graph_throttled_total").increment(by: n)
+    }
+
+    public func deadLettered(kind: String) {
+        Counter(label: "exocheck_dead_lettered_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    public func inFlight(_ n: Int) {
+        Gauge(label: "exocheck_checks_in_flight").record(n)
+    }
+
+    public func consumerLag(_ n: Int64) {
+        Gauge(label: "exocheck_consumer_lag").record(n)
+    }
+
+    /// Requests received whose offsets are not committable yet (in flight or waiting).
+    public func uncommitted(_ n: Int) {
+        Gauge(label: "exocheck_uncommitted_requests").record(n)
+    }
+
+    public func resultsProduced(topic: String) {
+        Counter(label: "exocheck_results_produced_total").increment()
+    }
+
+    public func produceRetry() {
+        Counter(label: "exocheck_produce_retries_total").increment()
+    }
+}

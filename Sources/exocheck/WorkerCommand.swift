@@ -1,0 +1,109 @@
+import ArgumentParser
+import CheckWorker
+import Foundation
+import GraphReports
+import Kafka
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// `exocheck worker`: consume check requests from Kafka, run them, publish results.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a check worker: consume requests from Kafka, run checks, publish results.",
+        discussion: """
+        Configuration (YAML or JSON): kafka (properties passed to librdkafka verbatim, topics, group),
+        worker (concurrency, listen host:port for /metrics /healthz /readyz, shutdownGraceSeconds),
+        graph (endpoints, timeouts, report cache), tenants (name → tenantId, clientId, and
+        clientSecretFile | clientSecretEnv | certificateFile + privateKeyFile, cloud). See README.
+        SIGTERM/SIGINT: stop consuming, finish in-flight checks within the grace period, flush,
+        commit, leave the group.
+        """
+    )
+
+    @Option(help: "Worker configuration file (YAML or JSON).") var config: String
+    @Option(help: "Kafka bootstrap servers; overrides kafka.properties.bootstrap.servers.") var bootstrapServers: String?
+    @Option(help: "Write the bound metrics/health port to this file.") var portFile: String?
+
+    func run() async throws {
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try WorkerConfiguration.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("exocheck worker: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = JSONLogHandler(label: label, json: configuration.logFormat == "json")
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "exocheck.worker")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let kafka = configuration.kafkaConfiguration(bootstrapOverride: bootstrapServers)
+        guard kafka.bootstrapServers?.isEmpty == false else {
+            FileHandle.standardError.write(Data("exocheck worker: set kafka.properties.bootstrap.servers or --bootstrap-servers\n".utf8))
+            throw ExitCode(2)
+        }
+        let transport = HTTPTransport.make()
+        let metrics = WorkerMetrics()
+        let health = WorkerHealth()
+        let processor = CheckProcessor(
+            configuration: configuration, transport: transport,
+            tokens: TokenCache(refreshMargin: 300),
+            reports: ReportCache(ttl: .milliseconds(Int64(configuration.graph.reportCacheSeconds * 1000)),
+                                 budget: configuration.graph.reportCallsPer10Minutes),
+            metrics: metrics, logger: logger)
+        let worker = CheckWorkerService(configuration: configuration, kafka: kafka, processor: processor,
+                                        metrics: metrics, health: health, logger: logger)
+        let portFile = self.portFile
+        let http = try HealthServer.application(listen: configuration.worker.listen, registry: registry, health: health, logger: logger) { port in
+            logger.info("metrics and health listening", metadata: ["port": "\(port)"])
+            if let portFile {
+                try? "\(port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
+                rename(portFile + ".tmp", portFile)
+            }
+        }
+        let endpoints = Set(configuration.tenants.values.map(\.endpoints.graph))
+        let probe = GraphProbe(transport: transport, endpoints: Array(endpoints), health: health)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: http),
+                .init(service: probe),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("worker failed: \(error)")
+            await transport.shutdown()
+            throw ExitCode(1)
+        }
+        await transport.shutdown()
+    }
+}
+
+/// Marks Graph reachable when every configured Graph endpoint answers HTTP (any status).
+struct GraphProbe: Service {
+    let transport: HTTPTransport
+    let endpoints: [String]
+    let health: WorkerHealth
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                var ok = true
+                for e in endpoints where !(await transport.reachable(e + "/v1.0/")) { ok = false }
+                health.set(graphReachable: ok)
+                try await Task.sleep(for: .seconds(ok ? 30 : 5))
+            }
+        }
+    }
+}

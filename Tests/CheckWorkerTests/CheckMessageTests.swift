@@ -1,0 +1,197 @@
+import ExchangeChecks
+import Foundation
+import Kafka
+import Testing
+
+@testable import CheckWorker
+
+@Suite("Check request decoding")
+struct CheckRequestTests {
+    func decode(_ json: String, max: Int = 65_536) -> Result<CheckRequest, RequestRejection> {
+        CheckRequestDecoder.decode(Array(json.utf8), maxBytes: max)
+    }
+
+    func reason(_ json: String) -> String? {
+        if case .failure(let r) = decode(json) { return r.reason }
+        return nil
+    }
+
+    @Test("options become a Centreon argument list; true flags are set, false ones left out")
+    func options() throws {
+        guard case .success(let r) = decode(#"{"id":"a","tenant":"contoso","mode":"mailbox-usage","options":{"filter-counters":".*","verbose":true,"use-new-perfdata":false,"warning-items":50000},"labels":{"host":"h"}}"#) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(r.arguments == ["--filter-counters=.*", "--verbose", "--warning-items=50000"])
+        #expect(r.labels == ["host": "h"])
+        #expect(r.mode == .mailboxUsage)
+    }
+
+    @Test("args are taken as they are")
+    func args() throws {
+        guard case .success(let r) = decode(#"{"id":"a","tenant":"t","mode":"email-activity","args":["--filter-counters=.*","--warning-status=%{used} > 1000"]}"#) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(r.arguments == ["--filter-counters=.*", "--warning-status=%{used} > 1000"])
+    }
+
+    @Test("bad input is refused with a reason, keeping the id when readable", arguments: [
+        ("not json", "not valid JSON"),
+        ("[1,2]", "must be a JSON object"),
+        (#"{"tenant":"t","mode":"email-activity"}"#, "'id' is required"),
+        (#"{"id":5,"tenant":"t","mode":"email-activity"}"#, "'id' is required and must be a string"),
+        (#"{"id":"a","mode":"email-activity"}"#, "'tenant' is required"),
+        (#"{"id":"a","tenant":"t"}"#, "'mode' is required"),
+        (#"{"id":"a","tenant":"t","mode":"teams-activity"}"#, "unknown mode 'teams-activity'"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","colour":"red"}"#, "unknown field 'colour'"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","clientSecret":"x"}"#, "secrets belong to the worker"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"client-secret":"x"}}"#, "option 'client-secret' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","args":["--graph-endpoint=http://evil"]}"#, "option '--graph-endpoint' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","args":["--login-endpoint","http://evil"]}"#, "option '--login-endpoint' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"statefile-dir":"/tmp"}}"#, "option 'statefile-dir' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"filter-user":["x"]}}"#, "must be a string, a number or a boolean"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","args":"--verbose"}"#, "'args' must be an array of strings"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{},"args":[]}"#, "either 'options' or 'args'"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","deadline":"tomorrow"}"#, "RFC 3339"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","labels":{"n":1}}"#, "'labels' must be an object of strings"),
+        (#"{"id":"","tenant":"t","mode":"email-activity"}"#, "'id' must be 1 to 256 characters"),
+    ])
+    func rejected(json: String, expected: String) {
+        let r = reason(json)
+        #expect(r?.contains(expected) == true, "\(r ?? "accepted")")
+        #expect(r?.contains("evil") != true, "no values echoed")
+    }
+
+    @Test("an oversized request is refused before parsing")
+    func oversized() {
+        let big = #"{"id":"a","tenant":"t","mode":"email-activity","labels":{"x":""# + String(repeating: "x", count: 70_000) + #""}}"#
+        #expect(reason(big)?.contains("exceeds the limit") == true)
+    }
+
+    @Test("the id is recovered from a body that is not JSON")
+    func recoverId() {
+        guard case .failure(let r) = decode(#"{"id":"req-77","tenant":"t", oops}"#) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(r.id == "req-77")
+    }
+
+    @Test("a refused request still echoes id, tenant and labels")
+    func echoes() {
+        guard case .failure(let r) = decode(#"{"id":"x1","tenant":"t","mode":"nope","labels":{"host":"h"}}"#) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(r.id == "x1" && r.tenant == "t" && r.labels == ["host": "h"])
+    }
+
+    @Test("deadline in RFC 3339 with or without fractional seconds")
+    func deadline() {
+        guard case .success(let a) = decode(#"{"id":"a","tenant":"t","mode":"email-activity","deadline":"2026-11-29T03:00:00Z"}"#),
+              case .success(let b) = decode(#"{"id":"a","tenant":"t","mode":"email-activity","deadline":"2026-11-29T03:00:00.500+01:00"}"#)
+        else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(a.deadline == RFC3339.parse("2026-11-29T03:00:00Z"))
+        #expect(b.deadline != nil)
+    }
+
+    @Test("a request encodes to JSON that decodes to itself")
+    func roundTrip() {
+        let r = CheckRequest(id: "id-1", tenant: "contoso", mode: .emailActivity, arguments: ["--verbose"],
+                             deadline: RFC3339.parse("2030-01-01T00:00:00Z"), labels: ["host": "h"])
+        guard case .success(let back) = CheckRequestDecoder.decode(r.encoded(), maxBytes: 65_536) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(back == r)
+    }
+}
+
+@Suite("Offset tracking")
+struct OffsetTrackerTests {
+    let tp = TopicPartition("requests", 0)
+
+    @Test("only the highest contiguous completed offset is committable")
+    func contiguous() throws {
+        var t = OffsetTracker()
+        t.assign([tp])
+        let first = t.begin(tp, offset: 10)
+        let g = try #require(first)
+        _ = t.begin(tp, offset: 11)
+        _ = t.begin(tp, offset: 12)
+        #expect(t.complete(tp, offset: 12, generation: g) == nil)
+        #expect(t.complete(tp, offset: 11, generation: g) == nil)
+        #expect(t.complete(tp, offset: 10, generation: g) == 13)
+        #expect(t.uncommitted == 0)
+    }
+
+    @Test("completions from before a revocation are ignored")
+    func revoked() throws {
+        var t = OffsetTracker()
+        t.assign([tp])
+        let before = t.begin(tp, offset: 5)
+        let old = try #require(before)
+        t.revoke([tp])
+        t.assign([tp])
+        let after = t.begin(tp, offset: 5)
+        let new = try #require(after)
+        #expect(old != new)
+        #expect(t.complete(tp, offset: 5, generation: old) == nil)
+        #expect(t.complete(tp, offset: 5, generation: new) == 6)
+    }
+}
+
+@Suite("Worker configuration")
+struct WorkerConfigurationTests {
+    @Test("a full configuration with secrets from a file and the environment")
+    func full() throws {
+        let dir = NSTemporaryDirectory() + "exocheck-config-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "s3cret\n".write(toFile: dir + "/secret", atomically: true, encoding: .utf8)
+        let yaml = """
+        kafka:
+          properties: {bootstrap.servers: "127.0.0.1:9092", security.protocol: plaintext}
+          requests: r
+          results: s
+          group: g
+        worker: {concurrency: 8, listen: "127.0.0.1:0", shutdownGraceSeconds: 5}
+        graph: {timeoutSeconds: 3, reportCacheSeconds: 60}
+        tenants:
+          contoso: {tenantId: contoso.onmicrosoft.com, clientId: abc, clientSecretFile: secret}
+          fabrikam: {tenantId: f, clientId: def, clientSecretEnv: FAB_SECRET, cloud: usgov}
+        """
+        let c = try WorkerConfiguration.parse(yaml, baseDirectory: dir, environment: ["FAB_SECRET": "x"])
+        #expect(c.kafka.properties["bootstrap.servers"] == "127.0.0.1:9092")
+        #expect(c.kafka.requests == "r" && c.kafka.results == "s" && c.kafka.group == "g")
+        #expect(c.kafka.deadLetter == "exocheck.requests.DLT")
+        #expect(c.worker.concurrency == 8)
+        #expect(c.graph.reportCacheSeconds == 60)
+        #expect(c.tenants["fabrikam"]?.endpoints.graph == "https://graph.microsoft.us")
+        if case .secret(let s)? = c.tenants["contoso"]?.credential { #expect(s == "s3cret") } else { Issue.record("no secret") }
+        #expect(c.kafkaConfiguration(bootstrapOverride: "b:1").bootstrapServers == "b:1")
+    }
+
+    @Test("configuration errors name the key", arguments: [
+        ("kafka: {topics: x}", "kafka.topics"),
+        ("worker: {concurrency: 0}", "worker.concurrency"),
+        ("tenants: {t: {tenantId: a, clientId: b}}", "tenants.t needs clientSecretFile"),
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretEnv: NOPE}}", "environment variable NOPE is not set"),
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretFile: /nonexistent}}", "tenants.t.clientSecretFile"),
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretEnv: X, cloud: mars}}", "tenants.t.cloud"),
+        ("tenants: {t: {clientId: b, clientSecretEnv: X}}", "tenants.t.tenantId is required"),
+        ("colour: red", "'colour'"),
+        ("- a list", "must be a mapping"),
+    ])
+    func errors(yaml: String, expected: String) {
+        #expect {
+            _ = try WorkerConfiguration.parse(yaml, environment: ["X": "y"])
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+}
