@@ -205,6 +205,32 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     public var cache: Cache
     public var error: Failure?
 
+    enum CodingKeys: String, CodingKey {
+        case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, checkedAt, durationMs, worker,
+             attempt, cache, error
+    }
+
+    /// Writes `id`, `tenant`, `mode` and `error` as null when unknown rather than leaving them out.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(tenant, forKey: .tenant)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(labels, forKey: .labels)
+        try c.encode(status, forKey: .status)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(output, forKey: .output)
+        try c.encode(summary, forKey: .summary)
+        try c.encode(perfdata, forKey: .perfdata)
+        try c.encode(reportDate, forKey: .reportDate)
+        try c.encode(checkedAt, forKey: .checkedAt)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(worker, forKey: .worker)
+        try c.encode(attempt, forKey: .attempt)
+        try c.encode(cache, forKey: .cache)
+        try c.encode(error, forKey: .error)
+    }
+
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

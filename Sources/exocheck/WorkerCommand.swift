@@ -97,7 +97,8 @@ struct GraphProbe: Service {
     let health: WorkerHealth
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // Ends quietly on graceful shutdown (the sleep is cancelled; that is not a failure).
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 var ok = true
                 for e in endpoints where !(await transport.reachable(e + "/v1.0/")) { ok = false }
