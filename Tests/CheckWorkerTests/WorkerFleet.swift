@@ -1,0 +1,230 @@
+import CheckWorker
+import ExchangeChecks
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import GraphSimulator
+import Kafka
+import Testing
+
+/// A test fleet: an in-process mock Kafka cluster and Graph simulator (both reachable over
+/// loopback by other processes), and `exocheck worker` processes.
+final class WorkerFleet: @unchecked Sendable {
+    // @unchecked: mutated only from the single test task that owns the fleet.
+    let cluster: MockCluster
+    let simulator: RunningGraphSimulator
+    let dir: String
+    let requests: String
+    let results: String
+    let deadLetter: String
+    let group: String
+    let tenantNames: [String]
+    var workers: [WorkerProcess] = []
+    static let secret = SimulatorConfiguration.defaultClientSecret
+
+    final class WorkerProcess: @unchecked Sendable {
+        // @unchecked: the Process is only touched by the owning test task.
+        let process: Process
+        let logPath: String
+        init(process: Process, logPath: String) {
+            self.process = process
+            self.logPath = logPath
+        }
+        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+        func signal(_ s: Int32) { if process.isRunning { kill(process.processIdentifier, s) } }
+        func wait(timeout: Duration = .seconds(60)) async -> Int32? {
+            let p = process
+            return await withCheckedContinuation { c in
+                Thread {
+                    let end = Date().addingTimeInterval(Double(timeout.components.seconds))
+                    while p.isRunning, Date() < end { usleep(50_000) }
+                    c.resume(returning: p.isRunning ? nil : p.terminationStatus)
+                }.start()
+            }
+        }
+    }
+
+    static var exocheck: String {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("exocheck").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/exocheck").path
+    }
+
+    init(tenants: Int = 50, users: Int = 40, partitions: Int = 8) async throws {
+        cluster = try MockCluster(brokers: 1)
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        requests = "requests-\(suffix)"
+        results = "results-\(suffix)"
+        deadLetter = "requests-dlt-\(suffix)"
+        group = "workers-\(suffix)"
+        try cluster.createTopic(requests, partitions: partitions)
+        try cluster.createTopic(results, partitions: partitions)
+        try cluster.createTopic(deadLetter, partitions: 1)
+        tenantNames = (0..<tenants).map { "t\($0)" }
+        let generated = tenantNames.enumerated().map { i, name in
+            GeneratedTenantSpec(name: name, data: GeneratedData(users: users, seed: UInt64(1000 + i), domain: "\(name).example",
+                                                               overQuotaRatio: i % 3 == 0 ? 0.2 : 0))
+        }
+        simulator = try await GraphSimulator(configuration: .standard(generated: generated)).start()
+        dir = NSTemporaryDirectory() + "exocheck-fleet-\(suffix)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var yaml = """
+        kafka:
+          properties:
+            session.timeout.ms: "6000"
+            heartbeat.interval.ms: "500"
+            log_level: "3"
+          requests: \(requests)
+          results: \(results)
+          deadLetter: \(deadLetter)
+          group: \(group)
+        worker: {concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}
+        graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)", timeoutSeconds: 10}
+        log: {format: json, level: info}
+        tenants:
+
+        """
+        for name in tenantNames + ["contoso"] {
+            yaml += "  \(name): {tenantId: \(name).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: EXOCHECK_TEST_SECRET}\n"
+        }
+        try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
+    }
+
+    func startWorker(_ name: String) throws -> WorkerProcess {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.exocheck)
+        p.arguments = ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", cluster.bootstrapServers,
+                       "--port-file", dir + "/\(name).port"]
+        var env = ProcessInfo.processInfo.environment
+        env["EXOCHECK_TEST_SECRET"] = Self.secret
+        p.environment = env
+        let logPath = dir + "/\(name).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: logPath)
+        p.standardOutput = FileHandle(forWritingAtPath: logPath)
+        try p.run()
+        let w = WorkerProcess(process: p, logPath: logPath)
+        workers.append(w)
+        return w
+    }
+
+    /// Waits until the group has settled with every worker holding partitions.
+    func waitForAssignments(_ count: Int) async -> Bool {
+        await eventually(timeout: .seconds(60)) {
+            workers.filter { $0.process.isRunning }.filter { $0.log.contains("partitions assigned") }.count >= count
+        }
+    }
+
+    func metrics(_ worker: String) async throws -> String {
+        let port = (try String(contentsOfFile: dir + "/\(worker).port", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func submit(_ requests: [CheckRequest], rawRecords: [(String?, [UInt8])] = []) async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "linger.ms": "5", "log_level": "3"]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, r) in requests.enumerated() {
+                if i % 500 == 499 { try await group.waitForAll() }
+                group.addTask {
+                    try await producer.send(OutgoingMessage(topic: self.requests, key: Array(r.tenant.utf8), value: r.encoded(),
+                                                            headers: [KafkaHeader("traceparent", "00-\(r.id)-01")]))
+                }
+            }
+            for (key, value) in rawRecords {
+                group.addTask { try await producer.send(OutgoingMessage(topic: self.requests, key: key.map { Array($0.utf8) }, value: value)) }
+            }
+            try await group.waitForAll()
+        }
+        await producer.close()
+    }
+
+    /// Reads the results topic from the beginning into `sink` until `done` holds.
+    func collect(into sink: ResultSink, timeout: Duration = .seconds(180), until done: @escaping @Sendable (ResultSink) async -> Bool) async throws -> Bool {
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration([
+            "bootstrap.servers": cluster.bootstrapServers, "group.id": "reader-\(UUID().uuidString.prefix(6))",
+            "auto.offset.reset": "earliest", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
+        ]), topics: [results])
+        let task = Task {
+            for await event in consumer.events {
+                if case .message(let m) = event { await sink.add(m) }
+            }
+        }
+        let ok = await eventually(timeout: timeout) { await done(sink) }
+        await consumer.close()
+        await task.value
+        return ok
+    }
+
+    func shutdown() async {
+        for w in workers { w.signal(SIGKILL) }
+        for w in workers { _ = await w.wait(timeout: .seconds(10)) }
+        await simulator.stop()
+        cluster.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+actor ResultSink {
+    private(set) var results: [CheckResultMessage] = []
+    private(set) var raw: [String] = []
+    private(set) var traceparents: [String: String] = [:]
+    private(set) var keys: [String: String] = [:]
+
+    func add(_ m: KafkaMessage) {
+        raw.append(String(decoding: m.value, as: UTF8.self))
+        guard let r = CheckResultMessage.decode(m.value) else { return }
+        results.append(r)
+        if let id = r.id {
+            traceparents[id] = m.header("traceparent")
+            keys[id] = m.keyString
+        }
+    }
+
+    var ids: Set<String> { Set(results.compactMap(\.id)) }
+    func byId() -> [String: [CheckResultMessage]] {
+        Dictionary(grouping: results.compactMap { r in r.id.map { ($0, r) } }, by: \.0).mapValues { $0.map(\.1) }
+    }
+}
+
+func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
+    let end = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < end {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return await condition()
+}
+
+/// Runs `exocheck run` for a tenant of the fleet and returns (stdout without final newline, exit).
+func runReference(_ fleet: WorkerFleet, tenant: String, mode: CheckMode, args: [String]) async throws -> (String, Int32) {
+    let state = fleet.dir + "/state-run"
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: WorkerFleet.exocheck)
+    p.arguments = ["run", "--mode=\(mode.rawValue)", "--tenant=\(tenant).onmicrosoft.com",
+                   "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(WorkerFleet.secret)",
+                   "--login-endpoint=\(fleet.simulator.baseURL)", "--graph-endpoint=\(fleet.simulator.baseURL)",
+                   "--statefile-dir=\(state)"] + args
+    var env = ProcessInfo.processInfo.environment
+    env["TZ"] = ProcessInfo.processInfo.environment["TZ"]
+    p.environment = env
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return await withCheckedContinuation { c in
+        Thread {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            var text = String(decoding: data, as: UTF8.self)
+            if text.hasSuffix("\n") { text.removeLast() }
+            c.resume(returning: (text, p.terminationStatus))
+        }.start()
+    }
+}
