@@ -11,5 +11,6 @@ swift test --skip-build "$@"
 if [ "${EXOCHECK_SKIP_ASAN:-0}" != "1" ]; then
     echo "test.sh: Kafka tests under AddressSanitizer" >&2
     swift build --build-tests --sanitize=address --scratch-path .build-asan
-    swift test --skip-build --sanitize=address --scratch-path .build-asan --filter KafkaTests
+    LSAN_OPTIONS="suppressions=$PWD/.ci/lsan.supp:print_suppressions=0" \
+        swift test --skip-build --sanitize=address --scratch-path .build-asan --filter KafkaTests
 fi
