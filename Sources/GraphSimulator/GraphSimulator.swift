@@ -20,7 +20,7 @@ public struct GraphSimulator: Sendable {
         let handler = SimulatorHandler(state: state, configuration: configuration)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         var quiet = Logger(label: "exocheck.graph-simulator")
-        quiet.logLevel = .warning
+        quiet.logLevel = .critical
         let app = Application(
             responder: CallbackResponder<BasicRequestContext> { request, _ in try await handler.respond(request) },
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "exocheck-graph-simulator"),

@@ -1,0 +1,165 @@
+import ArgumentParser
+import CheckWorker
+import ExchangeChecks
+import Foundation
+import GraphSimulator
+import Kafka
+
+/// `exocheck bench worker`: N tenants × M checks through dev-broker, the Graph simulator and
+/// worker processes; then the same checks as one `exocheck run` process each (sampled), as the
+/// baseline.
+struct BenchWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Throughput and latency of worker processes vs one 'exocheck run' process per check."
+    )
+
+    @Option(help: "Tenants.") var tenants = 50
+    @Option(help: "Checks per tenant.") var checks = 100
+    @Option(help: "Users per generated tenant.") var users = 200
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(help: "Concurrency per worker.") var concurrency = 64
+    @Option(help: "'exocheck run' processes for the baseline sample.") var baselineSample = 100
+
+    func run() async throws {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let dir = NSTemporaryDirectory() + "exocheck-bench-worker-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var children: [Process] = []
+        defer { children.forEach { $0.terminate() } }
+
+        // Broker process.
+        let broker = try spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
+                                    "--topic", "bench.requests:16", "--topic", "bench.results:16", "--topic", "bench.dlt:1"], log: dir + "/broker.log")
+        children.append(broker)
+        let bootstrap = try await waitForFile(dir + "/bootstrap")
+        // Simulator in process.
+        let names = (0..<tenants).map { "b\($0)" }
+        let sim = try await GraphSimulator(configuration: .standard(generated: names.enumerated().map { i, n in
+            GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
+        })).start()
+        var yaml = """
+        kafka: {requests: bench.requests, results: bench.results, deadLetter: bench.dlt, group: bench-workers,
+                properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
+        worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
+        graph: {loginEndpoint: "\(sim.baseURL)", graphEndpoint: "\(sim.baseURL)"}
+        log: {format: json, level: warning}
+        tenants:
+
+        """
+        for n in names {
+            yaml += "  \(n): {tenantId: \(n).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: BENCH_SECRET}\n"
+        }
+        try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
+        for i in 0..<workers {
+            children.append(try spawn(me, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
+                                      log: dir + "/worker\(i).log", env: ["BENCH_SECRET": SimulatorConfiguration.defaultClientSecret]))
+        }
+        // Wait for the group: a warm-up request per tenant answered.
+        let results = try KafkaConsumer(configuration: KafkaConfiguration([
+            "bootstrap.servers": bootstrap, "group.id": "bench-reader-\(getpid())", "auto.offset.reset": "latest",
+            "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
+        ]), topics: ["bench.results"])
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": bootstrap, "linger.ms": "5", "log_level": "3"]))
+        let argsets: [(CheckMode, [String])] = [(.mailboxUsage, []), (.emailActivity, []), (.mailboxUsage, ["--filter-counters=.*"])]
+        var sent: [String: ContinuousClock.Instant] = [:]
+        var latencies: [Double] = []
+        var durations: [Double] = []
+        var iterator = results.events.makeAsyncIterator()
+        func drain(_ ids: Set<String>) async {
+            var pending = ids
+            while !pending.isEmpty, let event = await iterator.next() {
+                guard case .message(let m) = event, let r = CheckResultMessage.decode(m.value), let id = r.id, pending.remove(id) != nil else { continue }
+                if let t = sent[id] { latencies.append(Self.ms(t.duration(to: .now))) }
+                durations.append(r.durationMs)
+            }
+        }
+        try await Task.sleep(for: .seconds(4))
+        let warm = names.map { CheckRequest(id: "warm-\($0)", tenant: $0, mode: .mailboxUsage) }
+        for r in warm { try await producer.send(OutgoingMessage(topic: "bench.requests", key: Array(r.tenant.utf8), value: r.encoded())) }
+        await drain(Set(warm.map(\.id)))
+        await sim.reset()
+        latencies.removeAll()
+        durations.removeAll()
+
+        let total = tenants * checks
+        let requests = (0..<total).map { i -> CheckRequest in
+            let (mode, args) = argsets[i % argsets.count]
+            return CheckRequest(id: "bench-\(i)", tenant: names[i % tenants], mode: mode, arguments: args)
+        }
+        print("exocheck bench worker: \(tenants) tenants × \(checks) checks = \(total), \(workers) worker process(es), concurrency \(concurrency)")
+        let start = ContinuousClock.now
+        let submitter = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for r in requests {
+                    group.addTask { try await producer.send(OutgoingMessage(topic: "bench.requests", key: Array(r.tenant.utf8), value: r.encoded())) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        for r in requests { sent[r.id] = .now }
+        await drain(Set(requests.map(\.id)))
+        try await submitter.value
+        let seconds = Self.ms(start.duration(to: .now)) / 1000
+        let stats = await sim.stats()
+        latencies.sort()
+        durations.sort()
+        func pct(_ a: [Double], _ p: Double) -> Double { a.isEmpty ? 0 : a[min(a.count - 1, Int(Double(a.count) * p))] }
+        print(String(format: "  workers: %.0f checks/s (%.2f s for the burst)", Double(total) / seconds, seconds))
+        print(String(format: "  check duration in the worker: p50 %.1f ms, p99 %.1f ms; submit→result under the burst: p50 %.0f ms, p99 %.0f ms",
+                     pct(durations, 0.5), pct(durations, 0.99), pct(latencies, 0.5), pct(latencies, 0.99)))
+        print("  Graph calls during the batch: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download (\(total) checks)")
+
+        // Baseline: one `exocheck run` process per check (sampled).
+        let sample = min(baselineSample, total)
+        let state = dir + "/state"
+        let t0 = ContinuousClock.now
+        for i in 0..<sample {
+            let r = requests[i]
+            let p = try spawn(me, ["run", "--mode=\(r.mode.rawValue)", "--tenant=\(r.tenant).onmicrosoft.com",
+                                   "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(SimulatorConfiguration.defaultClientSecret)",
+                                   "--login-endpoint=\(sim.baseURL)", "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state)"] + r.arguments,
+                          log: "/dev/null")
+            p.waitUntilExit()
+        }
+        let baseline = Double(sample) / (Self.ms(t0.duration(to: .now)) / 1000)
+        print(String(format: "  baseline: %.1f checks/s with one 'exocheck run' process per check (%d sampled, sequential); worker/baseline %.0f×",
+                     baseline, sample, (Double(total) / seconds) / baseline))
+        await producer.close()
+        await results.close()
+        await sim.stop()
+    }
+
+    static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+
+    func spawn(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        if log == "/dev/null" {
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+        } else {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: log)
+            p.standardError = FileHandle(forWritingAtPath: log)
+        }
+        try p.run()
+        return p
+    }
+
+    func waitForFile(_ path: String) async throws -> String {
+        for _ in 0..<200 {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8) {
+                let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !t.isEmpty { return t }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ValidationError("\(path) did not appear")
+    }
+}
