@@ -15,6 +15,7 @@ public struct WorkerConfiguration: Sendable {
         public var group = "exocheck"
         /// Topics a request may name in `replyTo` (empty: `replyTo` is refused).
         public var allowedReplyTopics: [String] = []
+        public init() {}
     }
 
     public struct WorkerSection: Sendable {
@@ -55,14 +56,19 @@ public struct WorkerConfiguration: Sendable {
 
     public init() {}
 
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> WorkerConfiguration {
+    /// Loads a worker configuration. With `kafkaOnly` (submit, results) the tenants are not
+    /// read, so no secret needs to be present on the submitting host.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            kafkaOnly: Bool = false) throws(ConfigurationError) -> WorkerConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("cannot read the configuration file '\(path)'")
         }
-        return try parse(String(decoding: data, as: UTF8.self), baseDirectory: (path as NSString).deletingLastPathComponent, environment: environment)
+        return try parse(String(decoding: data, as: UTF8.self), baseDirectory: (path as NSString).deletingLastPathComponent,
+                         environment: environment, kafkaOnly: kafkaOnly)
     }
 
-    public static func parse(_ text: String, baseDirectory: String = ".", environment: [String: String] = [:]) throws(ConfigurationError) -> WorkerConfiguration {
+    public static func parse(_ text: String, baseDirectory: String = ".", environment: [String: String] = [:],
+                             kafkaOnly: Bool = false) throws(ConfigurationError) -> WorkerConfiguration {
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
             throw ConfigurationError("the configuration is not valid YAML: \(error)")
@@ -105,7 +111,7 @@ public struct WorkerConfiguration: Sendable {
             guard ["json", "text"].contains(c.logFormat) else { throw ConfigurationError("log.format must be json or text") }
             c.logLevel = try l.string("level") ?? c.logLevel
         }
-        if let t = try Section.optional(top["tenants"], path: "tenants") {
+        if !kafkaOnly, let t = try Section.optional(top["tenants"], path: "tenants") {
             for name in t.raw.keys.sorted() {
                 guard let section = try Section.optional(t.raw[name], path: "tenants.\(name)") else { continue }
                 c.tenants[name] = try tenant(name, section, defaults: c.graph, baseDirectory: baseDirectory, environment: environment)

@@ -61,11 +61,30 @@ public final class KafkaConsumer: Sendable {
     private let closed = Atomic<Bool>(false)
     public let events: AsyncStream<KafkaConsumerEvent>
 
-    public init(configuration: KafkaConfiguration, topics: [String], log: KafkaLogHandler? = nil) throws(KafkaError) {
-        var config = configuration
-        guard config.groupId?.isEmpty == false else {
+    /// A group member subscribed to `topics`.
+    public convenience init(configuration: KafkaConfiguration, topics: [String], log: KafkaLogHandler? = nil) throws(KafkaError) {
+        guard configuration.groupId?.isEmpty == false else {
             throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
         }
+        try self.init(configuration: configuration, source: .subscribe(topics), log: log)
+    }
+
+    /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
+    /// for tools that follow a topic from "now", the beginning, or a time.
+    public convenience init(configuration: KafkaConfiguration, assignment: [TopicPartition: Int64], log: KafkaLogHandler? = nil) throws(KafkaError) {
+        var config = configuration
+        if config.groupId == nil { config.groupId = "exocheck-reader-\(UUID().uuidString.prefix(8))" }
+        config.properties["enable.auto.commit"] = "false"
+        try self.init(configuration: config, source: .assign(assignment), log: log)
+    }
+
+    enum Source {
+        case subscribe([String])
+        case assign([TopicPartition: Int64])
+    }
+
+    private init(configuration: KafkaConfiguration, source: Source, log: KafkaLogHandler?) throws(KafkaError) {
+        var config = configuration
         config.properties["enable.auto.offset.store"] = "false"
         if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
         let conf = try config.makeConf()
@@ -104,13 +123,23 @@ public final class KafkaConsumer: Sendable {
             throw KafkaError(message: "cannot create the Kafka consumer: \(cString(errstr))", isConfiguration: true)
         }
         rd_kafka_poll_set_consumer(rk)
-        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
-        for t in topics { rd_kafka_topic_partition_list_add(list, t, exo_partition_ua()) }
-        let err = rd_kafka_subscribe(rk, list)
-        rd_kafka_topic_partition_list_destroy(list)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            rd_kafka_destroy(rk)
-            throw KafkaError(err, context: "cannot subscribe to \(topics.joined(separator: ", "))")
+        switch source {
+        case .subscribe(let topics):
+            let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+            for t in topics { rd_kafka_topic_partition_list_add(list, t, exo_partition_ua()) }
+            let err = rd_kafka_subscribe(rk, list)
+            rd_kafka_topic_partition_list_destroy(list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                rd_kafka_destroy(rk)
+                throw KafkaError(err, context: "cannot subscribe to \(topics.joined(separator: ", "))")
+            }
+        case .assign(let offsets):
+            let err = Self.withList(offsets.map { ($0.key, $0.value) }) { rd_kafka_assign(rk, $0) }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                rd_kafka_destroy(rk)
+                throw KafkaError(err, context: "cannot assign partitions")
+            }
+            context.assignment.withLock { $0 = Set(offsets.keys) }
         }
         let handle = ClientHandle(pointer: rk)
         self.handle = handle

@@ -10,6 +10,9 @@ enum Main {
         if arguments.first == "run" {
             exit(await RunCommand.execute(Array(arguments.dropFirst())))
         }
+        if arguments.first == "submit" {
+            exit(await SubmitCommand.execute(Array(arguments.dropFirst())))
+        }
         await Exocheck.main()
     }
 }
@@ -18,7 +21,7 @@ struct Exocheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exocheck",
         abstract: "Microsoft 365 Exchange Online checks (Centreon-compatible) for monitoring platforms.",
-        subcommands: [RunStub.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self, BenchCommand.self]
+        subcommands: [RunStub.self, SubmitStub.self, ResultsCommand.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self, BenchCommand.self]
     )
 }
 
@@ -28,6 +31,16 @@ struct RunStub: ParsableCommand {
         commandName: "run",
         abstract: "Run one check with the Centreon plugin's arguments; Nagios output and exit code.",
         discussion: "See 'exocheck run --help' for the options (the Centreon plugin's)."
+    )
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+}
+
+/// Only here so that `exocheck --help` lists `submit`; `main` handles `submit` itself.
+struct SubmitStub: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Send a check request to the workers; with --wait, print and exit like 'exocheck run'.",
+        discussion: "See 'exocheck submit --help'."
     )
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
 }

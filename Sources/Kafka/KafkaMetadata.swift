@@ -1,0 +1,85 @@
+import CRdKafka
+import Foundation
+
+/// One-off cluster queries (partitions of a topic, offsets) through a short-lived client.
+public enum KafkaMetadata {
+    /// Runs `body` with a temporary consumer handle (no group), off the cooperative pool.
+    static func withClient<T: Sendable>(_ configuration: KafkaConfiguration,
+                                         _ body: @escaping @Sendable (OpaquePointer) -> Result<T, KafkaError>) async throws(KafkaError) -> T {
+        var config = configuration
+        config.properties["group.id"] = nil
+        if config.properties["log_level"] == nil { config.properties["log_level"] = "3" }
+        let conf = try config.makeConf()
+        let holder = ClientHandle(pointer: conf)
+        let result: Result<T, KafkaError> = await blocking {
+            var errstr = [CChar](repeating: 0, count: 512)
+            guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, holder.pointer, &errstr, errstr.count) else {
+                rd_kafka_conf_destroy(holder.pointer)
+                return .failure(KafkaError(message: "cannot create a Kafka client: \(cString(errstr))", isConfiguration: true))
+            }
+            defer { rd_kafka_destroy(rk) }
+            return body(rk)
+        }
+        return try result.get()
+    }
+
+    /// The partition ids of `topic`.
+    public static func partitions(of topic: String, configuration: KafkaConfiguration, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int32] {
+        let ms = Int32(timeout.components.seconds * 1000)
+        return try await withClient(configuration) { rk in
+            guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { return .failure(KafkaError(message: "cannot open topic \(topic)")) }
+            defer { rd_kafka_topic_destroy(rkt) }
+            var metadata: UnsafePointer<rd_kafka_metadata>? = nil
+            let err = rd_kafka_metadata(rk, 0, rkt, &metadata, ms)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { return .failure(KafkaError(err, context: "metadata of \(topic)")) }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            guard metadata.pointee.topic_cnt > 0 else { return .failure(KafkaError(message: "topic \(topic) not found")) }
+            let t = metadata.pointee.topics[0]
+            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(t.err, context: "topic \(topic)")) }
+            return .success((0..<Int(t.partition_cnt)).map { t.partitions[$0].id }.sorted())
+        }
+    }
+
+    /// Where to start reading each partition.
+    public enum StartPosition: Sendable {
+        case beginning
+        /// Only what is produced from now on (the current high watermark).
+        case end
+        /// The first record at or after this time.
+        case time(Date)
+    }
+
+    /// Offsets to start reading `topic` at `position`, per partition.
+    public static func startOffsets(topic: String, position: StartPosition, configuration: KafkaConfiguration,
+                                    timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
+        let ms = Int32(timeout.components.seconds * 1000)
+        return try await withClient(configuration) { rk in
+            var out: [TopicPartition: Int64] = [:]
+            switch position {
+            case .beginning:
+                for p in parts { out[TopicPartition(topic, p)] = exo_offset_beginning() }
+            case .end:
+                for p in parts {
+                    var low: Int64 = 0
+                    var high: Int64 = 0
+                    let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, ms)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "watermarks of \(topic)[\(p)]")) }
+                    out[TopicPartition(topic, p)] = high
+                }
+            case .time(let date):
+                let millis = Int64(date.timeIntervalSince1970 * 1000)
+                let list = rd_kafka_topic_partition_list_new(Int32(parts.count))!
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                for p in parts { rd_kafka_topic_partition_list_add(list, topic, p)?.pointee.offset = millis }
+                let err = rd_kafka_offsets_for_times(rk, list, ms)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "offsets for time")) }
+                for i in 0..<Int(list.pointee.cnt) {
+                    let e = list.pointee.elems[i]
+                    out[TopicPartition(topic, e.partition)] = e.offset >= 0 ? e.offset : exo_offset_end()
+                }
+            }
+            return .success(out)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import CheckWorker
+import ExchangeChecks
+import Foundation
+import Kafka
+
+/// Kafka connection options shared by `submit` and `results`: `--config FILE` (the worker's
+/// format; only its kafka section is used) and `--bootstrap-servers LIST`.
+struct KafkaCLIOptions {
+    var configPath: String?
+    var bootstrapServers: String?
+
+    func load() throws(ConfigurationError) -> (KafkaConfiguration, WorkerConfiguration.KafkaSection) {
+        var section = WorkerConfiguration.KafkaSection()
+        var kafka = KafkaConfiguration()
+        if let configPath {
+            let c = try WorkerConfiguration.load(path: configPath, kafkaOnly: true)
+            section = c.kafka
+            kafka = c.kafkaConfiguration()
+        }
+        if let bootstrapServers { kafka.bootstrapServers = bootstrapServers }
+        guard kafka.bootstrapServers?.isEmpty == false else {
+            throw ConfigurationError("give --bootstrap-servers or --config with kafka.properties.bootstrap.servers")
+        }
+        if kafka.properties["log_level"] == nil { kafka.properties["log_level"] = "3" }
+        return (kafka, section)
+    }
+}
+
+/// `exocheck submit`: send check requests; with `--wait`, behave exactly like `exocheck run`.
+///
+/// Parsed by hand like `run`: submit's own options are mixed with the Centreon check arguments
+/// (`--mode`, `--filter-*`, thresholds…), which go into the request's `args`.
+enum SubmitCommand {
+    static let usage = """
+    USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]]
+                           [--id ID] [--label key=value]... [--deadline-seconds N]
+                           --tenant=NAME --mode=MODE [Centreon check options...]
+           exocheck submit [--config FILE] [--bootstrap-servers LIST] --file REQUESTS.jsonl|-
+
+    Sends a check request to the requests topic (key = tenant) and prints its id. --tenant is a
+    tenant name configured on the workers. With --wait, waits for the result (default 60 s) and then
+    prints and exits exactly like 'exocheck run' (exit 3 with an UNKNOWN line on timeout), so a
+    Nagios/Centreon/Icinga command can run checks on the worker fleet. Credentials and endpoints are
+    not accepted: they belong to the workers' configuration.
+
+    --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
+    """
+
+    static func execute(_ arguments: [String]) async -> Int32 {
+        var kafkaOptions = KafkaCLIOptions()
+        var wait = false
+        var timeout = 60.0
+        var id: String? = nil
+        var labels: [String: String] = [:]
+        var deadlineSeconds: Double? = nil
+        var file: String? = nil
+        var checkArgs: [String] = []
+        var i = 0
+        func value(_ name: String) -> String? {
+            let a = arguments[i]
+            if let eq = a.firstIndex(of: "="), a[..<eq] == name { return String(a[a.index(after: eq)...]) }
+            if a == name, i + 1 < arguments.count { i += 1; return arguments[i] }
+            return nil
+        }
+        while i < arguments.count {
+            let a = arguments[i]
+            let name = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
+            switch name {
+            case "--help", "-h":
+                print(usage)
+                return 0
+            case "--config": kafkaOptions.configPath = value("--config")
+            case "--bootstrap-servers": kafkaOptions.bootstrapServers = value("--bootstrap-servers")
+            case "--wait": wait = true
+            case "--timeout":
+                guard let v = value("--timeout").flatMap(Double.init), v > 0 else { return fail("--timeout takes a number of seconds") }
+                timeout = v
+            case "--id": id = value("--id")
+            case "--label":
+                guard let kv = value("--label"), let eq = kv.firstIndex(of: "=") else { return fail("--label takes key=value") }
+                labels[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+            case "--deadline-seconds":
+                guard let v = value("--deadline-seconds").flatMap(Double.init), v > 0 else { return fail("--deadline-seconds takes a number") }
+                deadlineSeconds = v
+            case "--file": file = value("--file")
+            default: checkArgs.append(a)
+            }
+            i += 1
+        }
+        let kafka: KafkaConfiguration
+        let topics: WorkerConfiguration.KafkaSection
+        do { (kafka, topics) = try kafkaOptions.load() } catch { return fail(error.description) }
+        if let file { return await batch(file, kafka: kafka, topics: topics) }
+
+        // The check arguments, validated locally exactly as the worker will (no credentials).
+        let parsedArgs: CentreonArguments
+        do { parsedArgs = try CentreonArguments(checkArgs) } catch { return emitError(error.message, OutputOptions()) }
+        let tenant = parsedArgs.last("tenant") ?? ""
+        var options = OutputOptions()
+        switch Invocation.parse(parsedArgs, requireConnection: false) {
+        case .failure(let e, let o): return emitError(e.message, o)
+        case .help: print(usage); return 0
+        case .listCounters(let mode, _):
+            print("counter list: " + mode.counters.map(\.label).joined(separator: " ") + "  ")
+            return 0
+        case .check(let c, _): options = c.output
+        }
+        guard !tenant.isEmpty else { return emitError("Need to specify --tenant option.", options) }
+        guard let mode = parsedArgs.last("mode").flatMap(CheckMode.init(rawValue:)) else { return emitError("Need to specify --mode option.", options) }
+        for name in parsedArgs.order where ["client-secret", "client-id", "login-endpoint", "graph-endpoint", "statefile-dir", "proxyurl"].contains(name) {
+            return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
+        }
+        let requestArgs = checkArgs.filter { a in !["--tenant", "--mode"].contains(where: { a == $0 || a.hasPrefix($0 + "=") }) }
+            .filter { !$0.hasPrefix("--plugin=") && !$0.hasPrefix("--custommode=") }
+        let request = CheckRequest(
+            id: id ?? "exocheck-submit-\(UUID().uuidString.lowercased())", tenant: tenant, mode: mode, arguments: requestArgs,
+            deadline: deadlineSeconds.map { Date().addingTimeInterval($0) } ?? (wait ? Date().addingTimeInterval(timeout) : nil),
+            labels: labels)
+        do {
+            // Start reading results before sending, so that a fast answer is not missed.
+            var start: [TopicPartition: Int64] = [:]
+            if wait { start = try await KafkaMetadata.startOffsets(topic: topics.results, position: .end, configuration: kafka) }
+            let producer = try KafkaProducer(configuration: kafka)
+            try await producer.send(OutgoingMessage(topic: topics.requests, key: Array(tenant.utf8), value: request.encoded(),
+                                                    headers: [KafkaHeader("exocheck-id", request.id), KafkaHeader("content-type", "application/json")]))
+            await producer.close()
+            guard wait else {
+                print(request.id)
+                return 0
+            }
+            guard let result = try await awaitResult(id: request.id, kafka: kafka, start: start, timeout: timeout) else {
+                return emitError("No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.", options)
+            }
+            FileHandle.standardOutput.write(Data((result.output + "\n").utf8))
+            return Int32(result.exitCode)
+        } catch {
+            return emitError("Kafka: \(error.message)", options)
+        }
+    }
+
+    static func awaitResult(id: String, kafka: KafkaConfiguration, start: [TopicPartition: Int64], timeout: Double) async throws(KafkaError) -> CheckResultMessage? {
+        let consumer = try KafkaConsumer(configuration: kafka, assignment: start)
+        let found = await withTaskGroup(of: CheckResultMessage?.self) { group in
+            group.addTask {
+                for await event in consumer.events {
+                    // Results carry their id in a header: only the matching one is decoded.
+                    if case .message(let m) = event, m.header("exocheck-id") == id,
+                       let r = CheckResultMessage.decode(m.value), r.id == id {
+                        return r
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            await consumer.close()
+            return first
+        }
+        return found
+    }
+
+    /// Many requests from a JSON-lines file (or stdin), progress on stderr.
+    static func batch(_ path: String, kafka: KafkaConfiguration, topics: WorkerConfiguration.KafkaSection) async -> Int32 {
+        let data: Data?
+        if path == "-" { data = FileHandle.standardInput.readDataToEndOfFile() } else { data = FileManager.default.contents(atPath: path) }
+        guard let data else { return fail("cannot read \(path)") }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        var requests: [CheckRequest] = []
+        for (n, line) in lines.enumerated() {
+            switch CheckRequestDecoder.decode(Array(line.utf8), maxBytes: 65_536) {
+            case .success(let r): requests.append(r)
+            case .failure(let e): return fail("line \(n + 1): \(e.reason)")
+            }
+        }
+        do {
+            let producer = try KafkaProducer(configuration: kafka)
+            var sent = 0
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for r in requests {
+                    group.addTask {
+                        try await producer.send(OutgoingMessage(topic: topics.requests, key: Array(r.tenant.utf8), value: r.encoded(),
+                                                                headers: [KafkaHeader("exocheck-id", r.id), KafkaHeader("content-type", "application/json")]))
+                    }
+                }
+                for try await _ in group {
+                    sent += 1
+                    if sent % 500 == 0 || sent == requests.count {
+                        FileHandle.standardError.write(Data("submit: \(sent)/\(requests.count) sent\n".utf8))
+                    }
+                }
+            }
+            await producer.close()
+            for r in requests { print(r.id) }
+            return 0
+        } catch {
+            return fail("Kafka: \(error)")
+        }
+    }
+
+    static func fail(_ message: String) -> Int32 {
+        FileHandle.standardError.write(Data("exocheck submit: \(message)\n".utf8))
+        return 2
+    }
+
+    static func emitError(_ message: String, _ options: OutputOptions) -> Int32 {
+        let r = OutputRenderer.render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true)
+        FileHandle.standardOutput.write(Data((r.text + "\n").utf8))
+        return r.exitCode
+    }
+}
