@@ -28,6 +28,7 @@ public struct WorkerConfiguration: Sendable {
         public var maxRequestBytes = 65_536
         /// Name written in results (default: host name and pid).
         public var name = "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        public init() {}
     }
 
     public struct GraphSection: Sendable {
@@ -37,6 +38,7 @@ public struct WorkerConfiguration: Sendable {
         public var reportCacheSeconds = 900.0
         /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
         public var reportCallsPer10Minutes = 14
+        public init() {}
     }
 
     public struct Tenant: Sendable {
@@ -45,6 +47,14 @@ public struct WorkerConfiguration: Sendable {
         public var clientId: String
         public var credential: ClientCredential
         public var endpoints: GraphEndpoints
+
+        public init(name: String, tenantId: String, clientId: String, credential: ClientCredential, endpoints: GraphEndpoints) {
+            self.name = name
+            self.tenantId = tenantId
+            self.clientId = clientId
+            self.credential = credential
+            self.endpoints = endpoints
+        }
     }
 
     public var kafka = KafkaSection()

@@ -77,6 +77,7 @@ final class WorkerFleet: @unchecked Sendable {
         var yaml = """
         kafka:
           properties:
+            bootstrap.servers: "\(cluster.bootstrapServers)"
             session.timeout.ms: "6000"
             heartbeat.interval.ms: "500"
             log_level: "3"
