@@ -8,6 +8,7 @@ scripts/install-deps.sh
 export EXOCHECK_REQUIRE_INTEROP=1
 swift build --build-tests
 swift test --skip-build "$@"
+bash deploy/lint.sh
 if [ "${EXOCHECK_SKIP_ASAN:-0}" != "1" ]; then
     echo "test.sh: Kafka tests under AddressSanitizer" >&2
     swift build --build-tests --sanitize=address --scratch-path .build-asan

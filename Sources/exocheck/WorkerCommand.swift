@@ -26,6 +26,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Worker configuration file (YAML or JSON).") var config: String
     @Option(help: "Kafka bootstrap servers; overrides kafka.properties.bootstrap.servers.") var bootstrapServers: String?
     @Option(help: "Write the bound metrics/health port to this file.") var portFile: String?
+    @Flag(help: "Only check the configuration (keys, secrets, certificates) and exit.") var checkConfig = false
 
     func run() async throws {
         let configuration: WorkerConfiguration
@@ -34,6 +35,10 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("exocheck worker: \(error.description)\n".utf8))
             throw ExitCode(2)
+        }
+        if checkConfig {
+            print("configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'")
+            return
         }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
