@@ -63,9 +63,14 @@ func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool)
     return await condition()
 }
 
-/// OS threads of this process (Linux).
+/// Threads of this process that belong to librdkafka ("rdk:…") or to the Swift layer's poll
+/// loops ("kafka-…"), from /proc (Linux).
 func threadCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    return tasks.filter { tid in
+        let name = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
+        return name.hasPrefix("rdk:") || name.hasPrefix("kafka-")
+    }.count
 }
 
 /// Runs a process to completion (on its own thread) and returns its output.
