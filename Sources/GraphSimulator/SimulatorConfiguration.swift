@@ -185,25 +185,34 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
     public var clientSecret: String
     public var roles: [String]
     public var secretExpired: Bool
+    /// For certificate credentials: the certificate (PEM; its SHA-1 thumbprint must be the
+    /// assertion's `x5t`) and its public key (PEM; verifies the RS256 signature).
+    public var certificatePEM: String?
+    public var publicKeyPEM: String?
 
-    public init(clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false) {
+    public init(clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false,
+                certificatePEM: String? = nil, publicKeyPEM: String? = nil) {
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.roles = roles
         self.secretExpired = secretExpired
+        self.certificatePEM = certificatePEM
+        self.publicKeyPEM = publicKeyPEM
     }
 
     public static let standard = SimulatedClient(
         clientId: SimulatorConfiguration.defaultClientId, clientSecret: SimulatorConfiguration.defaultClientSecret)
 
-    enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired }
+    enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired, certificatePEM, publicKeyPEM }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         clientId = try c.decode(String.self, forKey: .clientId)
-        clientSecret = try c.decode(String.self, forKey: .clientSecret)
+        clientSecret = try c.decodeIfPresent(String.self, forKey: .clientSecret) ?? ""
         roles = try c.decodeIfPresent([String].self, forKey: .roles) ?? ["Reports.Read.All"]
         secretExpired = try c.decodeIfPresent(Bool.self, forKey: .secretExpired) ?? false
+        certificatePEM = try c.decodeIfPresent(String.self, forKey: .certificatePEM)
+        publicKeyPEM = try c.decodeIfPresent(String.self, forKey: .publicKeyPEM)
     }
 }
 

@@ -80,14 +80,20 @@ struct SimulatorHandler: Sendable {
         guard let client = tenant.clients.first(where: { $0.clientId.lowercased() == clientId.lowercased() }) else {
             return aadError(400, "unauthorized_client", 700016, "Application with identifier '\(clientId)' was not found in the directory '\(tenant.name)'.")
         }
-        guard let secret = form["client_secret"], !secret.isEmpty else {
+        if form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] {
+            let audience = "http://\(request.head.authority ?? "127.0.0.1")/\(tenantName)/oauth2/v2.0/token"
+            if let problem = CertificateCheck.verify(assertion, client: client, audience: audience) {
+                return aadError(401, "invalid_client", 700027, "Client assertion failed signature validation or is malformed: \(problem).")
+            }
+        } else if let secret = form["client_secret"], !secret.isEmpty {
+            guard secret == client.clientSecret, !client.clientSecret.isEmpty else {
+                return aadError(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(client.clientId)'.")
+            }
+            if client.secretExpired {
+                return aadError(401, "invalid_client", 7000222, "The provided client secret keys for app '\(client.clientId)' are expired.")
+            }
+        } else {
             return aadError(401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
-        }
-        guard secret == client.clientSecret else {
-            return aadError(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(client.clientId)'.")
-        }
-        if client.secretExpired {
-            return aadError(401, "invalid_client", 7000222, "The provided client secret keys for app '\(client.clientId)' are expired.")
         }
         guard let scope = form["scope"], !scope.isEmpty else {
             return aadError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")

@@ -1,0 +1,139 @@
+import Foundation
+import GraphReports
+import GraphSimulator
+import Testing
+
+@testable import CheckWorker
+
+/// The worker's report cache and credentials against the simulator over loopback HTTP.
+@Suite("Report cache and credentials", .serialized)
+struct ReportCacheTests {
+    static let d7 = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D7"))
+
+    func withSession<T>(_ tenant: String, credential: ClientCredential = .secret(SimulatorConfiguration.defaultClientSecret),
+                        configuration: SimulatorConfiguration = .standard(),
+                        _ body: (GraphSession, RunningGraphSimulator) async throws -> T) async throws -> T {
+        let sim = try await GraphSimulator(configuration: configuration).start()
+        let transport = HTTPTransport.make()
+        let session = GraphSession(app: AppIdentity(tenant: tenant, clientId: SimulatorConfiguration.defaultClientId, credential: credential,
+                                                    endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
+                                   transport: transport, tokenCache: TokenCache())
+        do {
+            let v = try await body(session, sim)
+            await transport.shutdown()
+            await sim.stop()
+            return v
+        } catch {
+            await transport.shutdown()
+            await sim.stop()
+            throw error
+        }
+    }
+
+    var deadline: ContinuousClock.Instant { .now.advanced(by: .seconds(15)) }
+
+    @Test("fresh entries are hits; concurrent misses share one download")
+    func hitsAndSingleFlight() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .seconds(60))
+            let outcomes = try await withThrowingTaskGroup(of: ReportCache.Outcome.self) { group in
+                for _ in 0..<10 {
+                    group.addTask { try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: self.deadline, stats: FetchStatsBox()).1 }
+                }
+                return try await group.reduce(into: [ReportCache.Outcome]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .miss }.count == 1)
+            #expect(outcomes.filter { $0 == .hit }.count == 9)
+            let (_, again) = try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(again == .hit)
+            #expect(await sim.stats().reportRequests == 1)
+        }
+    }
+
+    @Test("an expired entry with an ETag is revalidated with If-None-Match (304 keeps the body)")
+    func revalidation() async throws {
+        try await withSession("contoso-direct.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .milliseconds(200))
+            let (first, o1) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            try await Task.sleep(for: .milliseconds(300))
+            let (second, o2) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(o1 == .miss && o2 == .revalidated)
+            #expect(first == second)
+            #expect(await sim.stats().notModified == 1)
+        }
+    }
+
+    @Test("when the call budget is spent: a stale copy is served, else the check fails as throttled at once")
+    func budget() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .milliseconds(100), budget: 2, window: .seconds(60))
+            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let d30 = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D30"))
+            _ = try await cache.report(d30, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            try await Task.sleep(for: .milliseconds(200))
+            // Expired, budget spent: the stale copy.
+            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(outcome == .stale)
+            // Never fetched, budget spent, deadline too close to wait: throttled.
+            let d90 = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D90"))
+            await #expect {
+                _ = try await cache.report(d90, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+            } throws: { error in
+                (error as? GraphError).map { $0.kind == .throttled && $0.message.contains("budget") } ?? false
+            }
+            // Another tenant has its own budget.
+            let (_, other) = try await cache.report(d90, tenant: "other", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(other == .miss)
+            #expect(await sim.stats().reportRequests == 3)
+        }
+    }
+
+    @Test("a certificate credential signs an RS256 client assertion the identity platform accepts; another key is refused")
+    func certificateAssertion() async throws {
+        let dir = NSTemporaryDirectory() + "exocheck-cert-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func openssl(_ args: [String]) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["openssl"] + args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+        }
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=exocheck-test", "-days", "1",
+                     "-keyout", dir + "/app.key", "-out", dir + "/app.crt"])
+        try openssl(["rsa", "-in", dir + "/app.key", "-pubout", "-out", dir + "/app.pub"])
+        try openssl(["genrsa", "-out", dir + "/other.key", "2048"])
+        let cert = try String(contentsOfFile: dir + "/app.crt", encoding: .utf8)
+        let pub = try String(contentsOfFile: dir + "/app.pub", encoding: .utf8)
+        var config = SimulatorConfiguration.standard()
+        var tenant = SimulatedTenant(name: "certified", data: .fixture("small"))
+        tenant.aliases = ["certified.onmicrosoft.com"]
+        tenant.clients = [SimulatedClient(clientId: SimulatorConfiguration.defaultClientId, clientSecret: "", certificatePEM: cert, publicKeyPEM: pub)]
+        config.tenants.append(tenant)
+        func credential(key: String) throws -> ClientCredential {
+            let yaml = """
+            tenants: {certified: {tenantId: certified.onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId),
+                                  certificateFile: app.crt, privateKeyFile: \(key)}}
+            """
+            let c = try WorkerConfiguration.parse(yaml, baseDirectory: dir)
+            guard let cred = c.tenants["certified"]?.credential else { throw ConfigurationError("no credential") }
+            return cred
+        }
+        try await withSession("certified.onmicrosoft.com", credential: try credential(key: "app.key"), configuration: config) { session, _ in
+            var stats = FetchStats()
+            let body = try await session.report(Self.d7, deadline: deadline, stats: &stats)
+            #expect(!body.isEmpty)
+        }
+        try await withSession("certified.onmicrosoft.com", credential: try credential(key: "other.key"), configuration: config) { session, _ in
+            var stats = FetchStats()
+            await #expect {
+                _ = try await session.report(Self.d7, deadline: deadline, stats: &stats)
+            } throws: { error in
+                (error as? GraphError).map { $0.kind == .auth && $0.details.joined().contains("AADSTS700027") } ?? false
+            }
+        }
+    }
+}
