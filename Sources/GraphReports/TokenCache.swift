@@ -32,17 +32,27 @@ public actor TokenCache {
     /// A cached token is used while it has more than this left (the plugin's rule is 10 s;
     /// long-running workers refresh earlier so that a token never expires mid-download).
     public let refreshMargin: TimeInterval
+    /// How long a refused credential (wrong or expired secret, unknown app or tenant) is
+    /// remembered, so that a misconfigured tenant does not send the identity platform one
+    /// failing request per check. 0 = not remembered (`exocheck run`).
+    public let failureMemory: TimeInterval
     private var tokens: [TokenKey: AccessToken] = [:]
+    private var failures: [TokenKey: (GraphError, Date)] = [:]
     private var inFlight: [TokenKey: Task<AccessToken, any Error>] = [:]
 
-    public init(refreshMargin: TimeInterval = 10) {
+    public init(refreshMargin: TimeInterval = 10, failureMemory: TimeInterval = 0) {
         self.refreshMargin = refreshMargin
+        self.failureMemory = failureMemory
     }
 
     /// A usable token for `key`, and whether it came from the cache.
     public func token(for key: TokenKey, now: Date = Date(),
                       fetch: @escaping @Sendable () async throws(GraphError) -> AccessToken) async throws(GraphError) -> (AccessToken, cached: Bool) {
         if let t = tokens[key], t.remaining(now: now) > refreshMargin { return (t, true) }
+        if let (error, until) = failures[key] {
+            if until > now { throw error }
+            failures[key] = nil
+        }
         if let running = inFlight[key] {
             do { return (try await running.value, true) } catch { throw Self.graphError(error) }
         }
@@ -54,7 +64,11 @@ public actor TokenCache {
             tokens[key] = token
             return (token, false)
         } catch {
-            throw Self.graphError(error)
+            let e = Self.graphError(error)
+            if failureMemory > 0, e.kind == .auth || e.kind == .unknownTenant {
+                failures[key] = (e, Date().addingTimeInterval(failureMemory))
+            }
+            throw e
         }
     }
 

@@ -62,7 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
         for n in 1...2 {
             var c = config
             c.worker.name = "demo-worker-\(n)"
-            let processor = CheckProcessor(configuration: c, transport: transport, tokens: TokenCache(refreshMargin: 300),
+            let processor = CheckProcessor(configuration: c, transport: transport, tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
                                            reports: ReportCache(ttl: .seconds(900)), metrics: WorkerMetrics(), logger: quiet)
             let service = CheckWorkerService(configuration: c, kafka: kafka, processor: processor, metrics: WorkerMetrics(),
                                              health: WorkerHealth(), logger: quiet)

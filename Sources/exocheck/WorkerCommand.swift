@@ -60,7 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let health = WorkerHealth()
         let processor = CheckProcessor(
             configuration: configuration, transport: transport,
-            tokens: TokenCache(refreshMargin: 300),
+            tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
             reports: ReportCache(ttl: .milliseconds(Int64(configuration.graph.reportCacheSeconds * 1000)),
                                  budget: configuration.graph.reportCallsPer10Minutes),
             metrics: metrics, logger: logger)

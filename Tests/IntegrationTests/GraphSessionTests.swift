@@ -232,6 +232,32 @@ struct GraphSessionTests {
         }
     }
 
+    @Test("a refused credential is remembered for a while when asked (no login request per check)")
+    func failureMemory() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                let cache = TokenCache(failureMemory: 60)
+                var stats = FetchStats()
+                for _ in 0..<3 {
+                    await #expect(throws: GraphError.self) {
+                        _ = try await session(sim, tenant: "contoso.onmicrosoft.com", secret: "wrong", cache: cache, transport: transport)
+                            .token(deadline: deadline(), stats: &stats)
+                    }
+                }
+                #expect(await sim.stats().tokenRequests == 1)
+                // Without memory (exocheck run), every attempt asks again.
+                let plain = TokenCache()
+                for _ in 0..<2 {
+                    await #expect(throws: GraphError.self) {
+                        _ = try await session(sim, tenant: "contoso.onmicrosoft.com", secret: "wrong", cache: plain, transport: transport)
+                            .token(deadline: deadline(), stats: &stats)
+                    }
+                }
+                #expect(await sim.stats().tokenRequests == 3)
+            }
+        }
+    }
+
     @Test("a token with less than 10 s left is not reused")
     func shortLivedToken() async throws {
         try await withSimulator { sim in
