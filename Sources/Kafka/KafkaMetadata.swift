@@ -1,6 +1,14 @@
 import CRdKafka
 import Foundation
 
+/// An `rd_kafka_conf_t` moved to another thread.
+///
+/// `@unchecked Sendable`: ownership moves with it — the creating task never touches the conf
+/// again, and the receiving thread consumes it (rd_kafka_new) or destroys it exactly once.
+struct ConfHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
 /// One-off cluster queries (partitions of a topic, offsets) through a short-lived client.
 public enum KafkaMetadata {
     /// Runs `body` with a temporary consumer handle (no group), off the cooperative pool.
@@ -9,8 +17,8 @@ public enum KafkaMetadata {
         var config = configuration
         config.properties["group.id"] = nil
         if config.properties["log_level"] == nil { config.properties["log_level"] = "3" }
-        let conf = try config.makeConf()
-        let holder = ClientHandle(pointer: conf)
+        // The conf is handed to the helper thread and used there only (rd_kafka_new takes it).
+        let holder = ConfHandle(pointer: try config.makeConf())
         let result: Result<T, KafkaError> = await blocking {
             var errstr = [CChar](repeating: 0, count: 512)
             guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, holder.pointer, &errstr, errstr.count) else {
