@@ -63,6 +63,8 @@ final class ProducerContext: CallbackContext, @unchecked Sendable {
 /// waiting caller gets an error), stops the thread and destroys the handle.
 public final class KafkaProducer: Sendable {
     private let handle: ClientHandle
+    /// Reached by the C callbacks through the opaque pointer until `rd_kafka_destroy` returned:
+    /// held here for the producer's whole life.
     private let context: ProducerContext
     private let poller: PollThread
     private let closed = Atomic<Bool>(false)
@@ -171,6 +173,5 @@ public final class KafkaProducer: Sendable {
             _ = rd_kafka_flush(handle.pointer, 100)
             rd_kafka_destroy(handle.pointer)
         }
-        _ = context  // the C callbacks reach it until rd_kafka_destroy returned
     }
 }

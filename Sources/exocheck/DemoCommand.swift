@@ -102,23 +102,25 @@ struct DemoCommand: AsyncParsableCommand {
         var lastView = ContinuousClock.now
         let wanted = Set(requests.map(\.id))
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
-        let timer = Task {
-            while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(500)) }
+        // Closing the reader at the deadline ends its event stream, so the loop below cannot hang.
+        let watchdog = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled { await reader.close() }
         }
         var iterator = reader.events.makeAsyncIterator()
         while results.count < wanted.count, ContinuousClock.now < deadline {
             guard let event = await iterator.next() else { break }
             if case .message(let m) = event, let r = CheckResultMessage.decode(m.value), let id = r.id, wanted.contains(id), results[id] == nil {
                 results[id] = r
-                latencies.append(Double(submitted.duration(to: .now).components.seconds) * 1000
-                                 + Double(submitted.duration(to: .now).components.attoseconds) / 1e15)
+                let elapsed = submitted.duration(to: .now)
+                latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
             }
             if lastView.duration(to: .now) > .milliseconds(500) || results.count == wanted.count {
                 lastView = .now
                 print("  " + Self.progress(results.values, total: wanted.count))
             }
         }
-        timer.cancel()
+        watchdog.cancel()
         await producer.close()
         await reader.close()
         for g in groups { await g.triggerGracefulShutdown() }
