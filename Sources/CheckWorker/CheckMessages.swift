@@ -49,11 +49,12 @@ public struct RequestRejection: Error, Sendable, Equatable {
 public enum CheckRequestDecoder {
     public static let maxIdLength = 256
     static let knownFields: Set<String> = ["id", "tenant", "mode", "options", "args", "deadline", "labels", "replyTo"]
-    /// Options a request may never carry: credentials and endpoints belong to the worker's config.
-    static let forbiddenOptions: Set<String> = [
-        "client-secret", "client-id", "login-endpoint", "graph-endpoint", "statefile-dir", "proxyurl", "tenant", "mode",
-        "plugin", "custommode", "time-budget",
+    /// Credentials and endpoints: they belong to the worker's configuration, never to a request.
+    public static let credentialOptions: Set<String> = [
+        "client-secret", "client-id", "login-endpoint", "graph-endpoint", "statefile-dir", "proxyurl",
     ]
+    /// Options a request may never carry (the tenant and mode are fields of the request).
+    static let forbiddenOptions = credentialOptions.union(["tenant", "mode", "plugin", "custommode", "time-budget"])
 
     static func looksSecret(_ name: String) -> Bool {
         let n = name.lowercased()

@@ -176,7 +176,6 @@ public final class CheckWorkerService: Service, Sendable {
                     guard !stopping else { continue }
                     stopping = true
                     setPaused(true)
-                    try? consumer.pause(consumer.assignment.map { $0 })
                     backlog.removeAll()
                     logger.info("graceful shutdown: waiting for \(inFlight) in-flight check(s)")
                     if inFlight == 0 { break loop }
@@ -214,7 +213,7 @@ public final class CheckWorkerService: Service, Sendable {
             let small = OutgoingMessage(topic: outcome.topic, key: result.key, value: fallback.encoded(), headers: headers)
             if !(await sendWithRetry(small, producer: producer, what: "fallback result")), Task.isCancelled { return false }
         }
-        metrics.resultsProduced(topic: outcome.topic)
+        metrics.resultProduced()
         if let reason = outcome.deadLetterReason {
             var dltHeaders = message.headers
             dltHeaders.append(contentsOf: [

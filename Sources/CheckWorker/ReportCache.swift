@@ -100,13 +100,6 @@ public actor ReportCache {
         }
     }
 
-    /// Drops entries older than twice the TTL (called now and then).
-    public func prune() {
-        let now = clock.now
-        entries = entries.filter { $0.value.fetchedAt.duration(to: now) < ttl * 2 }
-    }
-
-    public var count: Int { entries.count }
 }
 
 /// Fetch statistics gathered across tasks (the download may run in another task).
@@ -118,7 +111,6 @@ public final class FetchStatsBox: Sendable {
             $0.tokenRequests += s.tokenRequests
             $0.graphCalls += s.graphCalls
             $0.throttled += s.throttled
-            if !s.tokenFromCache { $0.tokenFromCache = false }
         }
     }
     public var value: FetchStats { stats.withLock { $0 } }

@@ -43,7 +43,7 @@ public struct WorkerMetrics: Sendable {
         Gauge(label: "exocheck_uncommitted_requests").record(n)
     }
 
-    public func resultsProduced(topic: String) {
+    public func resultProduced() {
         Counter(label: "exocheck_results_produced_total").increment()
     }
 

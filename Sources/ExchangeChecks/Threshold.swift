@@ -155,6 +155,8 @@ public struct CounterThresholds: Sendable, Equatable {
 
     /// Critical first, then warning, then unknown (when `useUnknown`); the first match wins.
     public func status(of value: Double, useUnknown: Bool = true) -> CheckStatus {
+        // Most counters have no threshold: skip formatting the value (a per-instance hot path).
+        if warning == nil, critical == nil, unknown == nil || !useUnknown { return .ok }
         let hasPoint = PerlNumber.string(value).contains(".")
         if let critical, critical.alerts(value, valueHasDecimalPoint: hasPoint) { return .critical }
         if let warning, warning.alerts(value, valueHasDecimalPoint: hasPoint) { return .warning }

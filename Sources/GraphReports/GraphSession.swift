@@ -41,8 +41,8 @@ public enum ReportDownload: Sendable {
 
 /// What a fetch cost, for result metadata and metrics.
 public struct FetchStats: Sendable, Equatable {
+    /// Token requests sent to the identity platform (0: the token came from a cache).
     public var tokenRequests = 0
-    public var tokenFromCache = true
     public var graphCalls = 0
     public var throttled = 0
     public init() {}
@@ -100,19 +100,14 @@ public struct GraphSession: Sendable {
         let timeout = min(requestTimeout, max(0.001, remaining(deadline)))
         let warn = self.warn
         let requested = RequestFlag()
-        let (token, cached) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
+        let (token, _) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
             if let disk = diskStore?.load(key) { return disk }
             requested.set()
             let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
             if let warning = diskStore?.save(token, for: key) { warn(warning) }
             return token
         }
-        if requested.isSet {
-            stats.tokenRequests += 1
-            stats.tokenFromCache = false
-        } else if !cached {
-            stats.tokenFromCache = true
-        }
+        if requested.isSet { stats.tokenRequests += 1 }
         return token
     }
 

@@ -77,10 +77,6 @@ public actor TokenCache {
         if tokens[key] == token { tokens[key] = nil }
     }
 
-    public func store(_ token: AccessToken, for key: TokenKey) {
-        tokens[key] = token
-    }
-
     static func graphError(_ error: any Error) -> GraphError {
         (error as? GraphError) ?? GraphError(.auth, "Token request failed: \(error)")
     }

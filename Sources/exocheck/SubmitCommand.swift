@@ -107,7 +107,7 @@ enum SubmitCommand {
         }
         guard !tenant.isEmpty else { return emitError("Need to specify --tenant option.", options) }
         guard let mode = parsedArgs.last("mode").flatMap(CheckMode.init(rawValue:)) else { return emitError("Need to specify --mode option.", options) }
-        for name in parsedArgs.order where ["client-secret", "client-id", "login-endpoint", "graph-endpoint", "statefile-dir", "proxyurl"].contains(name) {
+        for name in parsedArgs.order where CheckRequestDecoder.credentialOptions.contains(name) {
             return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
         }
         let requestArgs = checkArgs.filter { a in !["--tenant", "--mode"].contains(where: { a == $0 || a.hasPrefix($0 + "=") }) }
@@ -206,9 +206,8 @@ enum SubmitCommand {
         return 2
     }
 
+    /// An error printed as `exocheck run` prints it.
     static func emitError(_ message: String, _ options: OutputOptions) -> Int32 {
-        let r = OutputRenderer.render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true)
-        FileHandle.standardOutput.write(Data((r.text + "\n").utf8))
-        return r.exitCode
+        RunCommand.emit(CheckResult.error(message, status: options.errorStatus), options, isError: true)
     }
 }
