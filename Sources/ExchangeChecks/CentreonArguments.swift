@@ -10,6 +10,9 @@ public struct CentreonArguments: Sendable {
     public private(set) var values: [String: [String]] = [:]
     /// Option names in the order they were first seen.
     public private(set) var order: [String] = []
+    /// Position of each option's last occurrence (aliases of one threshold: the later wins).
+    private(set) var lastSeen: [String: Int] = [:]
+    private var recorded = 0
 
     /// Options that take a value.
     static let connectionOptions: Set<String> = [
@@ -81,6 +84,8 @@ public struct CentreonArguments: Sendable {
     private mutating func record(_ name: String, _ value: String) {
         if values[name] == nil { order.append(name) }
         values[name, default: []].append(value)
+        recorded += 1
+        lastSeen[name] = recorded
     }
 
     public func last(_ name: String) -> String? { values[name]?.last }
@@ -104,6 +109,8 @@ public struct ConnectionArguments: Sendable, Equatable {
     public var graphEndpoint: String
     public var statefileDir: String?
     public var timeoutSeconds: Double
+    /// exocheck's `--time-budget`: the whole check (token, reports, retries) ends within this.
+    public var timeBudgetSeconds: Double
     public var proxyURL: String?
 
     public static let defaultLoginEndpoint = "https://login.microsoftonline.com"
@@ -111,7 +118,8 @@ public struct ConnectionArguments: Sendable, Equatable {
 
     public init(tenant: String, clientId: String, clientSecret: String,
                 loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
-                statefileDir: String? = nil, timeoutSeconds: Double = 10, proxyURL: String? = nil) {
+                statefileDir: String? = nil, timeoutSeconds: Double = 10, timeBudgetSeconds: Double = 20,
+                proxyURL: String? = nil) {
         self.tenant = tenant
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -119,6 +127,7 @@ public struct ConnectionArguments: Sendable, Equatable {
         self.graphEndpoint = graphEndpoint
         self.statefileDir = statefileDir
         self.timeoutSeconds = timeoutSeconds
+        self.timeBudgetSeconds = timeBudgetSeconds
         self.proxyURL = proxyURL
     }
 
@@ -131,13 +140,15 @@ public struct ConnectionArguments: Sendable, Equatable {
         let tenant = try required("tenant")
         let clientId = try required("client-id")
         let secret = try required("client-secret")
-        var timeout = 10.0
-        if let t = args.last("timeout"), !t.isEmpty {
+        func seconds(_ name: String, default value: Double) throws(ArgumentError) -> Double {
+            guard let t = args.last(name), !t.isEmpty else { return value }
             guard let v = Double(t), v > 0, v.isFinite else {
-                throw ArgumentError("Wrong --timeout value '\(t)': give a number of seconds greater than 0.")
+                throw ArgumentError("Wrong --\(name) value '\(t)': give a number of seconds greater than 0.")
             }
-            timeout = v
+            return v
         }
+        let timeout = try seconds("timeout", default: 10)
+        let budget = try seconds("time-budget", default: 20)
         func endpoint(_ name: String, _ fallback: String) throws(ArgumentError) -> String {
             guard let v = args.last(name), !v.isEmpty else { return fallback }
             guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
@@ -150,7 +161,7 @@ public struct ConnectionArguments: Sendable, Equatable {
             loginEndpoint: try endpoint("login-endpoint", Self.defaultLoginEndpoint),
             graphEndpoint: try endpoint("graph-endpoint", Self.defaultGraphEndpoint),
             statefileDir: args.last("statefile-dir").flatMap { $0.isEmpty ? nil : $0 },
-            timeoutSeconds: timeout,
+            timeoutSeconds: timeout, timeBudgetSeconds: budget,
             proxyURL: args.last("proxyurl").flatMap { $0.isEmpty ? nil : $0 })
     }
 }

@@ -226,6 +226,6 @@ extension CheckConfiguration {
 }
 
 extension CentreonArguments {
-    /// Position of an option's first appearance, for "later one wins" between aliases.
-    func lastPosition(of name: String) -> Int { order.firstIndex(of: name) ?? -1 }
+    /// Position of an option's last appearance, for "later one wins" between aliases.
+    func lastPosition(of name: String) -> Int { lastSeen[name] ?? -1 }
 }

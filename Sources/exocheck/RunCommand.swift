@@ -26,18 +26,11 @@ enum RunCommand {
             return 0
         case .check(let config, let connection):
             guard let connection else { return 3 }
-            return await runCheck(config, connection, budget: timeBudget(parsed))
+            return await runCheck(config, connection)
         }
     }
 
-    /// exocheck's own option: the whole check (token, reports, retries) must end within this
-    /// many seconds (default 20, well inside the usual 60 s service check timeout).
-    static func timeBudget(_ args: CentreonArguments) -> Double {
-        if let v = args.last("time-budget"), let s = Double(v), s > 0 { return s }
-        return 20
-    }
-
-    static func runCheck(_ config: CheckConfiguration, _ connection: ConnectionArguments, budget: Double) async -> Int32 {
+    static func runCheck(_ config: CheckConfiguration, _ connection: ConnectionArguments) async -> Int32 {
         var proxy: HTTPClientProxy? = nil
         if let url = connection.proxyURL {
             guard let p = HTTPClientProxy(url) else {
@@ -55,7 +48,9 @@ enum RunCommand {
             diskStore: DiskTokenStore(directory: connection.statefileDir ?? defaultStateDirectory()),
             requestTimeout: connection.timeoutSeconds,
             warn: { message in FileHandle.standardError.write(Data((message + "\n").utf8)) })
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(budget * 1000)))
+        // The whole check ends within --time-budget (default 20 s, inside the usual 60 s
+        // service check timeout).
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(connection.timeBudgetSeconds * 1000)))
         let outcome = await ExchangeCheckRunner.run(config, reports: session, deadline: deadline)
         await transport.shutdown()
         if let error = outcome.error, !error.details.isEmpty, !(config.output.verbose || config.output.debug) {

@@ -135,6 +135,27 @@ struct ArgumentTests {
         }
     }
 
+    @Test("old and new names of one threshold: the later on the line wins")
+    func laterAliasWins() throws {
+        func warning(_ args: [String]) throws -> String? {
+            guard case .check(let c, _) = try invocation(["--mode=email-activity", "--use-new-perfdata"] + args, requireConnection: false) else { return nil }
+            return c.thresholds["total-send-count"]?.warning?.text
+        }
+        #expect(try warning(["--warning-total-send-count=1", "--warning-exchange-users-emails-sent-total-count=2"]) == "2")
+        #expect(try warning(["--warning-exchange-users-emails-sent-total-count=2", "--warning-total-send-count=1"]) == "1")
+        #expect(try warning(["--warning-total-send-count=1", "--warning-exchange-users-emails-sent-total-count=2", "--warning-total-send-count=3"]) == "3")
+    }
+
+    @Test("--time-budget: default 20 s, a wrong value is refused")
+    func timeBudget() throws {
+        guard case .check(_, let c?) = try invocation(["--mode=mailbox-usage"] + connection) else {
+            Issue.record("expected a check")
+            return
+        }
+        #expect(c.timeBudgetSeconds == 20)
+        #expect(try failure(["--mode=mailbox-usage", "--time-budget=soon"] + connection) == "Wrong --time-budget value 'soon': give a number of seconds greater than 0.")
+    }
+
     @Test("options map form")
     func optionsMap() {
         let a = CentreonArguments(options: [("filter-user", "^ad"), ("verbose", "1")])
