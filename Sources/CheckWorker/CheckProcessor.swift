@@ -1,6 +1,7 @@
 import ExchangeChecks
 import Foundation
 import GraphReports
+import Kafka
 import Logging
 
 /// Turns one request record into its result (and, for bad input, a dead-letter reason).
@@ -12,9 +13,13 @@ public struct CheckProcessor: Sendable {
     let reports: ReportCache
     let metrics: WorkerMetrics
     let logger: Logger
+    /// Where parsing, evaluation and rendering run (never the cooperative pool in a worker).
+    public let pool: EvaluationPool
 
     public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
-                metrics: WorkerMetrics, logger: Logger) {
+                metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil) {
+        self.pool = pool ?? EvaluationPool(threads: configuration.worker.evaluationThreads,
+                                           grace: .milliseconds(Int64(configuration.worker.evaluationGraceSeconds * 1000)))
         self.configuration = configuration
         self.transport = transport
         self.tokens = tokens
@@ -33,17 +38,37 @@ public struct CheckProcessor: Sendable {
         public var deadLetterReason: String?
     }
 
-    public func process(_ value: [UInt8], key: String?, attempt: Int) async -> Outcome {
+    /// Bytes of all headers of one request record; a record with more is refused.
+    public static let maxHeaderBytes = 16384
+
+    public func process(_ value: [UInt8], key: String?, headers: [KafkaHeader] = [], attempt: Int) async -> Outcome {
         let started = ContinuousClock.now
         let checkedAt = Date()
-        switch CheckRequestDecoder.decode(value, maxBytes: configuration.worker.maxRequestBytes) {
-        case .failure(let rejection):
-            let result = errorResult(id: rejection.id, tenant: rejection.tenant ?? key, mode: rejection.mode, labels: rejection.labels,
-                                     kind: "invalid-request", message: "Invalid check request: \(rejection.reason).",
-                                     options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
-            return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? key, deadLetterReason: rejection.reason)
-        case .success(let request):
-            return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
+        // One budget for every user regex of this request, refusals included (their output
+        // goes through --change-short-output too).
+        let budget = RegexBudget(limit: .milliseconds(Int64(configuration.worker.checkTimeoutSeconds * 1000)))
+        return await RegexBudget.$current.withValue(budget) {
+            let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
+            let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+            let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
+            var decoded = CheckRequestDecoder.decode(value, maxBytes: configuration.worker.maxRequestBytes, headerId: headerId)
+            if headerBytes > Self.maxHeaderBytes, case .success(let request) = decoded {
+                decoded = .failure(RequestRejection(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                                                    reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
+            }
+            switch decoded {
+            case .failure(let rejection):
+                let result = await errorResult(id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
+                                         kind: "invalid-request", message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
+                                         options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
+                var log = logger
+                if let id = rejection.id { log[metadataKey: "request.id"] = "\(id)" }
+                log.notice("check refused", metadata: ["error.kind": "invalid-request", "error.message": "\(rejection.reason)"])
+                return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
+                               deadLetterReason: rejection.reason)
+            case .success(let request):
+                return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
+            }
         }
     }
 
@@ -52,38 +77,38 @@ public struct CheckProcessor: Sendable {
         var log = logger
         log[metadataKey: "request.id"] = "\(request.id)"
         log[metadataKey: "tenant"] = "\(request.tenant)"
-        func refuse(_ kind: String, _ message: String, options: OutputOptions = OutputOptions(), deadLetter: Bool) -> Outcome {
-            let result = errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+        func refuse(_ kind: String, _ message: String, options: OutputOptions = OutputOptions(), deadLetter: Bool) async -> Outcome {
+            let result = await errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
                                      kind: kind, message: message, options: options, started: started, checkedAt: checkedAt, attempt: attempt)
             log.notice("check refused", metadata: ["error.kind": "\(kind)", "error.message": "\(message)"])
             return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
         }
         if let replyTo = request.replyTo {
             guard configuration.kafka.allowedReplyTopics.contains(replyTo) else {
-                return refuse("invalid-request", "Invalid check request: replyTo '\(replyTo)' is not allowed by this worker.", deadLetter: true)
+                return await refuse("invalid-request", "Invalid check request: the replyTo topic is not allowed by this worker (kafka.allowedReplyTopics).", deadLetter: true)
             }
             topic = replyTo
         }
         // The request's arguments, parsed exactly as `exocheck run` parses a command line.
         let parsed: CentreonArguments
         do { parsed = try CentreonArguments(["--mode=\(request.mode.rawValue)"] + request.arguments) } catch {
-            return refuse("invalid-request", "Invalid check request: \(error.message)", deadLetter: true)
+            return await refuse("invalid-request", "Invalid check request: \(error.redacted)", deadLetter: true)
         }
         let config: CheckConfiguration
         switch Invocation.parse(parsed, requireConnection: false) {
         case .check(let c, _): config = c
         case .failure(let error, let options):
-            return refuse("invalid-request", "Invalid check request: \(error.message)", options: options, deadLetter: true)
+            return await refuse("invalid-request", "Invalid check request: \(error.redacted)", options: options, deadLetter: true)
         case .listCounters, .help:
-            return refuse("invalid-request", "Invalid check request: --list-counters and --help are not checks.", deadLetter: true)
+            return await refuse("invalid-request", "Invalid check request: --list-counters and --help are not checks.", deadLetter: true)
         }
         guard let tenant = configuration.tenants[request.tenant] else {
-            return refuse("unknown-tenant", "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
+            return await refuse("unknown-tenant", "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
                           options: config.output, deadLetter: true)
         }
         let now = Date()
         if let deadline = request.deadline, deadline <= now {
-            return refuse("expired", "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
+            return await refuse("expired", "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
                           options: config.output, deadLetter: false)
         }
         var budget = configuration.worker.checkTimeoutSeconds
@@ -99,8 +124,8 @@ public struct CheckProcessor: Sendable {
         let stats = FetchStatsBox()
         let outcomes = OutcomeBox()
         let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, stats: stats, outcomes: outcomes)
-        let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline)
-        let rendered = outcome.rendered(config.output)
+        let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline, executor: pool)
+        let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline)
         let fetch = stats.value
         let tokenHit = fetch.tokenRequests == 0
         metrics.tokenCache(hit: tokenHit)
@@ -115,17 +140,38 @@ public struct CheckProcessor: Sendable {
             reportDate: outcome.result.reportDate, checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration),
             worker: configuration.worker.name, attempt: attempt,
             cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
-            error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) })
+            error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) }
+                ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.summary(rendered.shortOutput)) })
         log.info("check done", metadata: ["status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
                                           "cache.report": "\(result.cache.report)"])
         return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
     }
 
+    /// Renders on the evaluation pool (output options run user regexes); if that does not
+    /// finish in time, the error of the time limit is rendered without the output options.
+    func render(_ result: CheckResult, options: OutputOptions, isError: Bool, deadline: ContinuousClock.Instant) async -> RenderedOutput {
+        do {
+            return try await pool.evaluate(deadline: deadline) { OutputRenderer.render(result, options: options, isError: isError) }
+        } catch {
+            var plain = OutputOptions()
+            plain.errorStatus = options.errorStatus
+            var timedOut = OutputRenderer.render(CheckResult.error(error.message, status: options.errorStatus), options: plain, isError: true)
+            timedOut.optionFailure = .timeout
+            return timedOut
+        }
+    }
+
+    var refusalDeadline: ContinuousClock.Instant {
+        .now.advanced(by: .milliseconds(Int64(configuration.worker.checkTimeoutSeconds * 1000)))
+    }
+
     func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: String, message: String,
-                     options: OutputOptions, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) -> CheckResultMessage {
-        let rendered = OutputRenderer.render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true)
+                     options: OutputOptions, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) async -> CheckResultMessage {
+        let rendered = await render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true,
+                                    deadline: refusalDeadline)
         let duration = started.duration(to: .now)
-        metrics.check(mode: mode ?? "unknown", status: rendered.status.rawValue, duration: duration)
+        // Metric labels come from closed sets only: a mode the decoder did not recognise is "invalid".
+        metrics.check(mode: mode.flatMap(CheckMode.init(rawValue:))?.rawValue ?? "invalid", status: rendered.status.rawValue, duration: duration)
         return CheckResultMessage(
             id: id, tenant: tenant, mode: mode, labels: labels, status: rendered.status.rawValue, exitCode: Int(rendered.exitCode),
             output: rendered.text, summary: Self.summary(rendered.shortOutput), perfdata: [], reportDate: "",

@@ -8,20 +8,25 @@ import Synchronization
 
 /// Health as /healthz and /readyz report it.
 public final class WorkerHealth: Sendable {
-    private let state = Mutex((running: false, joined: false, graphReachable: false))
+    private let state = Mutex((running: false, joined: false, graphReachable: false, stuckThreads: 0, stuck: false))
     public init() {}
-    public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil) {
+    public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil) {
         state.withLock {
+            if let stuckThreads { $0.stuckThreads = stuckThreads }
+            if let stuck { $0.stuck = stuck }
             if let running { $0.running = running }
             if let joined { $0.joined = joined }
             if let graphReachable { $0.graphReachable = graphReachable }
         }
     }
-    public var live: Bool { state.withLock { $0.running } }
-    /// Ready: consuming, the group joined, and Graph answered the last probe.
-    public var ready: Bool { state.withLock { $0.running && $0.joined && $0.graphReachable } }
+    /// Live: the loop runs and the evaluation threads are not all stuck.
+    public var live: Bool { state.withLock { $0.running && !$0.stuck } }
+    /// Ready: live, the group joined, and Graph answered the last probe.
+    public var ready: Bool { state.withLock { $0.running && !$0.stuck && $0.joined && $0.graphReachable } }
     public var details: String {
-        state.withLock { "running=\($0.running) groupJoined=\($0.joined) graphReachable=\($0.graphReachable)" }
+        state.withLock {
+            "running=\($0.running) groupJoined=\($0.joined) graphReachable=\($0.graphReachable) stuckEvaluationThreads=\($0.stuckThreads)"
+        }
     }
 }
 
@@ -76,10 +81,25 @@ public final class CheckWorkerService: Service, Sendable {
         let forwarder = Task {
             for await event in consumer.events { continuation.yield(.kafka(event)) }
         }
-        let monitor = Task { [metrics] in
+        let pool = processor.pool
+        let stuckLimit = configuration.worker.maxStuckThreads == 0 ? pool.threadCount : configuration.worker.maxStuckThreads
+        let monitor = Task { [metrics, health, logger] in
+            var tick = 0
             while !Task.isCancelled {
-                if let lag = consumer.lag() { metrics.consumerLag(lag) }
-                try? await Task.sleep(for: .seconds(5))
+                if tick % 5 == 0, let lag = consumer.lag() { metrics.consumerLag(lag) }
+                // The watchdog: evaluation threads past their check's budget plus grace.
+                let stuck = pool.stuckThreads
+                metrics.stuckThreads(stuck)
+                health.set(stuckThreads: stuck)
+                if stuck >= stuckLimit {
+                    health.set(stuck: true)
+                    logger.critical("\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered")
+                    // The stuck threads cannot be stopped and a graceful shutdown would wait for them.
+                    try? await Task.sleep(for: .seconds(2))  // let /healthz report it and the log line flush
+                    exit(70)
+                }
+                tick += 1
+                try? await Task.sleep(for: .seconds(1))
             }
         }
         await withGracefulShutdownHandler {
@@ -123,7 +143,7 @@ public final class CheckWorkerService: Service, Sendable {
                 if deliveries.count > 200_000 { deliveries.removeAll(keepingCapacity: true) }
                 metrics.inFlight(inFlight)
                 group.addTask {
-                    let outcome = await self.processor.process(message.value, key: message.keyString, attempt: attempt)
+                    let outcome = await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                     if await self.publish(outcome, for: message, producer: producer) {
                         continuation.yield(.completed(message.topicPartition, offset: message.offset, generation: generation))
                     }
@@ -197,7 +217,10 @@ public final class CheckWorkerService: Service, Sendable {
     /// Retriable failures are retried until they succeed or the task is cancelled.
     func publish(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> Bool {
         var headers = [KafkaHeader("exocheck-id", outcome.result.id ?? ""), KafkaHeader("content-type", "application/json")]
-        if let trace = message.header("traceparent") { headers.append(KafkaHeader("traceparent", trace)) }
+        // Only a W3C-shaped traceparent is copied: anything else could make the result unpublishable.
+        if let trace = message.headers.last(where: { $0.name == "traceparent" })?.value, CheckRequestDecoder.isTraceparent(trace) {
+            headers.append(KafkaHeader("traceparent", String(decoding: trace, as: UTF8.self)))
+        }
         let result = OutgoingMessage(topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
                                      value: outcome.result.encoded(), headers: headers)
         if !(await sendWithRetry(result, producer: producer, what: "result")) {
@@ -215,7 +238,10 @@ public final class CheckWorkerService: Service, Sendable {
         }
         metrics.resultProduced()
         if let reason = outcome.deadLetterReason {
-            var dltHeaders = message.headers
+            // The original headers travel with the copy unless they are what made the record bad.
+            let headerBytes = message.headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+            var dltHeaders = headerBytes <= CheckProcessor.maxHeaderBytes ? message.headers
+                : [KafkaHeader("exocheck-headers-dropped", "\(message.headers.count) headers, \(headerBytes) bytes")]
             dltHeaders.append(contentsOf: [
                 KafkaHeader("exocheck-source-topic", message.topic), KafkaHeader("exocheck-source-partition", String(message.partition)),
                 KafkaHeader("exocheck-source-offset", String(message.offset)), KafkaHeader("exocheck-dlt-reason", reason),

@@ -26,6 +26,14 @@ public struct WorkerConfiguration: Sendable {
         /// Longest time one check may take (token, reports, retries), whatever its deadline.
         public var checkTimeoutSeconds = 20.0
         public var maxRequestBytes = 65_536
+        /// Dedicated threads for parsing, evaluation and rendering (default: cores, at least 2).
+        public var evaluationThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        /// How long past a check's budget the worker waits for its evaluation before answering
+        /// UNKNOWN `timeout` and counting the thread as stuck.
+        public var evaluationGraceSeconds = 5.0
+        /// Stuck evaluation threads at which /healthz fails and the worker exits (code 70) to be
+        /// restarted; 0 means all of them.
+        public var maxStuckThreads = 0
         /// Name written in results (default: host name and pid).
         public var name = "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         public init() {}
@@ -99,12 +107,16 @@ public struct WorkerConfiguration: Sendable {
             c.kafka.allowedReplyTopics = try k.strings("allowedReplyTopics") ?? []
         }
         if let w = try Section.optional(top["worker"], path: "worker") {
-            try w.check(["concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name"])
+            try w.check(["concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name",
+                         "evaluationThreads", "evaluationGraceSeconds", "maxStuckThreads"])
             c.worker.concurrency = try w.int("concurrency", min: 1) ?? c.worker.concurrency
             c.worker.listen = try w.string("listen") ?? c.worker.listen
             c.worker.shutdownGraceSeconds = try w.double("shutdownGraceSeconds") ?? c.worker.shutdownGraceSeconds
             c.worker.checkTimeoutSeconds = try w.double("checkTimeoutSeconds") ?? c.worker.checkTimeoutSeconds
             c.worker.maxRequestBytes = try w.int("maxRequestBytes", min: 256) ?? c.worker.maxRequestBytes
+            c.worker.evaluationThreads = try w.int("evaluationThreads", min: 1) ?? c.worker.evaluationThreads
+            c.worker.evaluationGraceSeconds = try w.double("evaluationGraceSeconds") ?? c.worker.evaluationGraceSeconds
+            c.worker.maxStuckThreads = try w.int("maxStuckThreads", min: 0) ?? c.worker.maxStuckThreads
             c.worker.name = try w.string("name") ?? c.worker.name
         }
         if let g = try Section.optional(top["graph"], path: "graph") {
@@ -244,7 +256,9 @@ struct Section {
 
     func double(_ k: String) throws(ConfigurationError) -> Double? {
         guard let s = try string(k) else { return nil }
-        guard let d = Double(s), d >= 0 else { throw ConfigurationError("\(key(k)) must be a number ≥ 0, got '\(s)'") }
+        guard let d = Double(s), d >= 0, d <= 1_000_000 else {
+            throw ConfigurationError("\(key(k)) must be a number from 0 to 1000000, got '\(s.prefix(40))'")
+        }
         return d
     }
 }

@@ -43,6 +43,11 @@ public struct WorkerMetrics: Sendable {
         Gauge(label: "exocheck_uncommitted_requests").record(n)
     }
 
+    /// Evaluation threads running past their check's budget plus grace.
+    public func stuckThreads(_ n: Int) {
+        Gauge(label: "exocheck_stuck_evaluation_threads").record(n)
+    }
+
     public func resultProduced() {
         Counter(label: "exocheck_results_produced_total").increment()
     }

@@ -14,32 +14,6 @@ public struct CentreonArguments: Sendable {
     private(set) var lastSeen: [String: Int] = [:]
     private var recorded = 0
 
-    /// Options that take a value.
-    static let connectionOptions: Set<String> = [
-        "tenant", "client-id", "client-secret", "login-endpoint", "graph-endpoint",
-        "statefile-dir", "timeout", "proxyurl",
-        // exocheck's own: the whole check's time budget in seconds.
-        "time-budget",
-    ]
-    /// Accepted for compatibility with existing command lines; they have no effect here.
-    static let ignoredValueOptions: Set<String> = [
-        "plugin", "custommode", "display-ok-counters", "float-precision", "source-encoding",
-        "statefile-suffix", "statefile-format", "statefile-key", "statefile-cipher",
-        "http-backend", "ssl-opt", "curl-opt", "http-peer-addr", "proxypac",
-        "change-long-output", "explode-perfdata-max", "change-perfdata", "extend-perfdata",
-        "extend-perfdata-group", "filter-perfdata-adv", "output-file", "ssl",
-    ]
-    static let outputValueOptions: Set<String> = [
-        "mode", "units", "filter-counters", "filter-counters-block", "filter-perfdata", "filter-uom",
-        "range-perfdata", "change-exit", "change-short-output", "opt-exit",
-    ]
-    static let flagOptions: Set<String> = [
-        "verbose", "debug", "debug-stream", "use-new-perfdata", "output-ignore-perfdata",
-        "output-ignore-label", "list-counters", "help", "list-mode", "version",
-        "statefile-concat-cwd", "insecure", "sanity-options", "disco-format", "disco-show",
-        "output-xml", "output-json", "output-openmetrics",
-    ]
-
     /// Splits the argument list. Any option name is accepted here; whether it is known depends
     /// on the mode and is checked by `CheckConfiguration`.
     public init(_ arguments: [String]) throws(ArgumentError) {
@@ -48,7 +22,8 @@ public struct CentreonArguments: Sendable {
             let arg = arguments[i]
             i += 1
             guard arg.hasPrefix("-"), arg.count > 1 else {
-                throw ArgumentError("Unexpected argument '\(arg)': options are written --name=value.")
+                throw ArgumentError("Unexpected argument '\(arg)': options are written --name=value.",
+                                    redacted: "Unexpected argument at position \(i) (not shown): options are written --name=value.")
             }
             var body = Substring(arg.dropFirst(arg.hasPrefix("--") ? 2 : 1))
             var value: String? = nil
@@ -57,8 +32,8 @@ public struct CentreonArguments: Sendable {
                 body = body[..<eq]
             }
             let name = String(body)
-            if name.isEmpty { throw ArgumentError("Unexpected argument '\(arg)'.") }
-            if Self.flagOptions.contains(name) {
+            if name.isEmpty { throw ArgumentError("Unexpected argument '\(arg)'.", redacted: "Unexpected argument at position \(i) (not shown).") }
+            if OptionTable.flags.contains(name) {
                 if value != nil { throw ArgumentError("Option --\(name) does not take a value.") }
                 record(name, "1")
                 continue
@@ -94,9 +69,17 @@ public struct CentreonArguments: Sendable {
 }
 
 /// A command-line problem: printed as `UNKNOWN: <message> ` (or the `--opt-exit` status).
+///
+/// `message` keeps the plugin's wording (values quoted, as `exocheck run` must print them);
+/// `redacted` says the same without echoing any value from the input, for answers that other
+/// people read (worker results, logs, dead-letter headers), since a value may be a secret.
 public struct ArgumentError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let redacted: String
+    public init(_ message: String, redacted: String? = nil) {
+        self.message = message
+        self.redacted = redacted ?? message
+    }
     public var description: String { message }
 }
 
@@ -143,7 +126,8 @@ public struct ConnectionArguments: Sendable, Equatable {
         func seconds(_ name: String, default value: Double) throws(ArgumentError) -> Double {
             guard let t = args.last(name), !t.isEmpty else { return value }
             guard let v = Double(t), v > 0, v.isFinite else {
-                throw ArgumentError("Wrong --\(name) value '\(t)': give a number of seconds greater than 0.")
+                throw ArgumentError("Wrong --\(name) value '\(t)': give a number of seconds greater than 0.",
+                                    redacted: "Wrong --\(name) value: give a number of seconds greater than 0.")
             }
             return v
         }
@@ -152,7 +136,8 @@ public struct ConnectionArguments: Sendable, Equatable {
         func endpoint(_ name: String, _ fallback: String) throws(ArgumentError) -> String {
             guard let v = args.last(name), !v.isEmpty else { return fallback }
             guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
-                throw ArgumentError("Wrong --\(name) value '\(v)': give a URL starting with https://.")
+                throw ArgumentError("Wrong --\(name) value '\(v)': give a URL starting with https://.",
+                                    redacted: "Wrong --\(name) value: give a URL starting with https://.")
             }
             return v.hasSuffix("/") ? String(v.dropLast()) : v
         }

@@ -34,9 +34,13 @@ public struct CheckConfiguration: Sendable {
     static func expression(_ option: String, _ text: String) throws(ArgumentError) -> StatusExpression? {
         if text.trimmingASCIIWhitespace().isEmpty { return nil }
         do {
-            return try StatusExpression(text)
+            return try StatusExpression(text, option: option)
         } catch {
-            throw ArgumentError("Invalid --\(option) expression '\(text)': \(error.description).")
+            if error.isLimit {
+                throw ArgumentError("Invalid --\(option) expression: \(error.description).")
+            }
+            throw ArgumentError("Invalid --\(option) expression '\(text)': \(error.description).",
+                                redacted: "Invalid --\(option) expression (syntax error at position \(error.position)).")
         }
     }
 
@@ -59,9 +63,9 @@ extension FilterRegex {
     static func option(_ name: String, _ value: String?) throws(ArgumentError) -> FilterRegex? {
         guard let value, !value.isEmpty else { return nil }
         do {
-            return try FilterRegex(value)
+            return try FilterRegex(value, option: name)
         } catch {
-            throw ArgumentError("Invalid --\(name) regular expression '\(value)'.")
+            throw ArgumentError("Invalid --\(name) regular expression '\(value)'.", redacted: "Invalid --\(name) regular expression.")
         }
     }
 }
@@ -93,7 +97,8 @@ public enum Invocation: Sendable {
                 throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
             }
             guard let mode = CheckMode(rawValue: modeName) else {
-                throw ArgumentError("mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.")
+                throw ArgumentError("mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
+                                    redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
             }
             let useNew = args.has("use-new-perfdata")
             try rejectUnknownOptions(args, mode: mode, useNewPerfdata: useNew)
@@ -112,10 +117,7 @@ public enum Invocation: Sendable {
 
     /// Every option name the mode accepts.
     static func knownOptions(mode: CheckMode, useNewPerfdata: Bool) -> Set<String> {
-        var known = CentreonArguments.connectionOptions
-            .union(CentreonArguments.ignoredValueOptions)
-            .union(CentreonArguments.outputValueOptions)
-            .union(CentreonArguments.flagOptions)
+        var known = Set(OptionTable.entries.map(\.name))
         known.insert(mode.instanceFilterOption)
         for group in mode.groups {
             for counter in group.counters {
@@ -132,14 +134,19 @@ public enum Invocation: Sendable {
     static func rejectUnknownOptions(_ args: CentreonArguments, mode: CheckMode, useNewPerfdata: Bool) throws(ArgumentError) {
         let known = knownOptions(mode: mode, useNewPerfdata: useNewPerfdata)
         for name in args.order where !known.contains(name) {
-            throw ArgumentError("Unknown option '--\(name)' for mode \(mode.rawValue) (see 'exocheck run --help').")
+            throw ArgumentError("Unknown option '--\(name)' for mode \(mode.rawValue) (see 'exocheck run --help').",
+                                redacted: OptionTable.isPlausibleName(name)
+                                    ? "Unknown option '--\(name)' for mode \(mode.rawValue)."
+                                    : "An option name that is not an option of mode \(mode.rawValue) (name not shown).")
         }
     }
 
     static func outputOptions(_ args: CentreonArguments) throws(ArgumentError) -> OutputOptions {
         var o = OutputOptions()
         if let opt = args.last("opt-exit") {
-            guard let s = CheckStatus(name: opt) else { throw ArgumentError("Unknown value '\(opt)' for --opt-exit.") }
+            guard let s = CheckStatus(name: opt) else {
+                throw ArgumentError("Unknown value '\(opt)' for --opt-exit.", redacted: "Unknown value for --opt-exit (ok, warning, critical or unknown).")
+            }
             o.errorStatus = s
         }
         o.verbose = args.has("verbose")
@@ -150,7 +157,7 @@ public enum Invocation: Sendable {
         if let r = args.last("range-perfdata") {
             let value = r.isEmpty ? "1" : r
             guard let n = Int(value), (0...2).contains(n), value.count == 1 else {
-                throw ArgumentError("Wrong range-perfdata option '\(r)'")
+                throw ArgumentError("Wrong range-perfdata option '\(r)'", redacted: "Wrong range-perfdata option (0, 1 or 2)")
             }
             o.rangePerfdata = n
         }
@@ -159,7 +166,9 @@ public enum Invocation: Sendable {
             o.filterPerfdata = try FilterRegex.option("filter-perfdata", f)
         }
         if let f = args.last("filter-uom") {
-            do { o.filterUOM = try FilterRegex(f) } catch { throw ArgumentError("Invalid --filter-uom regular expression '\(f)'.") }
+            do { o.filterUOM = try FilterRegex(f, option: "filter-uom") } catch {
+                throw ArgumentError("Invalid --filter-uom regular expression '\(f)'.", redacted: "Invalid --filter-uom regular expression.")
+            }
         }
         for rule in args.all("change-exit") {
             let parts = rule.split(separator: "=", omittingEmptySubsequences: false)
@@ -168,13 +177,20 @@ public enum Invocation: Sendable {
             }
             o.changeExit[from] = to
         }
-        for rule in args.all("change-short-output") {
+        let rules = args.all("change-short-output")
+        if rules.count > CheckLimits.maxShortOutputRules {
+            throw ArgumentError("Too many --change-short-output rules (\(rules.count)): at most \(CheckLimits.maxShortOutputRules).")
+        }
+        for rule in rules {
             let parts = rule.split(separator: "~", omittingEmptySubsequences: false).map(String.init)
             guard let pattern = parts.first else { continue }
             let flags = parts.count > 2 ? parts[2] : ""
             let regex: FilterRegex
-            do { regex = try FilterRegex(pattern, caseInsensitive: flags.contains("i")) } catch {
-                throw ArgumentError("Invalid --change-short-output pattern '\(pattern)'.")
+            do { regex = try FilterRegex(pattern, caseInsensitive: flags.contains("i"), option: "change-short-output") } catch {
+                throw ArgumentError("Invalid --change-short-output pattern '\(pattern)'.", redacted: "Invalid --change-short-output pattern.")
+            }
+            if parts.count > 1, parts[1].utf8.count > CheckLimits.maxReplacementBytes {
+                throw ArgumentError("A --change-short-output replacement is longer than \(CheckLimits.maxReplacementBytes) bytes.")
             }
             o.changeShortOutput.append(ShortOutputSubstitution(
                 pattern: regex, replacement: parts.count > 1 ? parts[1] : "", global: flags.contains("g")))
@@ -211,7 +227,7 @@ extension CheckConfiguration {
                     guard let value = candidates.max(by: { $0.0 < $1.0 })?.1 else { continue }
                     if value.isEmpty { continue }
                     guard let range = ThresholdRange(value) else {
-                        throw ArgumentError("Wrong \(level)-\(primary) threshold '\(value)'.")
+                        throw ArgumentError("Wrong \(level)-\(primary) threshold '\(value)'.", redacted: "Wrong \(level)-\(primary) threshold.")
                     }
                     switch level {
                     case "warning": t.warning = range

@@ -104,17 +104,42 @@ public struct ShortOutputSubstitution: Sendable, Equatable {
         self.global = global
     }
 
-    func apply(to text: String) -> String {
+    /// Applies the rule; nil when the result would exceed `maxBytes` (UTF-8) or the pattern ran
+    /// out of time (the current `RegexBudget` then names the option).
+    func apply(to text: String, maxBytes: Int) -> String? {
         let ns = text as NSString
         let range = NSRange(location: 0, length: ns.length)
         // Perl's `$1` becomes NSRegularExpression's `$1`; a literal `\` or `$` in the template
         // is already in the right form for both.
+        let matches: [NSTextCheckingResult]
         if global {
-            return pattern.regex.stringByReplacingMatches(in: text, range: range, withTemplate: replacement)
+            guard let all = BudgetedMatch.allMatches(pattern.regex, in: text, range: range, option: pattern.option,
+                                                     limit: ns.length + 1) else { return nil }
+            matches = all
+        } else {
+            guard let first = BudgetedMatch.firstMatch(pattern.regex, in: text, range: range, option: pattern.option) else {
+                return RegexBudget.current?.exceededOption == nil ? text : nil
+            }
+            matches = [first]
         }
-        guard let match = pattern.regex.firstMatch(in: text, range: range) else { return text }
-        let substituted = pattern.regex.replacementString(for: match, in: text, offset: 0, template: replacement)
-        return ns.replacingCharacters(in: match.range, with: substituted)
+        if matches.isEmpty { return text }
+        var out = ""
+        var bytes = 0
+        var cursor = 0
+        func append(_ piece: String) -> Bool {
+            bytes += piece.utf8.count
+            guard bytes <= maxBytes else { return false }
+            out += piece
+            return true
+        }
+        for match in matches {
+            guard match.range.location >= cursor else { continue }
+            guard append(ns.substring(with: NSRange(location: cursor, length: match.range.location - cursor))) else { return nil }
+            guard append(pattern.regex.replacementString(for: match, in: text, offset: 0, template: replacement)) else { return nil }
+            cursor = match.range.location + match.range.length
+        }
+        guard append(ns.substring(from: cursor)) else { return nil }
+        return out
     }
 }
 
@@ -122,15 +147,19 @@ public struct ShortOutputSubstitution: Sendable, Equatable {
 public struct FilterRegex: Sendable, Equatable {
     public let pattern: String
     public let regex: NSRegularExpression
+    /// The option it came from (named when the pattern runs out of time).
+    public let option: String
 
-    public init(_ pattern: String, caseInsensitive: Bool = false) throws {
+    public init(_ pattern: String, caseInsensitive: Bool = false, option: String = "filter") throws {
         self.pattern = pattern
+        self.option = option
         self.regex = try NSRegularExpression(pattern: pattern, options: caseInsensitive ? [.caseInsensitive] : [])
     }
 
-    /// Unanchored search, like Perl's `=~ /pattern/`.
+    /// Unanchored search, like Perl's `=~ /pattern/`, under the current `RegexBudget` (a match
+    /// stopped at the time limit is false, and the budget records the option).
     public func matches(_ text: String) -> Bool {
-        regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        BudgetedMatch.firstMatch(regex, in: text, range: NSRange(text.startIndex..., in: text), option: option) != nil
     }
 
     public static func == (a: FilterRegex, b: FilterRegex) -> Bool { a.pattern == b.pattern }
@@ -177,6 +206,16 @@ public struct RenderedOutput: Sendable, Equatable {
     public let status: CheckStatus
     /// The process exit code (after `--change-exit`).
     public let exitCode: Int32
+    /// Set when the output options themselves failed (the text is then their error).
+    public var optionFailure: OutputOptionFailure? = nil
+}
+
+/// Why the output options could not be applied.
+public enum OutputOptionFailure: String, Sendable, Equatable {
+    /// A regular expression of the output options ran out of time (error kind `timeout`).
+    case timeout
+    /// The rewrite rules made the output too long (error kind `invalid-request`).
+    case invalidRequest = "invalid-request"
 }
 
 public enum OutputRenderer {
@@ -184,6 +223,26 @@ public enum OutputRenderer {
     /// when the final status is OK; each `LABEL: ` + messages joined with ` - ` + one space; then
     /// `|` and the metrics, each preceded by a space; then long output lines with `--verbose`.
     public static func render(_ result: CheckResult, options: OutputOptions, isError: Bool = false) -> RenderedOutput {
+        // Every regex of the output options runs under a budget; a check evaluated under one
+        // (the worker, `run`) shares it, anything else gets the fallback limit per match.
+        let budget = RegexBudget.current ?? RegexBudget(limit: RegexBudget.fallbackLimit)
+        return RegexBudget.$current.withValue(budget) {
+            var problem: String? = nil
+            let rendered = renderUnchecked(result, options: options, isError: isError, problem: &problem)
+            let failure: OutputOptionFailure = problem != nil ? .invalidRequest : .timeout
+            guard let message = problem ?? budget.exceededMessage else { return rendered }
+            // The output options themselves failed: answer with their error, printed without them.
+            var plain = options
+            plain.changeShortOutput = []
+            plain.filterPerfdata = nil
+            plain.filterUOM = nil
+            var failed = renderUnchecked(CheckResult.error(message, status: options.errorStatus), options: plain, isError: true, problem: &problem)
+            failed.optionFailure = failure
+            return failed
+        }
+    }
+
+    static func renderUnchecked(_ result: CheckResult, options: OutputOptions, isError: Bool, problem: inout String?) -> RenderedOutput {
         let status = result.status
         var short = ""
         for section in [CheckStatus.critical, .warning, .unknown] {
@@ -195,7 +254,15 @@ public enum OutputRenderer {
             let texts = result.messages.filter { $0.status == .ok }.map(\.text)
             short += (options.ignoreLabel ? "" : "OK: ") + texts.joined(separator: " - ") + " "
         }
-        for rule in options.changeShortOutput { short = rule.apply(to: short) }
+        for rule in options.changeShortOutput {
+            guard let next = rule.apply(to: short, maxBytes: CheckLimits.maxShortOutputBytes) else {
+                if problem == nil, RegexBudget.current?.exceededOption == nil {
+                    problem = "--change-short-output rules make the output longer than \(CheckLimits.maxShortOutputBytes) bytes; shorten the replacements."
+                }
+                break
+            }
+            short = next
+        }
 
         var printed: [Perfdatum] = []
         if !options.ignorePerfdata, !isError {

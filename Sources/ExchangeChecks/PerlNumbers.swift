@@ -87,6 +87,19 @@ enum PerlNumber {
         return Int64(value.rounded(.towardZero))
     }
 
+    /// Perl's `%`: integer operands (their integer parts), the result has the sign of the right
+    /// operand; nil for a zero divisor (Perl dies with "Illegal modulus zero"). Computed in
+    /// floating point, so no operand can trap (`Int64.min % -1` does in integer arithmetic).
+    static func modulo(_ left: Double, _ right: Double) -> Double? {
+        guard left.isFinite, right.isFinite else { return right.isNaN || left.isNaN ? nil : (right.isInfinite && left.isFinite ? left : nil) }
+        let m = left.rounded(.towardZero)
+        let n = right.rounded(.towardZero)
+        if n == 0 { return nil }
+        var r = m.truncatingRemainder(dividingBy: n)
+        if r != 0, (r < 0) != (n < 0) { r += n }
+        return r == 0 ? 0 : r
+    }
+
     /// `sprintf('%.2f', $value)`.
     static func fixed2(_ value: Double) -> String {
         String(format: "%.2f", value)

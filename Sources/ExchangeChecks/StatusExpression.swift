@@ -13,9 +13,25 @@ public struct StatusExpression: Sendable, Equatable {
     public let source: String
     let root: Node
 
-    public init(_ source: String) throws(StatusExpressionError) {
+    /// Parses `source`; `option` names the option it came from (for regex time limits).
+    /// Bounded: at most `CheckLimits.maxExpressionLength` characters, `maxExpressionTokens`
+    /// tokens and `maxExpressionDepth` levels of parentheses and unary operators, so neither the
+    /// parser nor the evaluator nor the tree's teardown can exhaust a thread's stack.
+    public init(_ source: String, option: String = "status") throws(StatusExpressionError) {
         self.source = source
-        var parser = Parser(tokens: try Lexer.tokenize(source), source: source)
+        let length = source.unicodeScalars.count
+        if length > CheckLimits.maxExpressionLength {
+            throw StatusExpressionError(position: CheckLimits.maxExpressionLength + 1,
+                                        message: "expression of \(length) characters is longer than the limit of \(CheckLimits.maxExpressionLength)",
+                                        isLimit: true)
+        }
+        let tokens = try Lexer.tokenize(source)
+        if tokens.count - 1 > CheckLimits.maxExpressionTokens {
+            throw StatusExpressionError(position: tokens[CheckLimits.maxExpressionTokens].position,
+                                        message: "expression of \(tokens.count - 1) tokens is longer than the limit of \(CheckLimits.maxExpressionTokens)",
+                                        isLimit: true)
+        }
+        var parser = Parser(tokens: tokens, source: source, option: option)
         self.root = try parser.parseExpression()
     }
 
@@ -32,7 +48,15 @@ public struct StatusExpressionError: Error, Equatable, Sendable, CustomStringCon
     /// 1-based character position in the expression.
     public let position: Int
     public let message: String
+    /// A size or depth limit was hit (the message quotes nothing from the expression).
+    public var isLimit = false
     public var description: String { "\(message) at position \(position)" }
+
+    public init(position: Int, message: String, isLimit: Bool = false) {
+        self.position = position
+        self.message = message
+        self.isLimit = isLimit
+    }
 }
 
 // MARK: - Values
@@ -77,7 +101,7 @@ indirect enum Node: Equatable, Sendable {
     case unary(String, Node)
     case binary(String, Node, Node)
     case match(Node, RegexBox, negated: Bool)
-    case matchDynamic(Node, Node, negated: Bool)
+    case matchDynamic(Node, Node, negated: Bool, option: String)
 
     func evaluate(_ vars: [String: String]) -> PerlValue {
         switch self {
@@ -128,17 +152,16 @@ indirect enum Node: Equatable, Sendable {
                 let d = r.number
                 return d == 0 ? .undef : .number(l.number / d)  // Perl dies; treat as undefined
             case "%":
-                let d = PerlNumber.integerPart(r.number)
-                return d == 0 ? .undef : .number(Double(PerlNumber.integerPart(l.number) % d))
+                return PerlNumber.modulo(l.number, r.number).map(PerlValue.number) ?? .undef
             case ".": return .string(l.string + r.string)
             default: return .undef
             }
         case .match(let subject, let regex, let negated):
             let s = subject.evaluate(vars).string
             return .bool(regex.matches(s) != negated)
-        case .matchDynamic(let subject, let pattern, let negated):
+        case .matchDynamic(let subject, let pattern, let negated, let option):
             let s = subject.evaluate(vars).string
-            guard let regex = try? RegexBox(pattern: pattern.evaluate(vars).string, flags: "") else { return .bool(false) }
+            guard let regex = try? RegexBox(pattern: pattern.evaluate(vars).string, flags: "", option: option) else { return .bool(false) }
             return .bool(regex.matches(s) != negated)
         }
     }
@@ -150,7 +173,7 @@ indirect enum Node: Equatable, Sendable {
         case .unary(_, let o): return o.variableNames
         case .binary(_, let a, let b): return a.variableNames.union(b.variableNames)
         case .match(let a, _, _): return a.variableNames
-        case .matchDynamic(let a, let b, _): return a.variableNames.union(b.variableNames)
+        case .matchDynamic(let a, let b, _, _): return a.variableNames.union(b.variableNames)
         }
     }
 }
@@ -160,8 +183,11 @@ struct RegexBox: Equatable, Sendable {
     let pattern: String
     let flags: String
     let regex: NSRegularExpression
+    /// The option of the expression (named when the match runs out of time).
+    let option: String
 
-    init(pattern: String, flags: String) throws {
+    init(pattern: String, flags: String, option: String) throws {
+        self.option = option
         var options: NSRegularExpression.Options = []
         for f in flags {
             switch f {
@@ -178,7 +204,7 @@ struct RegexBox: Equatable, Sendable {
     }
 
     func matches(_ s: String) -> Bool {
-        regex.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+        BudgetedMatch.firstMatch(regex, in: s, range: NSRange(s.startIndex..., in: s), option: option) != nil
     }
 
     static func == (a: RegexBox, b: RegexBox) -> Bool { a.pattern == b.pattern && a.flags == b.flags }
@@ -347,11 +373,24 @@ enum Lexer {
 struct Parser {
     let tokens: [PositionedToken]
     let source: String
+    let option: String
     var index = 0
+    /// Current nesting of parentheses and prefix operators (bounded by `maxExpressionDepth`).
+    var depth = 0
 
-    init(tokens: [PositionedToken], source: String) {
+    init(tokens: [PositionedToken], source: String, option: String) {
         self.tokens = tokens
         self.source = source
+        self.option = option
+    }
+
+    mutating func enter() throws(StatusExpressionError) {
+        depth += 1
+        if depth > CheckLimits.maxExpressionDepth {
+            throw StatusExpressionError(position: current.position,
+                                        message: "expression nested more than \(CheckLimits.maxExpressionDepth) levels deep (parentheses and prefix operators)",
+                                        isLimit: true)
+        }
     }
 
     var current: PositionedToken { tokens[index] }
@@ -407,6 +446,8 @@ struct Parser {
 
     mutating func parseLowNot() throws(StatusExpressionError) -> Node {
         if isOp(["not"]) != nil {
+            try enter()
+            defer { depth -= 1 }
             advance()
             return .unary("not", try parseLowNot())
         }
@@ -474,7 +515,7 @@ struct Parser {
             let negated = op == "!~"
             if case .regex(let pattern, let flags) = current.token {
                 let box: RegexBox
-                do { box = try RegexBox(pattern: pattern, flags: flags) } catch {
+                do { box = try RegexBox(pattern: pattern, flags: flags, option: option) } catch {
                     throw fail("invalid regular expression /\(pattern)/")
                 }
                 advance()
@@ -483,18 +524,20 @@ struct Parser {
             let rhs = try parseUnary()
             if case .literal(let value) = rhs {
                 let box: RegexBox
-                do { box = try RegexBox(pattern: value.string, flags: "") } catch {
+                do { box = try RegexBox(pattern: value.string, flags: "", option: option) } catch {
                     throw fail("invalid regular expression '\(value.string)'")
                 }
                 return .match(lhs, box, negated: negated)
             }
-            return .matchDynamic(lhs, rhs, negated: negated)
+            return .matchDynamic(lhs, rhs, negated: negated, option: option)
         }
         return lhs
     }
 
     mutating func parseUnary() throws(StatusExpressionError) -> Node {
         if let op = isOp(["!", "-", "+"]) {
+            try enter()
+            defer { depth -= 1 }
             advance()
             return .unary(op, try parseUnary())
         }
@@ -513,6 +556,8 @@ struct Parser {
             advance()
             return .variable(v)
         case .lparen:
+            try enter()
+            defer { depth -= 1 }
             advance()
             let inner = try parseLowOr()
             guard case .rparen = current.token else { throw fail("expected ')' but found \(describeCurrent())") }

@@ -28,23 +28,44 @@ public struct CheckOutcome: Sendable {
     }
 
     /// Prints like `exocheck run`.
-    public func rendered(_ options: OutputOptions) -> RenderedOutput {
-        OutputRenderer.render(result, options: options, isError: error != nil)
+    public func rendered(_ options: OutputOptions, deadline: ContinuousClock.Instant? = nil) -> RenderedOutput {
+        guard let deadline, RegexBudget.current == nil else {
+            return OutputRenderer.render(result, options: options, isError: error != nil)
+        }
+        return RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
+            OutputRenderer.render(result, options: options, isError: error != nil)
+        }
     }
 }
 
 /// Fetch → parse → evaluate, the one code path behind `exocheck run`, the worker and the demo.
 public enum ExchangeCheckRunner {
     public static func run(_ config: CheckConfiguration, reports: some ReportProvider, deadline: ContinuousClock.Instant,
-                           timeZone: TimeZone = .current) async -> CheckOutcome {
+                           timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()) async -> CheckOutcome {
+        // Every user regex of the evaluation stops at the check's deadline (an enclosing budget,
+        // e.g. the worker's for the whole request, takes precedence).
+        let budget = RegexBudget.current ?? RegexBudget(deadline: deadline)
+        var outcome = await RegexBudget.$current.withValue(budget) {
+            await evaluate(config, reports: reports, deadline: deadline, timeZone: timeZone, executor: executor)
+        }
+        if let message = budget.exceededMessage {
+            outcome = failure(GraphError(.timeout, message), options: config.output, stats: outcome.stats)
+        }
+        return outcome
+    }
+
+    static func evaluate(_ config: CheckConfiguration, reports: some ReportProvider, deadline: ContinuousClock.Instant,
+                         timeZone: TimeZone, executor: some EvaluationExecutor) async -> CheckOutcome {
         var stats = FetchStats()
         do throws(GraphError) {
             let result: CheckResult
             switch config.mode {
             case .emailActivity:
                 let periodRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .period("D7"))
-                let period = try parse(try await reports.report(periodRequest, deadline: deadline, stats: &stats),
-                                       request: periodRequest, parser: ReportParser.emailActivity)
+                let periodBody = try await reports.report(periodRequest, deadline: deadline, stats: &stats)
+                let period = try await executor.evaluate(deadline: deadline) {
+                    Result { () throws(GraphError) in try parse(periodBody, request: periodRequest, parser: ReportParser.emailActivity) }
+                }.get()
                 var daily: [EmailActivityRow] = []
                 let reportDate = EmailActivityCheck.reportDate(of: period)
                 if !period.isEmpty {
@@ -52,15 +73,25 @@ public enum ExchangeCheckRunner {
                         throw GraphError(.parse, "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested.")
                     }
                     let dailyRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .date(reportDate))
-                    daily = try parse(try await reports.report(dailyRequest, deadline: deadline, stats: &stats),
-                                      request: dailyRequest, parser: ReportParser.emailActivity)
+                    let dailyBody = try await reports.report(dailyRequest, deadline: deadline, stats: &stats)
+                    daily = try await executor.evaluate(deadline: deadline) {
+                        Result { () throws(GraphError) in try parse(dailyBody, request: dailyRequest, parser: ReportParser.emailActivity) }
+                    }.get()
                 }
-                result = EmailActivityCheck.evaluate(period: period, daily: daily, config: config, timeZone: timeZone)
+                let dailyRows = daily
+                result = try await executor.evaluate(deadline: deadline) {
+                    EmailActivityCheck.evaluate(period: period, daily: dailyRows, config: config, timeZone: timeZone)
+                }
             case .mailboxUsage:
                 let request = ReportRequest(report: CheckMode.mailboxUsage.reportName, parameter: .period("D7"))
-                let rows = try parse(try await reports.report(request, deadline: deadline, stats: &stats),
-                                     request: request, parser: ReportParser.mailboxUsage)
-                result = MailboxUsageCheck.evaluate(period: rows, config: config, timeZone: timeZone)
+                let body = try await reports.report(request, deadline: deadline, stats: &stats)
+                result = try await executor.evaluate(deadline: deadline) {
+                    let rows: [MailboxUsageRow]
+                    do throws(GraphError) { rows = try parse(body, request: request, parser: ReportParser.mailboxUsage) } catch {
+                        return Result<CheckResult, GraphError>.failure(error)
+                    }
+                    return .success(MailboxUsageCheck.evaluate(period: rows, config: config, timeZone: timeZone))
+                }.get()
             }
             return CheckOutcome(result: result, error: nil, stats: stats)
         } catch {

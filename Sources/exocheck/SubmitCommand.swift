@@ -67,20 +67,20 @@ enum SubmitCommand {
             let name = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
             switch name {
             case "--help", "-h":
-                print(usage)
+                SafeOutput.print(usage)
                 return 0
             case "--config": kafkaOptions.configPath = value("--config")
             case "--bootstrap-servers": kafkaOptions.bootstrapServers = value("--bootstrap-servers")
             case "--wait": wait = true
             case "--timeout":
-                guard let v = value("--timeout").flatMap(Double.init), v > 0 else { return fail("--timeout takes a number of seconds") }
+                guard let v = value("--timeout").flatMap(Double.init), v > 0, v <= 86400 else { return fail("--timeout takes a number of seconds") }
                 timeout = v
             case "--id": id = value("--id")
             case "--label":
                 guard let kv = value("--label"), let eq = kv.firstIndex(of: "=") else { return fail("--label takes key=value") }
                 labels[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
             case "--deadline-seconds":
-                guard let v = value("--deadline-seconds").flatMap(Double.init), v > 0 else { return fail("--deadline-seconds takes a number") }
+                guard let v = value("--deadline-seconds").flatMap(Double.init), v > 0, v <= 86400 else { return fail("--deadline-seconds takes a number") }
                 deadlineSeconds = v
             case "--file": file = value("--file")
             default: checkArgs.append(a)
@@ -99,16 +99,21 @@ enum SubmitCommand {
         var options = OutputOptions()
         switch Invocation.parse(parsedArgs, requireConnection: false) {
         case .failure(let e, let o): return emitError(e.message, o)
-        case .help: print(usage); return 0
+        case .help: SafeOutput.print(usage); return 0
         case .listCounters(let mode, _):
-            print("counter list: " + mode.counters.map(\.label).joined(separator: " ") + "  ")
+            SafeOutput.print("counter list: " + mode.counters.map(\.label).joined(separator: " ") + "  ")
             return 0
         case .check(let c, _): options = c.output
         }
         guard !tenant.isEmpty else { return emitError("Need to specify --tenant option.", options) }
         guard let mode = parsedArgs.last("mode").flatMap(CheckMode.init(rawValue:)) else { return emitError("Need to specify --mode option.", options) }
-        for name in parsedArgs.order where CheckRequestDecoder.credentialOptions.contains(name) {
-            return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
+        // The option table decides what a request may carry (the tenant and mode become fields).
+        for name in parsedArgs.order where !["tenant", "mode", "plugin", "custommode"].contains(name) {
+            guard OptionTable.requestRefusal(name) != nil else { continue }
+            if OptionTable.use(of: name) == .connection {
+                return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
+            }
+            return emitError("--\(name) is not accepted by submit: it is for 'exocheck run' only (the workers decide time limits; use --deadline-seconds to shorten one).", options)
         }
         let requestArgs = checkArgs.filter { a in !["--tenant", "--mode"].contains(where: { a == $0 || a.hasPrefix($0 + "=") }) }
             .filter { !$0.hasPrefix("--plugin=") && !$0.hasPrefix("--custommode=") }
@@ -125,13 +130,13 @@ enum SubmitCommand {
                                                     headers: [KafkaHeader("exocheck-id", request.id), KafkaHeader("content-type", "application/json")]))
             await producer.close()
             guard wait else {
-                print(request.id)
+                SafeOutput.print(request.id)
                 return 0
             }
             guard let result = try await awaitResult(id: request.id, kafka: kafka, start: start, timeout: timeout) else {
                 return emitError("No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.", options)
             }
-            FileHandle.standardOutput.write(Data((result.output + "\n").utf8))
+            SafeOutput.print(result.output)
             return Int32(result.exitCode)
         } catch {
             return emitError("Kafka: \(error.message)", options)
@@ -189,12 +194,12 @@ enum SubmitCommand {
                 for try await _ in group {
                     sent += 1
                     if sent % 500 == 0 || sent == requests.count {
-                        FileHandle.standardError.write(Data("submit: \(sent)/\(requests.count) sent\n".utf8))
+                        SafeOutput.standardError.write("submit: \(sent)/\(requests.count) sent\n")
                     }
                 }
             }
             await producer.close()
-            for r in requests { print(r.id) }
+            for r in requests { SafeOutput.print(r.id) }
             return 0
         } catch {
             return fail("Kafka: \(error)")
@@ -202,7 +207,7 @@ enum SubmitCommand {
     }
 
     static func fail(_ message: String) -> Int32 {
-        FileHandle.standardError.write(Data("exocheck submit: \(message)\n".utf8))
+        SafeOutput.standardError.write("exocheck submit: \(message)\n")
         return 2
     }
 

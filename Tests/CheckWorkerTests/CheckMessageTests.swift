@@ -43,24 +43,84 @@ struct CheckRequestTests {
         (#"{"id":5,"tenant":"t","mode":"email-activity"}"#, "'id' is required and must be a string"),
         (#"{"id":"a","mode":"email-activity"}"#, "'tenant' is required"),
         (#"{"id":"a","tenant":"t"}"#, "'mode' is required"),
-        (#"{"id":"a","tenant":"t","mode":"teams-activity"}"#, "unknown mode 'teams-activity'"),
-        (#"{"id":"a","tenant":"t","mode":"email-activity","colour":"red"}"#, "unknown field 'colour'"),
+        (#"{"id":"a","tenant":"t","mode":"teams-activity"}"#, "unknown mode (not shown)"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","colour":"red"}"#, "unknown field (not shown)"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","clientSecret":"x"}"#, "secrets belong to the worker"),
-        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"client-secret":"x"}}"#, "option 'client-secret' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"client-secret":"x"}}"#, "option '--client-secret' is not allowed"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","args":["--graph-endpoint=http://evil"]}"#, "option '--graph-endpoint' is not allowed"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","args":["--login-endpoint","http://evil"]}"#, "option '--login-endpoint' is not allowed"),
-        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"statefile-dir":"/tmp"}}"#, "option 'statefile-dir' is not allowed"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"statefile-dir":"/tmp"}}"#, "option '--statefile-dir' is not allowed"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","options":{"filter-user":["x"]}}"#, "must be a string, a number or a boolean"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","args":"--verbose"}"#, "'args' must be an array of strings"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","options":{},"args":[]}"#, "either 'options' or 'args'"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","deadline":"tomorrow"}"#, "RFC 3339"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","labels":{"n":1}}"#, "'labels' must be an object of strings"),
-        (#"{"id":"","tenant":"t","mode":"email-activity"}"#, "'id' must be 1 to 256 characters"),
+        (#"{"id":"","tenant":"t","mode":"email-activity"}"#, "'id' must be 1 to 256 bytes"),
     ])
     func rejected(json: String, expected: String) {
         let r = reason(json)
         #expect(r?.contains(expected) == true, "\(r ?? "accepted")")
         #expect(r?.contains("evil") != true, "no values echoed")
+    }
+
+    @Test("boundaries: id, tenant and label sizes at, under and over their limits; no control characters")
+    func boundaries() {
+        func req(id: String = "a", tenant: String = "t", labels: String = "{}") -> String {
+            #"{"id":"\#(id)","tenant":"\#(tenant)","mode":"email-activity","labels":\#(labels)}"#
+        }
+        let idAt = String(repeating: "i", count: CheckRequestDecoder.maxIdBytes)
+        #expect(reason(req(id: idAt)) == nil)
+        #expect(reason(req(id: idAt + "i"))?.contains("'id' must be 1 to 256 bytes") == true)
+        // Bytes, not characters: 129 two-byte characters are 258 bytes.
+        #expect(reason(req(id: String(repeating: "é", count: 129))) != nil)
+        #expect(reason(req(id: "a\\nb")) != nil, "a newline in an id")
+        #expect(reason(req(tenant: String(repeating: "t", count: CheckRequestDecoder.maxTenantBytes))) == nil)
+        #expect(reason(req(tenant: String(repeating: "t", count: CheckRequestDecoder.maxTenantBytes + 1))) != nil)
+        func labels(_ n: Int, value: String = "v") -> String {
+            "{" + (0..<n).map { #""k\#($0)":"\#(value)""# }.joined(separator: ",") + "}"
+        }
+        #expect(reason(req(labels: labels(CheckRequestDecoder.maxLabels))) == nil)
+        #expect(reason(req(labels: labels(CheckRequestDecoder.maxLabels + 1)))?.contains("more than the limit") == true)
+        #expect(reason(req(labels: labels(1, value: String(repeating: "v", count: CheckRequestDecoder.maxLabelValueBytes)))) == nil)
+        #expect(reason(req(labels: labels(1, value: String(repeating: "v", count: CheckRequestDecoder.maxLabelValueBytes + 1)))) != nil)
+        #expect(reason(req(labels: #"{"host":"a\nPROCESS_HOST_CHECK_RESULT"}"#)) != nil, "a newline in a label")
+        #expect(reason(req(labels: #"{"ho st":"a"}"#)) != nil, "a label key with a space")
+    }
+
+    @Test("option keys holding '=' cannot smuggle options past the option table")
+    func smuggling() {
+        let cases = [
+            #"{"id":"a","tenant":"t","mode":"email-activity","options":{"mode=mailbox-usage":true}}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","options":{"login-endpoint=http://x":true}}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","options":{"client-secret=hunter2":"x"}}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","args":["--mode=mailbox-usage"]}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","args":["--time-budget=600"]}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","options":{"timeout":"600"}}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","args":["client-secret=hunter2"]}"#,
+            #"{"id":"a","tenant":"t","mode":"email-activity","args":["--help"]}"#,
+        ]
+        for json in cases {
+            let r = reason(json)
+            #expect(r != nil, "accepted: \(json)")
+            #expect(r?.contains("hunter2") != true && r?.contains("http://x") != true && r?.contains("mailbox-usage") != true, "\(r ?? "")")
+        }
+    }
+
+    @Test("traceparent: only the W3C shape is kept")
+    func traceparentShape() {
+        #expect(CheckRequestDecoder.isTraceparent(Array("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array("00-abc-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array(repeating: UInt8(ascii: "0"), count: 1_000_000)))
+    }
+
+    @Test("an oversized request is refused before parsing, keeping its id from the header or the first bytes")
+    func oversizedKeepsId() {
+        let big = #"{"id":"big-1","tenant":"t","mode":"email-activity","labels":{"x":""# + String(repeating: "x", count: 70_000) + #""}}"#
+        guard case .failure(let r) = CheckRequestDecoder.decode(Array(big.utf8), maxBytes: 65_536) else { Issue.record("accepted"); return }
+        #expect(r.id == "big-1")
+        guard case .failure(let h) = CheckRequestDecoder.decode(Array(big.utf8), maxBytes: 65_536, headerId: "from-header") else { return }
+        #expect(h.id == "from-header")
     }
 
     @Test("an oversized request is refused before parsing")

@@ -56,7 +56,8 @@ final class WorkerFleet: @unchecked Sendable {
             .appendingPathComponent(".build/debug/exocheck").path
     }
 
-    init(tenants: Int = 50, users: Int = 40, partitions: Int = 8) async throws {
+    init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
+         worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#) async throws {
         cluster = try MockCluster(brokers: 1)
         let suffix = UUID().uuidString.prefix(8).lowercased()
         requests = "requests-\(suffix)"
@@ -85,7 +86,7 @@ final class WorkerFleet: @unchecked Sendable {
           results: \(results)
           deadLetter: \(deadLetter)
           group: \(group)
-        worker: {concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}
+        worker: \(worker)
         graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)", timeoutSeconds: 10}
         log: {format: json, level: info}
         tenants:
@@ -135,7 +136,7 @@ final class WorkerFleet: @unchecked Sendable {
                 if i % 500 == 499 { try await group.waitForAll() }
                 group.addTask {
                     try await producer.send(OutgoingMessage(topic: self.requests, key: Array(r.tenant.utf8), value: r.encoded(),
-                                                            headers: [KafkaHeader("traceparent", "00-\(r.id)-01")]))
+                                                            headers: [KafkaHeader("traceparent", traceparent(for: r.id))]))
                 }
             }
             for (key, value) in rawRecords {
@@ -192,6 +193,15 @@ actor ResultSink {
     func byId() -> [String: [CheckResultMessage]] {
         Dictionary(grouping: results.compactMap { r in r.id.map { ($0, r) } }, by: \.0).mapValues { $0.map(\.1) }
     }
+}
+
+/// A W3C traceparent derived from a request id (the worker copies only well-formed ones).
+func traceparent(for id: String) -> String {
+    var h: UInt64 = 0xcbf29ce484222325
+    for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+    let hex = String(h, radix: 16)
+    let trace = String(repeating: "0", count: 16 - hex.count) + hex
+    return "00-\(trace)\(trace)-\(trace)-01"
 }
 
 func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {

@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+
+/// The time limit of every user-supplied regular expression of one check.
+///
+/// Patterns come from requests (`--filter-user`, `--change-short-output`, `=~` in status
+/// expressions …) and, for the dynamic `=~`, even from report data, so a catastrophic pattern
+/// (`(.|.|.)*Z`) must not hold a thread for minutes. ICU calls back during long matches when
+/// `.reportProgress` is given; the callback checks the deadline and stops the match. A match
+/// stopped that way counts as "no match" and the budget remembers the first option that ran
+/// out of time, so the caller answers UNKNOWN naming that option instead of using a result
+/// computed from half-evaluated filters.
+///
+/// The budget is bound for the duration of a synchronous evaluation with
+/// `RegexBudget.$current.withValue(_:operation:)` (a task-local value, which also binds on
+/// plain threads). Without a bound budget every match gets `fallbackLimit`.
+public final class RegexBudget: Sendable {
+    public let deadline: ContinuousClock.Instant
+    private let state = Mutex<String?>(nil)
+
+    /// Per match when no budget is bound (a safety net for code paths that evaluate outside a check).
+    public static let fallbackLimit: Duration = .seconds(2)
+
+    @TaskLocal public static var current: RegexBudget?
+
+    public init(deadline: ContinuousClock.Instant) {
+        self.deadline = deadline
+    }
+
+    public convenience init(limit: Duration) {
+        self.init(deadline: .now.advanced(by: limit))
+    }
+
+    /// The option whose regular expression ran out of time first, if any.
+    public var exceededOption: String? { state.withLock { $0 } }
+
+    func markExceeded(_ option: String) {
+        state.withLock { if $0 == nil { $0 = option } }
+    }
+
+    /// The error an evaluation answers when a regular expression ran out of time.
+    public var exceededMessage: String? {
+        exceededOption.map { "The regular expression of --\($0) did not finish within the check's time limit (it backtracks too much on this data); simplify the pattern." }
+    }
+}
+
+/// Matching under the current `RegexBudget`.
+enum BudgetedMatch {
+    static func firstMatch(_ regex: NSRegularExpression, in text: String, range: NSRange, option: String) -> NSTextCheckingResult? {
+        let budget = RegexBudget.current
+        let deadline = budget?.deadline ?? ContinuousClock.now.advanced(by: RegexBudget.fallbackLimit)
+        if let budget, budget.exceededOption != nil { return nil }
+        if ContinuousClock.now >= deadline {
+            budget?.markExceeded(option)
+            return nil
+        }
+        var found: NSTextCheckingResult? = nil
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: range) { result, _, stop in
+            if let result {
+                found = result
+                stop.pointee = true
+            } else if ContinuousClock.now >= deadline {
+                budget?.markExceeded(option)
+                stop.pointee = true
+            }
+        }
+        return found
+    }
+
+    /// Every match, in order (for a global substitution); nil when time ran out.
+    static func allMatches(_ regex: NSRegularExpression, in text: String, range: NSRange, option: String, limit: Int) -> [NSTextCheckingResult]? {
+        let budget = RegexBudget.current
+        let deadline = budget?.deadline ?? ContinuousClock.now.advanced(by: RegexBudget.fallbackLimit)
+        if let budget, budget.exceededOption != nil { return nil }
+        var matches: [NSTextCheckingResult] = []
+        var timedOut = false
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: range) { result, _, stop in
+            if let result {
+                matches.append(result)
+                if matches.count >= limit { stop.pointee = true }
+            }
+            if ContinuousClock.now >= deadline {
+                timedOut = true
+                stop.pointee = true
+            }
+        }
+        if timedOut {
+            budget?.markExceeded(option)
+            return nil
+        }
+        return matches
+    }
+}
