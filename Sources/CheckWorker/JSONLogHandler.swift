@@ -1,14 +1,14 @@
 import Foundation
 import Logging
-import Synchronization
 
 /// swift-log handler writing one JSON object per line to stderr (production), or plain text.
+/// Lines go through `SafeOutput.standardError`: whole lines, never interleaved, and a closed or
+/// broken stderr makes logging a no-op instead of crashing the worker.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
     let json: Bool
-    static let lock = Mutex(())
 
     public init(label: String, json: Bool = true) {
         self.label = label
@@ -39,6 +39,6 @@ public struct JSONLogHandler: LogHandler {
             let meta = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             text = "\(time) \(level.rawValue) \(label): \(message)\(meta.isEmpty ? "" : " " + meta)"
         }
-        Self.lock.withLock { _ in FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        SafeOutput.standardError.write(text + "\n")
     }
 }

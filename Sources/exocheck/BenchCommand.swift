@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckWorker
 import ExchangeChecks
 import Foundation
 
@@ -24,7 +25,7 @@ struct BenchParse: AsyncParsableCommand {
         let mailboxCSV = ReportGenerator.mailboxUsageCSV(rows: rows)
         let (periodCSV, dailyCSV) = ReportGenerator.emailActivityCSV(rows: rows)
         let rss0 = ProcessMemory.peakRSSMegabytes()
-        print("exocheck bench parse: \(rows) rows; mailbox report \(mb(mailboxCSV.count)) MB, email D7 \(mb(periodCSV.count)) MB, daily \(mb(dailyCSV.count)) MB")
+        SafeOutput.print("exocheck bench parse: \(rows) rows; mailbox report \(mb(mailboxCSV.count)) MB, email D7 \(mb(periodCSV.count)) MB, daily \(mb(dailyCSV.count)) MB")
         let mu = try CheckConfiguration(mode: .mailboxUsage)
         var muAll = mu
         muAll.filterCounters = nil
@@ -42,7 +43,7 @@ struct BenchParse: AsyncParsableCommand {
             times.sort()
             let best = times[0], median = times[times.count / 2]
             let rate = bytes > 0 ? String(format: ", %.0f MB/s", Double(bytes) / 1_048_576 / (median / 1000)) : ""
-            print(String(format: "  %-44@ best %8.1f ms  median %8.1f ms%@", name as NSString, best, median, rate))
+            SafeOutput.print(String(format: "  %-44@ best %8.1f ms  median %8.1f ms%@", name as NSString, best, median, rate))
         }
         var sink = 0
         try measure("parse mailbox usage", bytes: mailboxCSV.count) { sink &+= try ReportParser.mailboxUsage(mailboxCSV).count }
@@ -66,7 +67,7 @@ struct BenchParse: AsyncParsableCommand {
             let r = MailboxUsageCheck.evaluate(period: rows, config: mu, timeZone: tz)
             sink &+= OutputRenderer.render(r, options: mu.output).text.count
         }
-        print("  peak RSS: \(String(format: "%.0f", ProcessMemory.peakRSSMegabytes())) MB (after generating the inputs: \(String(format: "%.0f", rss0)) MB)  [\(sink % 10)]")
+        SafeOutput.print("  peak RSS: \(String(format: "%.0f", ProcessMemory.peakRSSMegabytes())) MB (after generating the inputs: \(String(format: "%.0f", rss0)) MB)  [\(sink % 10)]")
     }
 
     func mb(_ n: Int) -> String { String(format: "%.1f", Double(n) / 1_048_576) }

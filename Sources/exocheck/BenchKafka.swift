@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckWorker
 import Foundation
 import Kafka
 
@@ -33,7 +34,7 @@ struct BenchKafka: AsyncParsableCommand {
             bootstrap = ((try? String(contentsOfFile: bootstrapFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard !bootstrap.isEmpty else { throw ValidationError("dev-broker did not start") }
-        print("exocheck bench kafka: \(messages) messages of \(size) B, \(partitions) partitions, dev-broker at \(bootstrap)")
+        SafeOutput.print("exocheck bench kafka: \(messages) messages of \(size) B, \(partitions) partitions, dev-broker at \(bootstrap)")
 
         // Swift producer.
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
@@ -84,9 +85,9 @@ struct BenchKafka: AsyncParsableCommand {
             kcatConsume = seconds(since: t1)
         }
         func rate(_ s: Double) -> String { String(format: "%8.0f msg/s  (%6.2f s)", Double(total) / s, s) }
-        print("  produce  swift \(rate(produceSeconds))" + (kcatProduce.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / produceSeconds))" } ?? "   kcat not found"))
-        print("  consume  swift \(rate(consumeSeconds))" + (kcatConsume.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / consumeSeconds))" } ?? ""))
-        print("  (kcat consume includes its connect and group-less assignment; swift consume starts at the first message)")
+        SafeOutput.print("  produce  swift \(rate(produceSeconds))" + (kcatProduce.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / produceSeconds))" } ?? "   kcat not found"))
+        SafeOutput.print("  consume  swift \(rate(consumeSeconds))" + (kcatConsume.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / consumeSeconds))" } ?? ""))
+        SafeOutput.print("  (kcat consume includes its connect and group-less assignment; swift consume starts at the first message)")
     }
 
     func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -88,7 +88,7 @@ struct BenchWorker: AsyncParsableCommand {
             let (mode, args) = argsets[i % argsets.count]
             return CheckRequest(id: "bench-\(i)", tenant: names[i % tenants], mode: mode, arguments: args)
         }
-        print("exocheck bench worker: \(tenants) tenants × \(checks) checks = \(total), \(workers) worker process(es), concurrency \(concurrency)")
+        SafeOutput.print("exocheck bench worker: \(tenants) tenants × \(checks) checks = \(total), \(workers) worker process(es), concurrency \(concurrency)")
         let start = ContinuousClock.now
         let submitter = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -106,10 +106,10 @@ struct BenchWorker: AsyncParsableCommand {
         latencies.sort()
         durations.sort()
         func pct(_ a: [Double], _ p: Double) -> Double { a.isEmpty ? 0 : a[min(a.count - 1, Int(Double(a.count) * p))] }
-        print(String(format: "  workers: %.0f checks/s (%.2f s for the burst)", Double(total) / seconds, seconds))
-        print(String(format: "  check duration in the worker: p50 %.1f ms, p99 %.1f ms; submit→result under the burst: p50 %.0f ms, p99 %.0f ms",
+        SafeOutput.print(String(format: "  workers: %.0f checks/s (%.2f s for the burst)", Double(total) / seconds, seconds))
+        SafeOutput.print(String(format: "  check duration in the worker: p50 %.1f ms, p99 %.1f ms; submit→result under the burst: p50 %.0f ms, p99 %.0f ms",
                      pct(durations, 0.5), pct(durations, 0.99), pct(latencies, 0.5), pct(latencies, 0.99)))
-        print("  Graph calls during the batch: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download (\(total) checks)")
+        SafeOutput.print("  Graph calls during the batch: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download (\(total) checks)")
 
         // Baseline: one `exocheck run` process per check (sampled).
         let sample = min(baselineSample, total)
@@ -124,7 +124,7 @@ struct BenchWorker: AsyncParsableCommand {
             p.waitUntilExit()
         }
         let baseline = Double(sample) / (Self.ms(t0.duration(to: .now)) / 1000)
-        print(String(format: "  baseline: %.1f checks/s with one 'exocheck run' process per check (%d sampled, sequential); worker/baseline %.0f×",
+        SafeOutput.print(String(format: "  baseline: %.1f checks/s with one 'exocheck run' process per check (%d sampled, sequential); worker/baseline %.0f×",
                      baseline, sample, (Double(total) / seconds) / baseline))
         await producer.close()
         await results.close()

@@ -51,11 +51,11 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let kafka = KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "session.timeout.ms": "6000",
                                         "heartbeat.interval.ms": "500", "log_level": "2"])
-        print("exocheck demo")
-        print("  Kafka (embedded, 3 brokers): \(cluster.bootstrapServers)")
-        print("  Microsoft login + Graph (simulated): \(sim.baseURL)")
-        print("  tenants: 6 healthy, 3 over quota, 1 throttled (429 + Retry-After), 1 with a wrong client secret")
-        print("  starting 2 workers…")
+        SafeOutput.print("exocheck demo")
+        SafeOutput.print("  Kafka (embedded, 3 brokers): \(cluster.bootstrapServers)")
+        SafeOutput.print("  Microsoft login + Graph (simulated): \(sim.baseURL)")
+        SafeOutput.print("  tenants: 6 healthy, 3 over quota, 1 throttled (429 + Retry-After), 1 with a wrong client secret")
+        SafeOutput.print("  starting 2 workers…")
 
         let transport = HTTPTransport.make()
         var groups: [ServiceGroup] = []
@@ -95,7 +95,7 @@ struct DemoCommand: AsyncParsableCommand {
             try await producer.send(OutgoingMessage(topic: "exocheck.requests", key: Array(r.tenant.utf8), value: r.encoded(),
                                                     headers: [KafkaHeader("exocheck-id", r.id)]))
         }
-        print("  submitted \(requests.count) checks for \(specs.count) tenants\n")
+        SafeOutput.print("  submitted \(requests.count) checks for \(specs.count) tenants\n")
 
         var results: [String: CheckResultMessage] = [:]
         var latencies: [Double] = []
@@ -117,7 +117,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             if lastView.duration(to: .now) > .milliseconds(500) || results.count == wanted.count {
                 lastView = .now
-                print("  " + Self.progress(results.values, total: wanted.count))
+                SafeOutput.print("  " + Self.progress(results.values, total: wanted.count))
             }
         }
         watchdog.cancel()
@@ -130,7 +130,7 @@ struct DemoCommand: AsyncParsableCommand {
         Self.summary(results: Array(results.values), total: wanted.count, latencies: latencies,
                      neededReportCalls: neededReportCalls, stats: stats)
         guard results.count == wanted.count else {
-            print("\nnot every check was answered within \(Int(timeout)) s")
+            SafeOutput.print("\nnot every check was answered within \(Int(timeout)) s")
             throw ExitCode(1)
         }
     }
@@ -160,7 +160,7 @@ struct DemoCommand: AsyncParsableCommand {
             if r.cache.report == "miss" { reportMisses += 1 }
         }
         let actualReportCalls = stats.reportRequests
-        print("""
+        SafeOutput.print("""
 
         Summary
           checks answered      \(results.count)/\(total)
@@ -173,7 +173,7 @@ struct DemoCommand: AsyncParsableCommand {
           Graph report calls   \(actualReportCalls) made instead of \(neededReportCalls) without the cache (\(max(0, neededReportCalls - actualReportCalls)) saved; \(stats.byStatus["429"] ?? 0) answered 429 and were retried)
         """)
         if let sample = results.first(where: { $0.error?.kind == "auth" }) {
-            print("  the wrong-secret tenant says: \(sample.summary)")
+            SafeOutput.print("  the wrong-secret tenant says: \(sample.summary)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckWorker
 import Foundation
 import Kafka
 
@@ -35,7 +36,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
             }
             try cluster.createTopic(String(name), partitions: count)
         }
-        FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
+        SafeOutput.print(cluster.bootstrapServers)
         if let bootstrapFile {
             let tmp = bootstrapFile + ".tmp-\(getpid())"
             try (cluster.bootstrapServers + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
@@ -56,7 +57,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
                 try? handle.close()
                 for line in text.split(separator: "\n") {
                     let reply = DevBrokerControl.apply(String(line), to: cluster)
-                    FileHandle.standardError.write(Data("dev-broker: \(line): \(reply)\n".utf8))
+                    SafeOutput.standardError.write("dev-broker: \(line): \(reply)\n")
                 }
             }
         }.start()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckWorker
 import Foundation
 
 /// Entry point. `exocheck run …` takes a Centreon plugin argument list verbatim, so it is
@@ -6,6 +7,9 @@ import Foundation
 @main
 enum Main {
     static func main() async {
+        // First: a closed stdout/stderr or a reader that went away (`exocheck run … | head -c 5`)
+        // must not kill the process; see SafeOutput.
+        SafeOutput.prepareProcess()
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "run" {
             exit(await RunCommand.execute(Array(arguments.dropFirst())))

@@ -2,6 +2,7 @@ import ArgumentParser
 import CheckWorker
 import Foundation
 import Kafka
+import Synchronization
 
 /// `exocheck results`: follow the results topic.
 struct ResultsCommand: AsyncParsableCommand {
@@ -9,10 +10,28 @@ struct ResultsCommand: AsyncParsableCommand {
         commandName: "results",
         abstract: "Follow check results: filter, print as JSON lines, Nagios lines or a table, or feed Nagios.",
         discussion: """
-        Reads the results topic without joining a consumer group (nothing is committed). Ctrl-C stops
-        and prints a summary on stderr. With --nagios-command-file, each result is also written as an
-        external command PROCESS_SERVICE_CHECK_RESULT;<labels.host>;<labels.service>;<exit>;<output>
-        (results without host/service labels are skipped there).
+        Reads the results topic without joining a consumer group (nothing is
+        committed). Ctrl-C stops and prints a summary on stderr.
+
+        With --nagios-command-file, each result is also written as an external
+        command to the Nagios/Naemon/Icinga command file (command_file in
+        nagios.cfg), normally a FIFO, with host and service from the result's
+        labels:
+          [time] PROCESS_SERVICE_CHECK_RESULT;<host>;<service>;<exit>;<output>
+        - A missing path is waited for (Nagios creates its pipe when it starts);
+          --create-command-file creates a regular file instead. An existing
+          regular file is appended to.
+        - While nobody reads the FIFO, exocheck waits (a message on stderr every
+          5 s). After a Nagios restart (reader gone, pipe replaced) it reopens
+          the pipe and writes the command again.
+        - A command is at most 8,192 bytes with its newline (Nagios' limit): a
+          longer plugin output is cut at a character boundary. Newlines in the
+          output are written as \\n, tabs as spaces; other control characters
+          are dropped.
+        - Results without host/service labels are skipped, and so are results
+          whose host or service label is empty or contains ';' or a control
+          character (newline, CR, tab, ...): such a label could inject another
+          command. The summary on stderr counts both.
         """
     )
 
@@ -25,11 +44,20 @@ struct ResultsCommand: AsyncParsableCommand {
     @Option(help: "Only results with this label (key=value; repeatable).") var label: [String] = []
     @Option(help: "Only this request id.") var id: String?
     @Option(help: "Output: json (one object per line), nagios (the plugin line), or table.") var format: Format = .table
-    @Option(help: "Append Nagios external commands to this file (the Nagios/Naemon/Icinga command pipe).") var nagiosCommandFile: String?
+    @Option(help: ArgumentHelp(
+        "Write Nagios external commands to this command file: the Nagios/Naemon/Icinga command pipe (a FIFO), or a regular file (appended to).",
+        discussion: "Waits while the path is missing or nobody reads the pipe, reopens after a Nagios restart; commands are capped at 8,192 bytes; results with an unsafe host/service label (empty, ';' or a control character) are skipped and counted."))
+    var nagiosCommandFile: String?
+    @Flag(help: "With --nagios-command-file: create a regular file when the path does not exist, instead of waiting for Nagios to create its pipe.")
+    var createCommandFile = false
     @Option(help: "Stop after this many matching results.") var count: Int?
     @Option(help: "Stop after this many seconds without a matching result.") var idleTimeout: Double?
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case json, nagios, table }
+
+    func validate() throws {
+        if createCommandFile, nagiosCommandFile == nil { throw ValidationError("--create-command-file needs --nagios-command-file") }
+    }
 
     func run() async throws {
         let (kafka, topics): (KafkaConfiguration, WorkerConfiguration.KafkaSection)
@@ -52,24 +80,22 @@ struct ResultsCommand: AsyncParsableCommand {
         }
         let start = try await KafkaMetadata.startOffsets(topic: topics.results, position: position, configuration: kafka)
         let consumer = try KafkaConsumer(configuration: kafka, assignment: start)
-        var commandFile: FileHandle? = nil
-        if let nagiosCommandFile {
-            guard let h = FileHandle(forWritingAtPath: nagiosCommandFile) ?? {
-                FileManager.default.createFile(atPath: nagiosCommandFile, contents: nil) ? FileHandle(forWritingAtPath: nagiosCommandFile) : nil
-            }() else { throw ValidationError("cannot open \(nagiosCommandFile) for writing") }
-            h.seekToEndOfFile()
-            commandFile = h
-        }
         let (stop, stopContinuation) = AsyncStream<Void>.makeStream()
+        let stopRequested = StopFlag()
+        let commands = nagiosCommandFile.map {
+            NagiosCommandFeed(pipe: NagiosCommandPipe(path: $0, options: .init(
+                createIfMissing: createCommandFile, shouldStop: { stopRequested.isSet })))
+        }
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stopContinuation.yield() }
+            // The flag also ends a wait for the command pipe, which does not read `stop`.
+            s.setEventHandler { stopRequested.set(); stopContinuation.yield() }
             s.resume()
             return s
         }
-        if format == .table { FileHandle.standardOutput.write(Data((ResultFormatter.tableHeader + "\n").utf8)) }
+        if format == .table { SafeOutput.print(ResultFormatter.tableHeader) }
         var summary: [String: Int] = [:]
         var matched = 0
         let merged = AsyncStream<KafkaConsumerEvent?> { continuation in
@@ -101,17 +127,76 @@ struct ResultsCommand: AsyncParsableCommand {
                 case .nagios: line = r.output
                 case .table: line = ResultFormatter.tableRow(r)
                 }
-                FileHandle.standardOutput.write(Data((line + "\n").utf8))
-                if let commandFile, let cmd = ResultFormatter.nagiosCommand(r) { commandFile.write(Data((cmd + "\n").utf8)) }
+                SafeOutput.print(line)
+                if let commands, await !commands.send(r) { break loop }
                 if let count, matched >= count { break loop }
             default: continue
             }
         }
         sources.forEach { $0.cancel() }
-        try? commandFile?.close()
+        commands?.pipe.close()
         await consumer.close()
         let parts = ["OK", "WARNING", "CRITICAL", "UNKNOWN"].map { "\($0) \(summary[$0] ?? 0)" }.joined(separator: ", ")
-        FileHandle.standardError.write(Data("results: \(matched) shown (\(parts))\n".utf8))
+        SafeOutput.standardError.write("results: \(matched) shown (\(parts))\n")
+        if let commands {
+            SafeOutput.printError("results: " + commands.summary)
+            if let failure = commands.failure {
+                SafeOutput.printError("exocheck results: \(failure)")
+                throw ExitCode.failure
+            }
+        }
+    }
+}
+
+/// Set from a signal handler, read while waiting for the Nagios command pipe.
+final class StopFlag: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
+}
+
+/// Turns results into external commands on the Nagios command file and counts what was skipped.
+/// Not Sendable (it owns the pipe); used by the results loop only.
+final class NagiosCommandFeed {
+    let pipe: NagiosCommandPipe
+    private(set) var unlabelled = 0
+    private(set) var unsafe = 0
+    private(set) var truncated = 0
+    private(set) var failure: NagiosCommandPipe.Failure?
+
+    init(pipe: NagiosCommandPipe) { self.pipe = pipe }
+
+    /// Writes the result's command (or counts why not). False when the command file cannot be
+    /// used any more (stopped, or an error kept in `failure`): the results loop then ends.
+    func send(_ result: CheckResultMessage) async -> Bool {
+        let command: NagiosExternalCommand
+        do {
+            command = try NagiosExternalCommand.processServiceCheckResult(for: result)
+        } catch {
+            switch error {
+            case .missingLabel: unlabelled += 1
+            case .unsafeLabel:
+                unsafe += 1
+                if unsafe == 1 {
+                    SafeOutput.printError("results: not written to \(pipe.path): result \(result.id ?? "without id"): \(error) "
+                        + "(it could inject another external command); further ones are only counted")
+                }
+            }
+            return true
+        }
+        do {
+            try await pipe.write(command)
+            if command.truncated { truncated += 1 }
+            return true
+        } catch {
+            if case .stopped = error {} else { failure = error }
+            return false
+        }
+    }
+
+    var summary: String {
+        "\(pipe.path): \(pipe.statistics.written) command(s) written (\(truncated) cut to 8,192 bytes, \(pipe.statistics.reopened) reopen(s)); "
+            + "skipped \(unsafe) with an unsafe host/service label, \(unlabelled) without host/service labels"
     }
 }
 
@@ -138,12 +223,5 @@ enum ResultFormatter {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count) }
         return pad(r.checkedAt, 26) + pad(r.tenant ?? "-", 19) + pad(r.mode ?? "-", 16) + pad(r.status, 10)
             + pad(String(Int(r.durationMs)), 7) + String(r.summary.prefix(120))
-    }
-
-    /// `[epoch] PROCESS_SERVICE_CHECK_RESULT;host;service;code;output` (newlines escaped as \n).
-    static func nagiosCommand(_ r: CheckResultMessage, now: Date = Date()) -> String? {
-        guard let host = r.labels["host"], let service = r.labels["service"] else { return nil }
-        let output = r.output.replacingOccurrences(of: "\n", with: "\\n")
-        return "[\(Int(now.timeIntervalSince1970))] PROCESS_SERVICE_CHECK_RESULT;\(host);\(service);\(r.exitCode);\(output)"
     }
 }

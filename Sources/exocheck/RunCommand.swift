@@ -1,3 +1,4 @@
+import CheckWorker
 import ExchangeChecks
 import Foundation
 import GraphReports
@@ -18,11 +19,11 @@ enum RunCommand {
         case .failure(let error, let options):
             return emit(CheckResult.error(error.message, status: options.errorStatus), options, isError: true)
         case .help(let mode):
-            print(RunHelp.text(mode: mode))
+            SafeOutput.print(RunHelp.text(mode: mode))
             return 0
         case .listCounters(let mode, _):
             let labels = mode.counters.map(\.label).joined(separator: " ")
-            print("counter list: \(labels)  ")
+            SafeOutput.print("counter list: \(labels)  ")
             return 0
         case .check(let config, let connection):
             guard let connection else { return 3 }
@@ -47,7 +48,7 @@ enum RunCommand {
             app: app, transport: transport, tokenCache: TokenCache(refreshMargin: DiskTokenStore.minimumRemaining),
             diskStore: DiskTokenStore(directory: connection.statefileDir ?? defaultStateDirectory()),
             requestTimeout: connection.timeoutSeconds,
-            warn: { message in FileHandle.standardError.write(Data((message + "\n").utf8)) })
+            warn: { message in SafeOutput.printError(message) })
         // The whole check ends within --time-budget (default 20 s, inside the usual 60 s
         // service check timeout).
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(connection.timeBudgetSeconds * 1000)))
@@ -55,14 +56,14 @@ enum RunCommand {
         await transport.shutdown()
         if let error = outcome.error, !error.details.isEmpty, !(config.output.verbose || config.output.debug) {
             // The first line keeps the plugin's wording; the explanation goes to stderr.
-            FileHandle.standardError.write(Data((error.details.joined(separator: "\n") + "\n").utf8))
+            SafeOutput.printError(error.details.joined(separator: "\n"))
         }
         return emit(outcome.result, config.output, isError: outcome.error != nil)
     }
 
     static func emit(_ result: CheckResult, _ options: OutputOptions, isError: Bool) -> Int32 {
         let rendered = OutputRenderer.render(result, options: options, isError: isError)
-        FileHandle.standardOutput.write(Data((rendered.text + "\n").utf8))
+        SafeOutput.print(rendered.text)
         return rendered.exitCode
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckWorker
 import Foundation
 import GraphSimulator
 
@@ -37,7 +38,7 @@ struct SimulateGraphCommand: AsyncParsableCommand {
         }
         let running = try await GraphSimulator(configuration: configuration).start(host: host, port: port)
         // Written unbuffered: scripts wait for this line on a pipe.
-        FileHandle.standardOutput.write(Data("graph simulator listening on \(running.baseURL)\n".utf8))
+        SafeOutput.standardOutput.write("graph simulator listening on \(running.baseURL)\n")
         if let portFile {
             let tmp = portFile + ".tmp"
             try "\(running.port)\n".write(toFile: tmp, atomically: false, encoding: .utf8)

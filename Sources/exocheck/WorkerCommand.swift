@@ -33,11 +33,11 @@ struct WorkerCommand: AsyncParsableCommand {
         do {
             configuration = try WorkerConfiguration.load(path: config)
         } catch {
-            FileHandle.standardError.write(Data("exocheck worker: \(error.description)\n".utf8))
+            SafeOutput.standardError.write("exocheck worker: \(error.description)\n")
             throw ExitCode(2)
         }
         if checkConfig {
-            print("configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'")
+            SafeOutput.print("configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'")
             return
         }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
@@ -52,7 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
         let kafka = configuration.kafkaConfiguration(bootstrapOverride: bootstrapServers)
         guard kafka.bootstrapServers?.isEmpty == false else {
-            FileHandle.standardError.write(Data("exocheck worker: set kafka.properties.bootstrap.servers or --bootstrap-servers\n".utf8))
+            SafeOutput.standardError.write("exocheck worker: set kafka.properties.bootstrap.servers or --bootstrap-servers\n")
             throw ExitCode(2)
         }
         let transport = HTTPTransport.make()

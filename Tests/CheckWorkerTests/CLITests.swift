@@ -83,7 +83,7 @@ struct CLITests {
         #expect(summary.contains("results: "))
         let cmdFile = fleet.dir + "/nagios.cmd"
         let (_, table, _) = try await exocheck(["results", "--config", config, "--from", "beginning", "--label", "host=h1",
-                                                "--format", "table", "--nagios-command-file", cmdFile, "--count", "3", "--idle-timeout", "20"])
+                                                "--format", "table", "--nagios-command-file", cmdFile, "--create-command-file", "--count", "3", "--idle-timeout", "20"])
         #expect(table.hasPrefix("TIME "))
         #expect(table.split(separator: "\n").count == 4)
         let commands = (try String(contentsOfFile: cmdFile, encoding: .utf8)).split(separator: "\n")

@@ -46,6 +46,9 @@ final class WorkerFleet: @unchecked Sendable {
     }
 
     static var exocheck: String {
+        // EXOCHECK_BIN: run the suites against another build (e.g. an older commit, to show
+        // that a hostile-input test fails there).
+        if let bin = ProcessInfo.processInfo.environment["EXOCHECK_BIN"], !bin.isEmpty { return bin }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = dir.appendingPathComponent("exocheck").path
