@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckWorker
+import ExchangeChecks
 import Foundation
 import Kafka
 import Synchronization

@@ -1,4 +1,4 @@
-import ExchangeChecks
+@testable import ExchangeChecks
 import Foundation
 import Kafka
 import Testing

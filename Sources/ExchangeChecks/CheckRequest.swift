@@ -1,0 +1,247 @@
+import Foundation
+
+// The check request as it arrives from Kafka: decoding and validation are pure (no I/O), so they
+// live in the core, where the fuzzer builds them quickly (scripts/fuzz.sh).
+
+/// A validated check request (`exocheck.requests`, JSON; see schemas/check-request.schema.json).
+public struct CheckRequest: Sendable, Equatable {
+    public var id: String
+    public var tenant: String
+    public var mode: CheckMode
+    /// The Centreon argument list the request stands for (from `options` or `args`).
+    public var arguments: [String]
+    public var deadline: Date?
+    public var labels: [String: String]
+    public var replyTo: String?
+
+    public init(id: String, tenant: String, mode: CheckMode, arguments: [String] = [], deadline: Date? = nil,
+                labels: [String: String] = [:], replyTo: String? = nil) {
+        self.id = id
+        self.tenant = tenant
+        self.mode = mode
+        self.arguments = arguments
+        self.deadline = deadline
+        self.labels = labels
+        self.replyTo = replyTo
+    }
+
+    /// The JSON document for this request (`options` are written as `args`).
+    public func json() -> [String: Any] {
+        var o: [String: Any] = ["id": id, "tenant": tenant, "mode": mode.rawValue, "args": arguments]
+        if let deadline { o["deadline"] = RFC3339.string(deadline) }
+        if !labels.isEmpty { o["labels"] = labels }
+        if let replyTo { o["replyTo"] = replyTo }
+        return o
+    }
+
+    public func encoded() -> [UInt8] {
+        Array((try? JSONSerialization.data(withJSONObject: json(), options: [.sortedKeys])) ?? Data())
+    }
+}
+
+/// Why a request is refused; `id` is set when it could be read.
+public struct RequestRejection: Error, Sendable, Equatable {
+    public var id: String?
+    public var tenant: String?
+    public var mode: String?
+    public var labels: [String: String]
+    public var reason: String
+
+    public init(id: String?, tenant: String? = nil, mode: String? = nil, labels: [String: String], reason: String) {
+        self.id = id
+        self.tenant = tenant
+        self.mode = mode
+        self.labels = labels
+        self.reason = reason
+    }
+}
+
+public enum CheckRequestDecoder {
+    /// Bytes of a request id.
+    public static let maxIdBytes = 256
+    /// Bytes of a tenant name.
+    public static let maxTenantBytes = 128
+    /// Labels of one request, bytes of a label key and of a label value.
+    public static let maxLabels = 32
+    public static let maxLabelKeyBytes = 64
+    public static let maxLabelValueBytes = 1024
+    static let knownFields: Set<String> = ["id", "tenant", "mode", "options", "args", "deadline", "labels", "replyTo"]
+    /// Credentials and endpoints (from the option table): never in a request, never passed on by `submit`.
+    public static let credentialOptions: Set<String> = Set(OptionTable.entries.filter { $0.use == .connection }.map(\.name))
+
+    /// Text that can be echoed into results, logs and headers: 1…`maxBytes` UTF-8 bytes and no
+    /// control characters (no newline can reach a log line or a Nagios command).
+    public static func isSafeText(_ text: String, maxBytes: Int) -> Bool {
+        let n = text.utf8.count
+        guard n >= 1, n <= maxBytes else { return false }
+        return !text.unicodeScalars.contains { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }
+    }
+
+    static func isSafeLabelKey(_ key: String) -> Bool {
+        let bytes = key.utf8
+        guard (1...maxLabelKeyBytes).contains(bytes.count) else { return false }
+        return bytes.allSatisfy { b in
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39)
+                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+        }
+    }
+
+    /// Validated labels, or why not (the reason names no key or value that could be a secret).
+    struct LabelProblem: Error { let reason: String }
+
+    static func labels(_ raw: Any) -> Result<[String: String], LabelProblem> {
+        guard let l = raw as? [String: Any], l.values.allSatisfy({ $0 is String }) else {
+            return .failure(LabelProblem(reason: "'labels' must be an object of strings"))
+        }
+        guard l.count <= maxLabels else { return .failure(LabelProblem(reason: "'labels' has \(l.count) entries, more than the limit of \(maxLabels)")) }
+        var out: [String: String] = [:]
+        for (k, v) in l {
+            guard isSafeLabelKey(k) else {
+                return .failure(LabelProblem(reason: "a label key is not 1 to \(maxLabelKeyBytes) bytes of letters, digits, '-', '_' and '.' (not shown)"))
+            }
+            guard let value = v as? String, value.isEmpty || isSafeText(value, maxBytes: maxLabelValueBytes) else {
+                return .failure(LabelProblem(reason: "label '\(k)' is longer than \(maxLabelValueBytes) bytes or holds control characters"))
+            }
+            out[k] = value
+        }
+        return .success(out)
+    }
+
+    /// Decodes and validates a request. Never includes a value that may be a secret in the
+    /// reason: option values, unknown modes, positional arguments and unknown names are not
+    /// echoed. `headerId` is the record's `exocheck-id` header, used when the body is unreadable.
+    public static func decode(_ bytes: [UInt8], maxBytes: Int, headerId: String? = nil) -> Result<CheckRequest, RequestRejection> {
+        let fallbackId = headerId.flatMap { isSafeText($0, maxBytes: maxIdBytes) ? $0 : nil }
+        if bytes.count > maxBytes {
+            return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:],
+                                             reason: "request of \(bytes.count) bytes exceeds the limit of \(maxBytes) bytes"))
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else {
+            return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:], reason: "the request is not valid JSON"))
+        }
+        guard let o = object as? [String: Any] else {
+            return .failure(RequestRejection(id: fallbackId, labels: [:], reason: "the request must be a JSON object"))
+        }
+        var rejection = RequestRejection(id: fallbackId, labels: [:], reason: "")
+        func reject(_ reason: String) -> Result<CheckRequest, RequestRejection> {
+            rejection.reason = reason
+            return .failure(rejection)
+        }
+        // Read what can be echoed first, so that even a refused request gets a useful result.
+        if let id = o["id"] as? String, isSafeText(id, maxBytes: maxIdBytes) { rejection.id = id }
+        if let t = o["tenant"] as? String, isSafeText(t, maxBytes: maxTenantBytes) { rejection.tenant = t }
+        if let m = o["mode"] as? String, let mode = CheckMode(rawValue: m) { rejection.mode = mode.rawValue }
+        if let raw = o["labels"], case .success(let l) = labels(raw) { rejection.labels = l }
+
+        if let unknown = o.keys.sorted().first(where: { !knownFields.contains($0) }) {
+            if OptionTable.looksSecret(unknown) {
+                return reject("a field whose name suggests a secret is not allowed: secrets belong to the worker's configuration, never to a request")
+            }
+            // Field names are not echoed either: a producer's typo may hold a value.
+            return reject("unknown field (not shown); a request has only " + knownFields.sorted().joined(separator: ", "))
+        }
+        guard let id = o["id"] as? String else { return reject("'id' is required and must be a string") }
+        guard isSafeText(id, maxBytes: maxIdBytes) else { return reject("'id' must be 1 to \(maxIdBytes) bytes without control characters") }
+        guard let tenant = o["tenant"] as? String, !tenant.isEmpty else { return reject("'tenant' is required and must be a non-empty string") }
+        guard isSafeText(tenant, maxBytes: maxTenantBytes) else {
+            return reject("'tenant' must be 1 to \(maxTenantBytes) bytes without control characters")
+        }
+        guard let modeName = o["mode"] as? String else { return reject("'mode' is required and must be a string") }
+        guard let mode = CheckMode(rawValue: modeName) else {
+            return reject("unknown mode (not shown): 'email-activity' or 'mailbox-usage'")
+        }
+        var labels: [String: String] = [:]
+        if let raw = o["labels"] {
+            switch Self.labels(raw) {
+            case .success(let l): labels = l
+            case .failure(let problem): return reject(problem.reason)
+            }
+        }
+        var deadline: Date? = nil
+        if let raw = o["deadline"] {
+            guard let text = raw as? String, text.utf8.count <= 64, let d = RFC3339.parse(text) else {
+                return reject("'deadline' must be an RFC 3339 date-time such as 2026-11-29T03:00:00Z")
+            }
+            deadline = d
+        }
+        var replyTo: String? = nil
+        if let raw = o["replyTo"] {
+            guard let r = raw as? String, isSafeText(r, maxBytes: 249) else { return reject("'replyTo' must be a topic name") }
+            replyTo = r
+        }
+        if o["options"] != nil, o["args"] != nil { return reject("give either 'options' or 'args', not both") }
+        var arguments: [String] = []
+        if let raw = o["options"] {
+            guard let options = raw as? [String: Any] else { return reject("'options' must be an object") }
+            for name in options.keys.sorted() {
+                let bare = name.hasPrefix("--") ? String(name.dropFirst(2)) : name
+                // Checked before the option becomes an argument: a key holding '=' would
+                // otherwise smuggle another option (and its value) past this check.
+                if let refusal = OptionTable.requestRefusal(bare) { return reject(refusal) }
+                let value = options[name]
+                if let s = value as? String {
+                    arguments.append("--\(bare)=\(s)")
+                } else if let v = value, isJSONBoolean(v), let b = v as? Bool {
+                    if b { arguments.append("--\(bare)") }  // a flag: true sets it, false leaves it out
+                } else if let n = value as? NSNumber {
+                    arguments.append("--\(bare)=\(n.stringValue)")
+                } else {
+                    return reject("option '\(bare)' must be a string, a number or a boolean")
+                }
+            }
+        }
+        if let raw = o["args"] {
+            guard let args = raw as? [Any], args.allSatisfy({ $0 is String }) else { return reject("'args' must be an array of strings") }
+            arguments = args.compactMap { $0 as? String }
+        }
+        // The option names as the check's parser will read them (after splitting at '='), each
+        // checked against the option table.
+        let parsed: CentreonArguments
+        do { parsed = try CentreonArguments(arguments) } catch { return reject(error.redacted) }
+        for name in parsed.order {
+            if let refusal = OptionTable.requestRefusal(name) { return reject(refusal) }
+        }
+        return .success(CheckRequest(id: id, tenant: tenant, mode: mode, arguments: arguments, deadline: deadline,
+                                     labels: labels, replyTo: replyTo))
+    }
+
+    /// The W3C trace context `traceparent` (version-traceid-parentid-flags, lower-case hex), the
+    /// only form copied from a request to its result.
+    public static func isTraceparent(_ value: [UInt8]) -> Bool {
+        guard value.count == 55 else { return false }
+        for (i, b) in value.enumerated() {
+            if i == 2 || i == 35 || i == 52 {
+                if b != UInt8(ascii: "-") { return false }
+            } else if !((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66)) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Best effort: an `"id":"…"` in a body that is not valid JSON.
+    static func recoverId(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        guard let range = text.range(of: #""id"\s*:\s*"([^"\\]{1,256})""#, options: .regularExpression) else { return nil }
+        let match = String(text[range])
+        guard let firstQuote = match.dropFirst(4).firstIndex(of: "\"") else { return nil }
+        let value = String(match[match.index(after: firstQuote)...].dropLast())
+        return isSafeText(value, maxBytes: maxIdBytes) ? value : nil
+    }
+}
+
+/// JSONSerialization turns JSON booleans into a boolean NSNumber subclass; tell them apart from 0/1.
+func isJSONBoolean(_ value: Any) -> Bool {
+    String(describing: type(of: value)).contains("Boolean") || type(of: value) == Bool.self
+}
+
+public enum RFC3339 {
+    public static func parse(_ text: String) -> Date? {
+        if let d = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return d }
+        return try? Date(text, strategy: Date.ISO8601FormatStyle())
+    }
+
+    public static func string(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+}
