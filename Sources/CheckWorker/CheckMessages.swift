@@ -78,10 +78,16 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         try? JSONDecoder().decode(CheckResultMessage.self, from: Data(bytes))
     }
 
+    static func finite(_ text: String) -> Double? {
+        guard let d = Double(text), d.isFinite else { return nil }
+        return d
+    }
+
     static func metrics(_ perfdata: [Perfdatum]) -> [Metric] {
         perfdata.map {
-            Metric(label: $0.label, value: Double($0.value), unit: $0.unit, warning: $0.warning, critical: $0.critical,
-                   min: Double($0.min), max: Double($0.max))
+            // JSON has no Inf or NaN (a 400-digit report value numifies to Inf): those become null.
+            Metric(label: $0.label, value: finite($0.value), unit: $0.unit, warning: $0.warning, critical: $0.critical,
+                   min: finite($0.min), max: finite($0.max))
         }
     }
 }

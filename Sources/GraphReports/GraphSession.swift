@@ -280,7 +280,8 @@ public struct GraphSession: Sendable {
     /// `Retry-After`: seconds, possibly fractional (`2.128`), or an HTTP date.
     static func parseRetryAfter(_ value: String) -> Double? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let s = Double(trimmed), s.isFinite, s >= 0 { return s }
+        // Bounded: a hostile or broken server may say 1e19 (which used to trap when formatted).
+        if let s = Double(trimmed), s.isFinite, s >= 0 { return min(s, maxRetryAfterSeconds) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
@@ -289,8 +290,12 @@ public struct GraphSession: Sendable {
         return nil
     }
 
+    /// A year: any longer Retry-After is read as this.
+    static let maxRetryAfterSeconds = 31_536_000.0
+
     static func formatSeconds(_ s: Double) -> String {
-        s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+        guard s.isFinite, abs(s) < 1e15 else { return String(format: "%.0f s", s.isFinite ? s : 0) }
+        return s == s.rounded() ? "\(Int64(s)) s" : String(format: "%.1f s", s)
     }
 
     func jittered(_ base: Double) -> Double { base * Double.random(in: 0.8...1.2) }

@@ -255,3 +255,36 @@ struct WorkerConfigurationTests {
         }
     }
 }
+
+@Suite("Request schema follows the option table")
+struct RequestSchemaTests {
+    @Test("the schema refuses exactly the options the option table refuses in requests")
+    func schemaMatchesTable() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("schemas/check-request.schema.json")
+        let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any]
+        let options = (schema?["properties"] as? [String: Any])?["options"] as? [String: Any]
+        let names = ((options?["propertyNames"] as? [String: Any])?["not"] as? [String: Any])?["enum"] as? [String]
+        let refused = Set(OptionTable.entries.filter { $0.use != .check }.map(\.name))
+        #expect(Set(names ?? []) == refused)
+        for name in refused { #expect(OptionTable.requestRefusal(name) != nil, "\(name)") }
+        let labels = (schema?["properties"] as? [String: Any])?["labels"] as? [String: Any]
+        #expect(labels?["maxProperties"] as? Int == CheckRequestDecoder.maxLabels)
+    }
+}
+
+@Suite("Hostile report values")
+struct HostileReportValueTests {
+    @Test("a 400-digit report value (Inf) becomes a null metric value, and the result still encodes (was a 0-byte record)")
+    func infiniteValue() {
+        let huge = String(repeating: "9", count: 400)
+        let metrics = CheckResultMessage.metrics([Perfdatum(label: "usage", value: "Inf", unit: "B", min: "0", max: huge)])
+        #expect(metrics.first?.value == nil)
+        #expect(metrics.first?.max == nil)
+        let message = CheckResultMessage(
+            id: "x", tenant: "t", mode: "mailbox-usage", labels: [:], status: "OK", exitCode: 0, output: "OK", summary: "OK",
+            perfdata: metrics, reportDate: "", checkedAt: "2026-01-01T00:00:00Z", durationMs: 1, worker: "w", attempt: 1,
+            cache: .init(token: "hit", report: "hit"), error: nil)
+        #expect(!message.encoded().isEmpty)
+    }
+}

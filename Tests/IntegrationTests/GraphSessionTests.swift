@@ -342,3 +342,18 @@ struct GraphSimulatorTests {
         }
     }
 }
+
+@Suite("Hostile Graph headers")
+struct HostileGraphHeaderTests {
+    @Test("Retry-After: 1e19 is bounded and formats without trapping (was SIGILL)")
+    func hugeRetryAfter() {
+        let parsed = GraphSession.parseRetryAfter("1e19")
+        #expect(parsed == GraphSession.maxRetryAfterSeconds)
+        #expect(GraphSession.formatSeconds(1e19) == "10000000000000000000 s")
+        #expect(GraphSession.formatSeconds(.infinity) == "0 s")
+        #expect(GraphSession.formatSeconds(2.5) == "2.5 s")
+        #expect(GraphSession.formatSeconds(parsed ?? 0) == "31536000 s")
+        #expect(GraphSession.parseRetryAfter("inf") == nil)
+        #expect(GraphSession.parseRetryAfter("-1") == nil)
+    }
+}
