@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, builds once, runs every test, then runs the
-# Kafka tests again under AddressSanitizer (own scratch path). EXOCHECK_SKIP_ASAN=1 skips that.
+# The whole test suite: installs what it needs, builds once, runs every test, lints the deploy
+# files, fuzzes the parsers that read untrusted text (libFuzzer + ASan, fixed seed, 60 s each,
+# committed corpus and reproducers), then runs the Kafka tests again under AddressSanitizer (own
+# scratch path). EXOCHECK_SKIP_ASAN=1 skips the ASan run, EXOCHECK_SKIP_FUZZ=1 the fuzzing.
+# Each phase prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase_start=$SECONDS
+phase() {  # phase NAME: prints the time of the phase that just ended
+    echo "test.sh: phase '$1' took $((SECONDS - phase_start)) s (total $SECONDS s)" >&2
+    phase_start=$SECONDS
+}
 scripts/install-deps.sh
+phase install-deps
 # Interop tests (Python client, noida-db, kcat) must run, not skip, when driven from here.
 export EXOCHECK_REQUIRE_INTEROP=1
 swift build --build-tests
+phase build
 # One test at a time: several suites start brokers, simulators and worker processes, and timing
 # assertions (rebalances, thread counts) must not compete for 2 cores.
 swift test --skip-build --no-parallel "$@"
+phase tests
 bash deploy/lint.sh
+phase deploy-lint
+if [ "${EXOCHECK_SKIP_FUZZ:-0}" != "1" ]; then
+    bash scripts/fuzz.sh
+    phase fuzz
+fi
 if [ "${EXOCHECK_SKIP_ASAN:-0}" != "1" ]; then
     echo "test.sh: Kafka tests under AddressSanitizer" >&2
     swift build --build-tests --sanitize=address --scratch-path .build-asan
     LSAN_OPTIONS="suppressions=$PWD/.ci/lsan.supp:print_suppressions=0" \
         swift test --skip-build --no-parallel --sanitize=address --scratch-path .build-asan --filter KafkaTests
+    phase asan
 fi

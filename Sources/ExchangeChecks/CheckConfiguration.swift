@@ -64,6 +64,8 @@ extension FilterRegex {
         guard let value, !value.isEmpty else { return nil }
         do {
             return try FilterRegex(value, option: name)
+        } catch is RegexCache.TooLong {
+            throw ArgumentError.regexTooLong(name)
         } catch {
             throw ArgumentError("Invalid --\(name) regular expression '\(value)'.", redacted: "Invalid --\(name) regular expression.")
         }
@@ -166,7 +168,9 @@ public enum Invocation: Sendable {
             o.filterPerfdata = try FilterRegex.option("filter-perfdata", f)
         }
         if let f = args.last("filter-uom") {
-            do { o.filterUOM = try FilterRegex(f, option: "filter-uom") } catch {
+            do { o.filterUOM = try FilterRegex(f, option: "filter-uom") } catch is RegexCache.TooLong {
+                throw ArgumentError.regexTooLong("filter-uom")
+            } catch {
                 throw ArgumentError("Invalid --filter-uom regular expression '\(f)'.", redacted: "Invalid --filter-uom regular expression.")
             }
         }
@@ -186,7 +190,9 @@ public enum Invocation: Sendable {
             guard let pattern = parts.first else { continue }
             let flags = parts.count > 2 ? parts[2] : ""
             let regex: FilterRegex
-            do { regex = try FilterRegex(pattern, caseInsensitive: flags.contains("i"), option: "change-short-output") } catch {
+            do { regex = try FilterRegex(pattern, caseInsensitive: flags.contains("i"), option: "change-short-output") } catch is RegexCache.TooLong {
+                throw ArgumentError.regexTooLong("change-short-output")
+            } catch {
                 throw ArgumentError("Invalid --change-short-output pattern '\(pattern)'.", redacted: "Invalid --change-short-output pattern.")
             }
             if parts.count > 1, parts[1].utf8.count > CheckLimits.maxReplacementBytes {
@@ -244,4 +250,10 @@ extension CheckConfiguration {
 extension CentreonArguments {
     /// Position of an option's last appearance, for "later one wins" between aliases.
     func lastPosition(of name: String) -> Int { lastSeen[name] ?? -1 }
+}
+
+extension ArgumentError {
+    static func regexTooLong(_ option: String) -> ArgumentError {
+        ArgumentError("The --\(option) regular expression is longer than \(CheckLimits.maxRegexLength) characters.")
+    }
 }

@@ -153,7 +153,7 @@ public struct FilterRegex: Sendable, Equatable {
     public init(_ pattern: String, caseInsensitive: Bool = false, option: String = "filter") throws {
         self.pattern = pattern
         self.option = option
-        self.regex = try NSRegularExpression(pattern: pattern, options: caseInsensitive ? [.caseInsensitive] : [])
+        self.regex = try RegexCache.compile(pattern, options: caseInsensitive ? [.caseInsensitive] : [])
     }
 
     /// Unanchored search, like Perl's `=~ /pattern/`, under the current `RegexBudget` (a match

@@ -112,6 +112,8 @@ public enum CheckLimits {
     public static let maxExpressionTokens = 512
     /// Nesting of parentheses and prefix operators in one status expression.
     public static let maxExpressionDepth = 32
+    /// UTF-16 units of one user regular expression (filters, output rules, `=~`).
+    public static let maxRegexLength = 1024
     /// `--change-short-output` rules of one check.
     public static let maxShortOutputRules = 16
     /// Bytes of one `--change-short-output` replacement.

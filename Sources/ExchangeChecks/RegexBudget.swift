@@ -91,3 +91,34 @@ enum BudgetedMatch {
         return matches
     }
 }
+
+/// Compiled user patterns, shared by every check of the process.
+///
+/// swift-corelibs-foundation leaks its copy of a pattern longer than 256 UTF-16 units each time
+/// one compiles (found by fuzzing, see docs/fuzzing.md), and pollers repeat the same few check
+/// shapes every few minutes, so compiling each distinct pattern once bounds that leak by the
+/// number of distinct patterns, and saves the compile time. The cache holds at most
+/// `capacity` entries (it is emptied when full); a pattern is at most
+/// `CheckLimits.maxRegexLength` UTF-16 units.
+enum RegexCache {
+    struct Key: Hashable {
+        let pattern: String
+        let options: UInt
+    }
+    static let capacity = 1024
+    private static let entries = Mutex<[Key: NSRegularExpression]>([:])
+
+    struct TooLong: Error {}
+
+    static func compile(_ pattern: String, options: NSRegularExpression.Options) throws -> NSRegularExpression {
+        guard pattern.utf16.count <= CheckLimits.maxRegexLength else { throw TooLong() }
+        let key = Key(pattern: pattern, options: options.rawValue)
+        if let hit = entries.withLock({ $0[key] }) { return hit }
+        let regex = try NSRegularExpression(pattern: pattern, options: options)
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e[key] = regex
+        }
+        return regex
+    }
+}

@@ -200,7 +200,7 @@ struct RegexBox: Equatable, Sendable {
         }
         self.pattern = pattern
         self.flags = flags
-        self.regex = try NSRegularExpression(pattern: pattern, options: options)
+        self.regex = try RegexCache.compile(pattern, options: options)
     }
 
     func matches(_ s: String) -> Bool {
@@ -515,7 +515,9 @@ struct Parser {
             let negated = op == "!~"
             if case .regex(let pattern, let flags) = current.token {
                 let box: RegexBox
-                do { box = try RegexBox(pattern: pattern, flags: flags, option: option) } catch {
+                do { box = try RegexBox(pattern: pattern, flags: flags, option: option) } catch is RegexCache.TooLong {
+                    throw fail("regular expression longer than \(CheckLimits.maxRegexLength) characters")
+                } catch {
                     throw fail("invalid regular expression /\(pattern)/")
                 }
                 advance()
@@ -524,7 +526,9 @@ struct Parser {
             let rhs = try parseUnary()
             if case .literal(let value) = rhs {
                 let box: RegexBox
-                do { box = try RegexBox(pattern: value.string, flags: "", option: option) } catch {
+                do { box = try RegexBox(pattern: value.string, flags: "", option: option) } catch is RegexCache.TooLong {
+                    throw fail("regular expression longer than \(CheckLimits.maxRegexLength) characters")
+                } catch {
                     throw fail("invalid regular expression '\(value.string)'")
                 }
                 return .match(lhs, box, negated: negated)

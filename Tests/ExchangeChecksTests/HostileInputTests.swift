@@ -255,3 +255,26 @@ struct OptionTableTests {
         #expect(code == 3)
     }
 }
+
+@Suite("Hostile input: regex length and compile cache")
+struct RegexLengthTests {
+    @Test("a pattern at the length limit compiles, one unit more is refused naming the option")
+    func lengthBoundary() throws {
+        let at = String(repeating: "a", count: CheckLimits.maxRegexLength)
+        #expect(throws: Never.self) { _ = try FilterRegex(at, option: "filter-user") }
+        guard case .failure(let e, _) = Invocation.parse(try CentreonArguments(["--mode=email-activity", "--filter-user=\(at)a"]),
+                                                         requireConnection: false) else {
+            Issue.record("accepted"); return
+        }
+        #expect(e.message == "The --filter-user regular expression is longer than \(CheckLimits.maxRegexLength) characters.")
+        #expect(throws: StatusExpressionError.self) { _ = try StatusExpression("%{a} =~ /\(at)a/") }
+    }
+
+    @Test("the same pattern compiles once (Foundation leaks each compile of a pattern over 256 units)")
+    func cached() throws {
+        let pattern = String(repeating: "b", count: 300)
+        let a = try FilterRegex(pattern, option: "filter-user")
+        let b = try FilterRegex(pattern, option: "filter-mailbox")
+        #expect(a.regex === b.regex)
+    }
+}
