@@ -51,7 +51,17 @@ public struct CheckProcessor: Sendable {
             let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
             let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
             let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
-            var decoded = CheckRequestDecoder.decode(value, maxBytes: configuration.worker.maxRequestBytes, headerId: headerId)
+            // Decoding and parsing are CPU work on hostile input: on the evaluation pool too.
+            let maxBytes = configuration.worker.maxRequestBytes
+            var decoded: Result<CheckRequest, RequestRejection>
+            do {
+                decoded = try await pool.evaluate(deadline: refusalDeadline) {
+                    CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
+                }
+            } catch {
+                decoded = .failure(RequestRejection(id: headerId.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxIdBytes) ? $0 : nil },
+                                                    labels: [:], reason: "the request could not be read within the time limit"))
+            }
             if headerBytes > Self.maxHeaderBytes, case .success(let request) = decoded {
                 decoded = .failure(RequestRejection(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
                                                     reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
@@ -77,9 +87,12 @@ public struct CheckProcessor: Sendable {
         var log = logger
         log[metadataKey: "request.id"] = "\(request.id)"
         log[metadataKey: "tenant"] = "\(request.tenant)"
-        func refuse(_ kind: String, _ message: String, options: OutputOptions = OutputOptions(), deadLetter: Bool) async -> Outcome {
+        // A refusal is a plain UNKNOWN: the request's own output options (--opt-exit,
+        // --change-exit, --change-short-output) never apply to it, so a request that names an
+        // unconfigured tenant cannot dress its refusal up as any status and text it likes.
+        func refuse(_ kind: String, _ message: String, deadLetter: Bool) async -> Outcome {
             let result = await errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
-                                     kind: kind, message: message, options: options, started: started, checkedAt: checkedAt, attempt: attempt)
+                                     kind: kind, message: message, options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
             log.notice("check refused", metadata: ["error.kind": "\(kind)", "error.message": "\(message)"])
             return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
         }
@@ -89,27 +102,37 @@ public struct CheckProcessor: Sendable {
             }
             topic = replyTo
         }
-        // The request's arguments, parsed exactly as `exocheck run` parses a command line.
-        let parsed: CentreonArguments
-        do { parsed = try CentreonArguments(["--mode=\(request.mode.rawValue)"] + request.arguments) } catch {
-            return await refuse("invalid-request", "Invalid check request: \(error.redacted)", deadLetter: true)
+        // The request's arguments, parsed exactly as `exocheck run` parses a command line (on the
+        // evaluation pool: parsing compiles the request's regular expressions).
+        enum Parsed: Sendable { case check(CheckConfiguration), refused(String) }
+        let arguments = ["--mode=\(request.mode.rawValue)"] + request.arguments
+        let parsedOutcome: Parsed
+        do {
+            parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
+                let parsed: CentreonArguments
+                do throws(ArgumentError) { parsed = try CentreonArguments(arguments) } catch { return .refused(error.redacted) }
+                switch Invocation.parse(parsed, requireConnection: false) {
+                case .check(let c, _): return .check(c)
+                case .failure(let error, _): return .refused(error.redacted)
+                case .listCounters, .help: return .refused("--list-counters and --help are not checks.")
+                }
+            }
+        } catch {
+            parsedOutcome = .refused("its options could not be read within the time limit.")
         }
         let config: CheckConfiguration
-        switch Invocation.parse(parsed, requireConnection: false) {
-        case .check(let c, _): config = c
-        case .failure(let error, let options):
-            return await refuse("invalid-request", "Invalid check request: \(error.redacted)", options: options, deadLetter: true)
-        case .listCounters, .help:
-            return await refuse("invalid-request", "Invalid check request: --list-counters and --help are not checks.", deadLetter: true)
+        switch parsedOutcome {
+        case .check(let c): config = c
+        case .refused(let reason): return await refuse("invalid-request", "Invalid check request: \(reason)", deadLetter: true)
         }
         guard let tenant = configuration.tenants[request.tenant] else {
             return await refuse("unknown-tenant", "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
-                          options: config.output, deadLetter: true)
+                          deadLetter: true)
         }
         let now = Date()
         if let deadline = request.deadline, deadline <= now {
             return await refuse("expired", "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
-                          options: config.output, deadLetter: false)
+                          deadLetter: false)
         }
         var budget = configuration.worker.checkTimeoutSeconds
         if let deadline = request.deadline { budget = min(budget, deadline.timeIntervalSince(now)) }
@@ -124,8 +147,13 @@ public struct CheckProcessor: Sendable {
         let stats = FetchStatsBox()
         let outcomes = OutcomeBox()
         let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, stats: stats, outcomes: outcomes)
-        let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline, executor: pool)
-        let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline)
+        // The check's own budget (shortened by its deadline) for every regex from here on, so that
+        // a regex stops no later than the point where the watchdog would count its thread as stuck.
+        let (outcome, rendered) = await RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
+            let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline, executor: pool)
+            let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline)
+            return (outcome, rendered)
+        }
         let fetch = stats.value
         let tokenHit = fetch.tokenRequests == 0
         metrics.tokenCache(hit: tokenHit)
@@ -141,7 +169,7 @@ public struct CheckProcessor: Sendable {
             worker: configuration.worker.name, attempt: attempt,
             cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
             error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) }
-                ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.summary(rendered.shortOutput)) })
+                ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         log.info("check done", metadata: ["status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
                                           "cache.report": "\(result.cache.report)"])
         return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
@@ -177,6 +205,14 @@ public struct CheckProcessor: Sendable {
             output: rendered.text, summary: Self.summary(rendered.shortOutput), perfdata: [], reportDate: "",
             checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration), worker: configuration.worker.name,
             attempt: attempt, cache: .init(token: "none", report: "none"), error: .init(kind: kind, message: message))
+    }
+
+    /// `UNKNOWN: text` → `text` (an error message carries no status label).
+    static func withoutStatusLabel(_ text: String) -> String {
+        for status in CheckStatus.allCases where text.hasPrefix(status.rawValue + ": ") {
+            return String(text.dropFirst(status.rawValue.count + 2))
+        }
+        return text
     }
 
     static func summary(_ short: String) -> String {

@@ -133,13 +133,18 @@ public enum Invocation: Sendable {
         return known
     }
 
+    /// A name exocheck knows in some mode: safe to echo (an unknown name may be a value in disguise).
+    static func isKnownElsewhere(_ name: String) -> Bool {
+        CheckMode.allCases.contains { knownOptions(mode: $0, useNewPerfdata: false).contains(name) || knownOptions(mode: $0, useNewPerfdata: true).contains(name) }
+    }
+
     static func rejectUnknownOptions(_ args: CentreonArguments, mode: CheckMode, useNewPerfdata: Bool) throws(ArgumentError) {
         let known = knownOptions(mode: mode, useNewPerfdata: useNewPerfdata)
         for name in args.order where !known.contains(name) {
             throw ArgumentError("Unknown option '--\(name)' for mode \(mode.rawValue) (see 'exocheck run --help').",
-                                redacted: OptionTable.isPlausibleName(name)
+                                redacted: isKnownElsewhere(name)
                                     ? "Unknown option '--\(name)' for mode \(mode.rawValue)."
-                                    : "An option name that is not an option of mode \(mode.rawValue) (name not shown).")
+                                    : "An option that mode \(mode.rawValue) does not know (its name is not shown: it may hold a value).")
         }
     }
 

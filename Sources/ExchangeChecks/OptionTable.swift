@@ -112,8 +112,9 @@ public enum CheckLimits {
     public static let maxExpressionTokens = 512
     /// Nesting of parentheses and prefix operators in one status expression.
     public static let maxExpressionDepth = 32
-    /// UTF-16 units of one user regular expression (filters, output rules, `=~`).
-    public static let maxRegexLength = 1024
+    /// UTF-16 units of one user regular expression (filters, output rules, `=~`). Above 256,
+    /// swift-corelibs-foundation leaks the pattern's copy on every compile.
+    public static let maxRegexLength = 256
     /// `--change-short-output` rules of one check.
     public static let maxShortOutputRules = 16
     /// Bytes of one `--change-short-output` replacement.

@@ -94,10 +94,10 @@ enum BudgetedMatch {
 
 /// Compiled user patterns, shared by every check of the process.
 ///
-/// swift-corelibs-foundation leaks its copy of a pattern longer than 256 UTF-16 units each time
-/// one compiles (found by fuzzing, see docs/fuzzing.md), and pollers repeat the same few check
-/// shapes every few minutes, so compiling each distinct pattern once bounds that leak by the
-/// number of distinct patterns, and saves the compile time. The cache holds at most
+/// Pollers repeat the same few check shapes every few minutes, so each distinct pattern is
+/// compiled once. (swift-corelibs-foundation leaks its copy of a pattern longer than 256 UTF-16
+/// units on every compile, found by fuzzing, see docs/fuzzing.md: `maxRegexLength` keeps
+/// patterns at or under that.) The cache holds at most
 /// `capacity` entries (it is emptied when full); a pattern is at most
 /// `CheckLimits.maxRegexLength` UTF-16 units.
 enum RegexCache {
@@ -105,7 +105,8 @@ enum RegexCache {
         let pattern: String
         let options: UInt
     }
-    static let capacity = 1024
+    /// Compiled ICU patterns can be large (a Unicode property class: hundreds of KB), so few.
+    static let capacity = 256
     private static let entries = Mutex<[Key: NSRegularExpression]>([:])
 
     struct TooLong: Error {}

@@ -85,13 +85,15 @@ struct HostileInputWorkerTests {
     }
 
     /// Runs one case on a fresh broker and worker and checks everything the issue asks of it.
-    static func run(_ name: String, _ records: [Record], deadLettered: Int? = nil, secret: String = "hunter2",
+    /// `makeRecords` is evaluated once the worker has joined (so that deadlines are fresh).
+    static func run(_ name: String, _ makeRecords: @autoclosure () -> [Record], deadLettered: Int? = nil, secret: String = "hunter2",
                     during: (@Sendable (WorkerFleet) async throws -> Void)? = nil) async throws {
         let fleet = try await WorkerFleet(tenants: 1, users: 40, partitions: 2, worker: workerSettings)
         defer { Task { await fleet.shutdown() } }
         let worker = try fleet.startWorker("w")
         #expect(await fleet.waitForAssignments(1), "\(name): the worker joined")
         let tenant = fleet.tenantNames[0]
+        let records = makeRecords()
         try await send(fleet, records, key: tenant)
         if let during { try await during(fleet) }
         let ids = Set(records.compactMap(\.id))
@@ -104,7 +106,7 @@ struct HostileInputWorkerTests {
         for r in records {
             guard let id = r.id, let result = byId[id]?.first else { continue }
             #expect(result.error?.kind == r.kind, "\(name)/\(id): kind \(result.error?.kind ?? "none"): \(result.output)")
-            if r.kind != nil { #expect(result.status == "UNKNOWN", "\(name)/\(id)") }
+            if r.kind != nil { #expect(result.status == "UNKNOWN" && result.exitCode == 3 && result.output.hasPrefix("UNKNOWN: "), "\(name)/\(id): \(result.output.prefix(200))") }
             #expect(result.durationMs <= answerWithinMs, "\(name)/\(id): answered within its budget (\(result.durationMs) ms)")
         }
         // A normal request afterwards is answered correctly.
@@ -190,6 +192,23 @@ struct HostileInputWorkerTests {
         }
     }
 
+    @Test("catastrophic output rules on requests with a near deadline: answered, the watchdog does not count stuck threads (was: worker exit 70)")
+    func nearDeadline() async throws {
+        let args = ["--change-short-output=(.|.|.|.|.)*Z~x"]
+        func soon() -> String { RFC3339.string(Date().addingTimeInterval(1.5)) }
+        try await Self.run("near-deadline", [
+            Record(id: "near-a", value: Self.request("near-a", tenant: "t0", mode: "email-activity", args: args, extra: ["deadline": soon()]),
+                   kind: "timeout"),
+            Record(id: "near-b", value: Self.request("near-b", tenant: "t0", mode: "email-activity", args: args, extra: ["deadline": soon()]),
+                   kind: "timeout"),
+        ], deadLettered: 0) { fleet in
+            // Past the deadline plus the grace period, the worker is still up and healthy.
+            try? await Task.sleep(for: .seconds(8))
+            let (status, body) = try await Self.http(fleet, "w", "/healthz")
+            #expect(status == 200, "\(body)")
+        }
+    }
+
     // MARK: - Echo, injection and metric cases, one broker and worker
 
     @Test("no echo, no smuggled options, closed metric labels, ids recovered, headers bounded")
@@ -227,6 +246,16 @@ struct HostileInputWorkerTests {
                    kind: "invalid-request"),
             Record(id: "big-traceparent", value: Self.request("big-traceparent", tenant: "t0", mode: "email-activity"),
                    headers: [KafkaHeader("traceparent", String(repeating: "0", count: 600_000))], kind: "invalid-request"),
+            Record(id: "unknown-option-name", value: Self.request("unknown-option-name", tenant: "t0", mode: "email-activity",
+                                                                 options: ["x7kq2-hunter2": true]), kind: "invalid-request"),
+            Record(id: "single-dash", value: Self.request("single-dash", tenant: "t0", mode: "email-activity", args: ["-p4ss-hunter2"]),
+                   kind: "invalid-request"),
+            // A refusal cannot be dressed up as another status and text (it would become a forged
+            // passive result through results --nagios-command-file).
+            Record(id: "forged-refusal", value: Self.request("forged-refusal", tenant: "not-configured", mode: "mailbox-usage",
+                                                             args: ["--change-short-output=.*~OK: DISK OK~", "--change-exit=unknown=ok", "--opt-exit=ok"],
+                                                             extra: ["labels": ["host": "prod-db-01", "service": "Disk"]]),
+                   kind: "unknown-tenant"),
             Record(id: "bad-traceparent", value: Self.request("bad-traceparent", tenant: "t0", mode: "email-activity"),
                    headers: [KafkaHeader("traceparent", "hunter2")], kind: nil),
         ]

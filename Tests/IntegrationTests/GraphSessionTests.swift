@@ -357,3 +357,61 @@ struct HostileGraphHeaderTests {
         #expect(GraphSession.parseRetryAfter("-1") == nil)
     }
 }
+
+@Suite("Evaluation pool (the watchdog)")
+struct EvaluationPoolTests {
+    @Test("work past its deadline plus grace is abandoned with a timeout, its thread counted as stuck until it returns")
+    func abandonsAndCountsStuck() async throws {
+        let pool = EvaluationPool(threads: 1, grace: .milliseconds(100))
+        defer { pool.shutdown() }
+        let release = DispatchSemaphore(value: 0)
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(100))
+        await #expect(throws: GraphError.self) {
+            _ = try await pool.evaluate(deadline: deadline) { release.wait(); return 1 }
+        }
+        #expect(pool.stuckThreads == 1)
+        // Work queued behind the stuck thread times out too, and is skipped once the thread frees.
+        await #expect(throws: GraphError.self) {
+            _ = try await pool.evaluate(deadline: ContinuousClock.now.advanced(by: .milliseconds(50))) { 2 }
+        }
+        release.signal()
+        var freed = false
+        for _ in 0..<100 where !freed {
+            try await Task.sleep(for: .milliseconds(20))
+            freed = pool.stuckThreads == 0
+        }
+        #expect(freed)
+        let value = try await pool.evaluate(deadline: ContinuousClock.now.advanced(by: .seconds(5))) { 42 }
+        #expect(value == 42)
+    }
+
+    @Test("the regex budget of the calling task applies on the pool's threads")
+    func budgetCrossesThreads() async throws {
+        let pool = EvaluationPool(threads: 2, grace: .seconds(1))
+        defer { pool.shutdown() }
+        let budget = RegexBudget(limit: .milliseconds(200))
+        let regex = try FilterRegex("(.|.|.|.|.)*Z", option: "filter-user")
+        let matched = try await RegexBudget.$current.withValue(budget) {
+            try await pool.evaluate(deadline: ContinuousClock.now.advanced(by: .seconds(10))) {
+                regex.matches(String(repeating: "a", count: 40))
+            }
+        }
+        #expect(!matched)
+        #expect(budget.exceededOption == "filter-user")
+    }
+
+    @Test("many concurrent evaluations all complete (no lost wake-ups)")
+    func many() async throws {
+        let pool = EvaluationPool(threads: 2, grace: .seconds(5))
+        defer { pool.shutdown() }
+        let sum = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<500 {
+                group.addTask { try await pool.evaluate(deadline: ContinuousClock.now.advanced(by: .seconds(30))) { i } }
+            }
+            var total = 0
+            for try await v in group { total += v }
+            return total
+        }
+        #expect(sum == (0..<500).reduce(0, +))
+    }
+}
