@@ -16,6 +16,7 @@
 #   EXOCHECK_FUZZ_BUILD_DIR=DIR       binaries, logs and scratch corpora (default .build-fuzz)
 #   EXOCHECK_FUZZ_IGNORE_CRASHES=1    keep fuzzing after a crash (-fork=1 -ignore_crashes=1...) to
 #                                     collect several distinct crashes in one run; still fails
+#   EXOCHECK_FUZZ_JOBS=2              targets built and fuzzed at the same time
 #   EXOCHECK_FUZZ_ARGS="..."          extra libFuzzer flags for every target (e.g. -max_len=65536)
 #   SWIFTC=/path/to/swiftc            compiler (default: swiftc on PATH, else /opt/swift/usr/bin)
 #
@@ -227,16 +228,29 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ALL_TARGETS[@]}")
 check_targets "${targets[@]}"
 
-for t in "${targets[@]}"; do
-    build "$t" || exit 2
-done
+# Builds and fuzzing run EXOCHECK_FUZZ_JOBS targets at a time (default 2: one per core; each
+# libFuzzer process is single-threaded, and each target has its own seed, scratch corpus and
+# artifacts, so running side by side changes nothing but the wall time).
+JOBS=${EXOCHECK_FUZZ_JOBS:-2}
+parallel() {  # parallel FUNCTION TARGET...: sets `failed` to the targets whose FUNCTION failed
+    local fn=$1 t
+    shift
+    local -A pids=()
+    failed=()
+    for t in "$@"; do
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+        "$fn" "$t" &
+        pids[$t]=$!
+    done
+    for t in "$@"; do wait "${pids[$t]}" || failed+=("$t"); done
+}
+
+parallel build "${targets[@]}"
+[ ${#failed[@]} -gt 0 ] && exit 2
 [ "$command" = build ] && exit 0
 
 : > "$OUT/summary.txt"
-failed=()
-for t in "${targets[@]}"; do
-    run_target "$t" || failed+=("$t")
-done
+parallel run_target "${targets[@]}"
 echo "fuzz.sh: summary"
 cat "$OUT/summary.txt"
 if [ ${#failed[@]} -gt 0 ]; then
