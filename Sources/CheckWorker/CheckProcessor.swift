@@ -44,41 +44,36 @@ public struct CheckProcessor: Sendable {
     public func process(_ value: [UInt8], key: String?, headers: [KafkaHeader] = [], attempt: Int) async -> Outcome {
         let started = ContinuousClock.now
         let checkedAt = Date()
-        // One budget for every user regex of this request, refusals included (their output
-        // goes through --change-short-output too).
-        let budget = RegexBudget(limit: .milliseconds(Int64(configuration.worker.checkTimeoutSeconds * 1000)))
-        return await RegexBudget.$current.withValue(budget) {
-            let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
-            let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
-            let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
-            // Decoding and parsing are CPU work on hostile input: on the evaluation pool too.
-            let maxBytes = configuration.worker.maxRequestBytes
-            var decoded: Result<CheckRequest, RequestRejection>
-            do {
-                decoded = try await pool.evaluate(deadline: refusalDeadline) {
-                    CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
-                }
-            } catch {
-                decoded = .failure(RequestRejection(id: headerId.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxIdBytes) ? $0 : nil },
-                                                    labels: [:], reason: "the request could not be read within the time limit"))
+        let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
+        let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+        let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
+        // Decoding and parsing are CPU work on hostile input: on the evaluation pool too.
+        let maxBytes = configuration.worker.maxRequestBytes
+        var decoded: Result<CheckRequest, RequestRejection>
+        do {
+            decoded = try await pool.evaluate(deadline: refusalDeadline) {
+                CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
             }
-            if headerBytes > Self.maxHeaderBytes, case .success(let request) = decoded {
-                decoded = .failure(RequestRejection(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
-                                                    reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
-            }
-            switch decoded {
-            case .failure(let rejection):
-                let result = await errorResult(id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
-                                         kind: "invalid-request", message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
-                                         options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
-                var log = logger
-                if let id = rejection.id { log[metadataKey: "request.id"] = "\(id)" }
-                log.notice("check refused", metadata: ["error.kind": "invalid-request", "error.message": "\(rejection.reason)"])
-                return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
-                               deadLetterReason: rejection.reason)
-            case .success(let request):
-                return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
-            }
+        } catch {
+            decoded = .failure(RequestRejection(id: headerId.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxIdBytes) ? $0 : nil },
+                                                labels: [:], reason: "the request could not be read within the time limit"))
+        }
+        if headerBytes > Self.maxHeaderBytes, case .success(let request) = decoded {
+            decoded = .failure(RequestRejection(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                                                reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
+        }
+        switch decoded {
+        case .failure(let rejection):
+            let result = errorResult(id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
+                                     kind: "invalid-request", message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
+                                     started: started, checkedAt: checkedAt, attempt: attempt)
+            var log = logger
+            if let id = rejection.id { log[metadataKey: "request.id"] = "\(id)" }
+            log.notice("check refused", metadata: ["error.kind": "invalid-request", "error.message": "\(rejection.reason)"])
+            return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
+                           deadLetterReason: rejection.reason)
+        case .success(let request):
+            return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
         }
     }
 
@@ -91,8 +86,8 @@ public struct CheckProcessor: Sendable {
         // --change-exit, --change-short-output) never apply to it, so a request that names an
         // unconfigured tenant cannot dress its refusal up as any status and text it likes.
         func refuse(_ kind: String, _ message: String, deadLetter: Bool) async -> Outcome {
-            let result = await errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
-                                     kind: kind, message: message, options: OutputOptions(), started: started, checkedAt: checkedAt, attempt: attempt)
+            let result = errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                                     kind: kind, message: message, started: started, checkedAt: checkedAt, attempt: attempt)
             log.notice("check refused", metadata: ["error.kind": "\(kind)", "error.message": "\(message)"])
             return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
         }
@@ -194,9 +189,9 @@ public struct CheckProcessor: Sendable {
     }
 
     func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: String, message: String,
-                     options: OutputOptions, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) async -> CheckResultMessage {
-        let rendered = await render(CheckResult.error(message, status: options.errorStatus), options: options, isError: true,
-                                    deadline: refusalDeadline)
+                     started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) -> CheckResultMessage {
+        // A refusal is rendered plain (no output options, so no user regex): no pool needed.
+        let rendered = OutputRenderer.render(CheckResult.error(message), options: OutputOptions(), isError: true)
         let duration = started.duration(to: .now)
         // Metric labels come from closed sets only: a mode the decoder did not recognise is "invalid".
         metrics.check(mode: mode.flatMap(CheckMode.init(rawValue:))?.rawValue ?? "invalid", status: rendered.status.rawValue, duration: duration)

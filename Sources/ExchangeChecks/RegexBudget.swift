@@ -46,7 +46,9 @@ public final class RegexBudget: Sendable {
 
 /// Matching under the current `RegexBudget`.
 enum BudgetedMatch {
-    static func firstMatch(_ regex: NSRegularExpression, in text: String, range: NSRange, option: String) -> NSTextCheckingResult? {
+    /// The current budget and the deadline of a match; nil when the time is already spent (then
+    /// the budget names `option`, unless another option ran out first).
+    static func start(_ option: String) -> (budget: RegexBudget?, deadline: ContinuousClock.Instant)? {
         let budget = RegexBudget.current
         let deadline = budget?.deadline ?? ContinuousClock.now.advanced(by: RegexBudget.fallbackLimit)
         if let budget, budget.exceededOption != nil { return nil }
@@ -54,6 +56,11 @@ enum BudgetedMatch {
             budget?.markExceeded(option)
             return nil
         }
+        return (budget, deadline)
+    }
+
+    static func firstMatch(_ regex: NSRegularExpression, in text: String, range: NSRange, option: String) -> NSTextCheckingResult? {
+        guard let (budget, deadline) = start(option) else { return nil }
         var found: NSTextCheckingResult? = nil
         regex.enumerateMatches(in: text, options: [.reportProgress], range: range) { result, _, stop in
             if let result {
@@ -69,9 +76,7 @@ enum BudgetedMatch {
 
     /// Every match, in order (for a global substitution); nil when time ran out.
     static func allMatches(_ regex: NSRegularExpression, in text: String, range: NSRange, option: String, limit: Int) -> [NSTextCheckingResult]? {
-        let budget = RegexBudget.current
-        let deadline = budget?.deadline ?? ContinuousClock.now.advanced(by: RegexBudget.fallbackLimit)
-        if let budget, budget.exceededOption != nil { return nil }
+        guard let (budget, deadline) = start(option) else { return nil }
         var matches: [NSTextCheckingResult] = []
         var timedOut = false
         regex.enumerateMatches(in: text, options: [.reportProgress], range: range) { result, _, stop in

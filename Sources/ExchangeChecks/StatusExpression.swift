@@ -162,10 +162,7 @@ indirect enum Node: Equatable, Sendable {
         case .matchDynamic(let subject, let pattern, let negated, let option):
             let s = subject.evaluate(vars).string
             // A pattern from report data is compiled per row: not once the time is up.
-            if let budget = RegexBudget.current {
-                if budget.exceededOption != nil { return .bool(false) }
-                if ContinuousClock.now >= budget.deadline { budget.markExceeded(option); return .bool(false) }
-            }
+            if RegexBudget.current != nil, BudgetedMatch.start(option) == nil { return .bool(false) }
             guard let regex = try? RegexBox(pattern: pattern.evaluate(vars).string, flags: "", option: option) else { return .bool(false) }
             return .bool(regex.matches(s) != negated)
         }

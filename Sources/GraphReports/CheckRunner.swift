@@ -28,13 +28,8 @@ public struct CheckOutcome: Sendable {
     }
 
     /// Prints like `exocheck run`.
-    public func rendered(_ options: OutputOptions, deadline: ContinuousClock.Instant? = nil) -> RenderedOutput {
-        guard let deadline, RegexBudget.current == nil else {
-            return OutputRenderer.render(result, options: options, isError: error != nil)
-        }
-        return RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
-            OutputRenderer.render(result, options: options, isError: error != nil)
-        }
+    public func rendered(_ options: OutputOptions) -> RenderedOutput {
+        OutputRenderer.render(result, options: options, isError: error != nil)
     }
 }
 

@@ -67,9 +67,6 @@ public final class EvaluationPool: EvaluationExecutor, Sendable {
         return state.withLock { s in s.running.values.filter { now >= $0 }.count }
     }
 
-    /// Work waiting for a thread.
-    public var queued: Int { state.withLock { $0.queue.count } }
-
     /// Lets the threads end once the queue is empty (work already running finishes first).
     public func shutdown() {
         state.withLock { $0.shuttingDown = true }
