@@ -77,6 +77,24 @@ public struct CheckProcessor: Sendable {
         }
     }
 
+    /// The answer to a record that was in progress during two worker deaths: it is neither
+    /// decoded nor run again (either could be what killed the workers), only identified.
+    public func poisoned(_ value: [UInt8], key: String?, headers: [KafkaHeader], attempt: Int) -> Outcome {
+        let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
+        let id = CheckRequestDecoder.identify(value, headerId: headerId)
+        let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
+        let reason = Self.poisonReason
+        let result = errorResult(id: id, tenant: safeKey, mode: nil, labels: [:], kind: "poison",
+                                 message: "This request was in progress when two workers stopped unexpectedly (the second time running alone), so it was not run again; it was copied to the dead-letter topic for inspection.",
+                                 started: .now, checkedAt: Date(), attempt: attempt)
+        var log = logger
+        if let id { log[metadataKey: "request.id"] = "\(id)" }
+        log.error("poison request dead-lettered without running", metadata: ["error.kind": "poison"])
+        return Outcome(result: result, topic: configuration.kafka.results, key: safeKey, deadLetterReason: reason)
+    }
+
+    public static let poisonReason = "in progress during two worker deaths, the second time alone in the quarantine slot; not run again"
+
     func process(_ request: CheckRequest, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) async -> Outcome {
         var topic = configuration.kafka.results
         var log = logger

@@ -30,6 +30,26 @@ public final class WorkerHealth: Sendable {
     }
 }
 
+/// The marks an orderly revocation writes (progress is committed by librdkafka): kept up to date
+/// by the loop, taken by the consumer's rebalance callback on its poll thread.
+final class HandOverMarks: Sendable {
+    private let marks = Mutex<[TopicPartition: PartitionMark]>([:])
+    private let alone = Mutex<TopicPartition?>(nil)
+    func set(_ tp: TopicPartition, _ mark: PartitionMark?) { marks.withLock { $0[tp] = mark } }
+    /// The partition whose suspect runs alone in this process right now.
+    var runningAlone: TopicPartition? {
+        get { alone.withLock { $0 } }
+        set { alone.withLock { $0 = newValue } }
+    }
+    func take(_ tps: [TopicPartition]) -> [TopicPartition: PartitionMark] {
+        marks.withLock { all in
+            var out: [TopicPartition: PartitionMark] = [:]
+            for tp in tps { if let m = all.removeValue(forKey: tp) { out[tp] = m } }
+            return out
+        }
+    }
+}
+
 /// The pipeline: consume requests, run checks with bounded concurrency, publish results, store
 /// offsets only for requests whose result was acknowledged (highest contiguous per partition),
 /// dead-letter bad input, and shut down gracefully (finish in-flight within the grace period,
@@ -54,7 +74,11 @@ public final class CheckWorkerService: Service, Sendable {
 
     enum Input: Sendable {
         case kafka(KafkaConsumerEvent)
-        case completed(TopicPartition, offset: Int64, generation: Int)
+        /// A check's task ended; `published` when its result (and dead-letter copy) were acknowledged.
+        case finished(TopicPartition, offset: Int64, generation: Int, published: Bool, alone: Bool)
+        /// A quarantine mark was acknowledged (`failure` nil) or not.
+        case markWritten(TopicPartition, PartitionMark, failure: KafkaError?)
+        case tick
         case stop
         case graceExpired
     }
@@ -72,7 +96,53 @@ public final class CheckWorkerService: Service, Sendable {
             if level <= 4 { log.warning("kafka: \(facility): \(message)") }
         }
         let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog)
-        let consumer = try KafkaConsumer(configuration: consumerConfig, topics: [configuration.kafka.requests], log: kafkaLog)
+        let store = await quarantineStore(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
+        metrics.quarantineEnabled(store != nil)
+        // The quarantine's marks: read when partitions arrive, a clean one written when they go
+        // in order (docs/poison-records.md). Both run on the consumer's poll thread.
+        let handOver = HandOverMarks()
+        let hooks = RebalanceHooks(onAssign: { [logger] starts in
+            guard let store else { return starts }
+            switch store.read(Array(starts.keys)) {
+            case .success(let marks):
+                return starts.reduce(into: [:]) { out, entry in
+                    var start = entry.value
+                    start.metadata = marks[entry.key]
+                    out[entry.key] = start
+                }
+            case .failure(let error):
+                logger.error("cannot read the quarantine's marks from \(store.topic): these partitions start without quarantine: \(error)")
+                return starts
+            }
+        }, onRevoke: { [logger, configuration] parts in
+            // A suspect of these partitions that runs alone goes on in this process after they go:
+            // wait for it (up to its budget and grace), so that the hand-over can say "clean".
+            let budget = configuration.worker.checkTimeoutSeconds + configuration.worker.evaluationGraceSeconds + 2
+            let until = Date().addingTimeInterval(budget)
+            while let alone = handOver.runningAlone, parts.contains(alone), Date() < until { usleep(50_000) }
+            var marks = handOver.take(parts)
+            if let alone = handOver.runningAlone, parts.contains(alone) {
+                // Still running: no clean mark, so the next owner sees it was running alone.
+                marks[alone] = nil
+                logger.warning("partition \(alone) is handed over while its suspect still runs alone here; it stays marked as running")
+            }
+            guard let store, !marks.isEmpty else { return }
+            // A C callback that must block until the writes are acknowledged: a task does the
+            // async sends, this (non-cooperative) thread waits for it.
+            let done = DispatchSemaphore(value: 0)
+            let toWrite = marks
+            Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for (tp, mark) in toWrite { group.addTask { _ = try? await producer.send(store.record(tp, mark)) } }
+                }
+                done.signal()
+            }
+            if done.wait(timeout: .now() + .seconds(Int(QuarantineStore.writeTimeout.components.seconds))) == .timedOut {
+                logger.warning("the hand-over marks of \(marks.count) partition(s) were not acknowledged in time; their next owner will treat their in-flight records as suspects")
+            }
+        })
+        let consumer = try KafkaConsumer(configuration: consumerConfig, topics: [configuration.kafka.requests],
+                                         rebalanceHooks: hooks, log: kafkaLog)
         health.set(running: true)
         logger.info("worker consuming", metadata: ["topic": "\(configuration.kafka.requests)", "group": "\(configuration.kafka.group)",
                                                    "concurrency": "\(configuration.worker.concurrency)"])
@@ -91,6 +161,7 @@ public final class CheckWorkerService: Service, Sendable {
                 let stuck = pool.stuckThreads
                 metrics.stuckThreads(stuck)
                 health.set(stuckThreads: stuck)
+                continuation.yield(.tick)  // retries failed quarantine marks
                 if stuck >= stuckLimit {
                     health.set(stuck: true)
                     logger.critical("\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered")
@@ -103,7 +174,8 @@ public final class CheckWorkerService: Service, Sendable {
             }
         }
         await withGracefulShutdownHandler {
-            await self.loop(inputs: inputs, continuation: continuation, consumer: consumer, producer: producer)
+            await self.loop(inputs: inputs, continuation: continuation, consumer: consumer, producer: producer,
+                            store: store, handOver: handOver)
         } onGracefulShutdown: {
             continuation.yield(.stop)
         }
@@ -118,6 +190,28 @@ public final class CheckWorkerService: Service, Sendable {
         logger.info("worker stopped")
     }
 
+    /// The state topic of the quarantine, or nil (quarantine off, logged) when it is unusable.
+    func quarantineStore(_ clientConfig: KafkaConfiguration) async -> QuarantineStore? {
+        let topic = configuration.kafka.stateTopic
+        do {
+            let partitions = try await KafkaMetadata.partitions(of: topic, configuration: clientConfig)
+            guard !partitions.isEmpty else {
+                logger.error("the state topic \(topic) has no partitions: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md)")
+                return nil
+            }
+            return QuarantineStore(topic: topic, group: configuration.kafka.group, partitions: Int32(clamping: partitions.count), kafka: clientConfig)
+        } catch {
+            logger.error("the state topic \(topic) is not available: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md): \(error)")
+            return nil
+        }
+    }
+
+    /// Errors that no retry can fix (the state topic is missing or not writable): the quarantine
+    /// is switched off rather than holding every record back.
+    static func disablesQuarantine(_ error: KafkaError) -> Bool {
+        error.isFatal || error.isConfiguration || [3, 29, 31, -188, -190].contains(error.code)
+    }
+
     static let consumerOnly: Set<String> = [
         "group.id", "session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
         "enable.auto.commit", "auto.commit.interval.ms", "max.poll.interval.ms", "group.instance.id", "enable.auto.offset.store",
@@ -125,28 +219,39 @@ public final class CheckWorkerService: Service, Sendable {
     ]
 
     func loop(inputs: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation,
-              consumer: KafkaConsumer, producer: KafkaProducer) async {
+              consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks) async {
         let concurrency = configuration.worker.concurrency
         var tracker = OffsetTracker()
+        var quarantine = PoisonGuard<Pending>(window: Int64(2 * concurrency), enabled: store != nil,
+                                              owner: String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)))
+        var starts: [TopicPartition: PartitionStart] = [:]
         var inFlight = 0
-        var backlog: [(KafkaMessage, Int)] = []
+        var backlog: [Pending] = []
         var paused = false
         var stopping = false
         var deliveries: [String: Int] = [:]  // (partition, offset) → times received, for `attempt`
 
         await withDiscardingTaskGroup { group in
-            func start(_ message: KafkaMessage, generation: Int) {
+            func start(_ pending: Pending, alone: Bool = false, poisoned: Bool = false) {
+                let message = pending.message, generation = pending.generation
                 inFlight += 1
                 let deliveryKey = "\(message.topicPartition)@\(message.offset)"
-                let attempt = (deliveries[deliveryKey] ?? 0) + 1
+                var attempt = (deliveries[deliveryKey] ?? 0) + 1
                 deliveries[deliveryKey] = attempt
+                // A suspect was delivered at least once before (to the worker that died), a
+                // poison record at least twice.
+                if alone { attempt = max(attempt, 2) }
+                if poisoned { attempt = max(attempt, 3) }
                 if deliveries.count > 200_000 { deliveries.removeAll(keepingCapacity: true) }
                 metrics.inFlight(inFlight)
+                if alone { metrics.quarantined() }
                 group.addTask {
-                    let outcome = await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
-                    if await self.publish(outcome, for: message, producer: producer) {
-                        continuation.yield(.completed(message.topicPartition, offset: message.offset, generation: generation))
-                    }
+                    let outcome = poisoned
+                        ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                        : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                    let published = await self.publish(outcome, for: message, producer: producer)
+                    continuation.yield(.finished(message.topicPartition, offset: message.offset, generation: generation,
+                                                 published: published, alone: alone))
                 }
             }
             func setPaused(_ value: Bool) {
@@ -159,39 +264,111 @@ public final class CheckWorkerService: Service, Sendable {
                     logger.warning("cannot \(value ? "pause" : "resume") partitions: \(error)")
                 }
             }
+            func apply(_ actions: [PoisonGuard<Pending>.Action]) {
+                // Hand-over points first, so that they are never behind a commit sent below.
+                for tp in quarantine.drainChanged() { handOver.set(tp, quarantine.cleanMark(tp)) }
+                for action in actions {
+                    switch action {
+                    case .run(let p):
+                        if stopping { continue }
+                        if inFlight < concurrency { start(p) } else { backlog.append(p) }
+                    case .runAlone(let p):
+                        // The quarantine slot: one suspect at a time, next to normal checks.
+                        if stopping { continue }
+                        start(p, alone: true)
+                    case .deadLetter(let p):
+                        if stopping { continue }
+                        start(p, poisoned: true)
+                    case .write(let tp, let mark):
+                        guard let store else { continue }
+                        // Writes may be stored out of order; readers pick the newest by epoch and
+                        // sequence (PartitionMark.latest).
+                        group.addTask {
+                            var failure: KafkaError? = nil
+                            do throws(KafkaError) { _ = try await producer.send(store.record(tp, mark)) } catch { failure = error }
+                            continuation.yield(.markWritten(tp, mark, failure: failure))
+                        }
+                    }
+                }
+                handOver.runningAlone = quarantine.runningAlone
+                metrics.quarantineWaiting(quarantine.suspectCount)
+                if paused, !stopping, inFlight + backlog.count + quarantine.waiting < max(1, concurrency / 2) { setPaused(false) }
+            }
 
             loop: for await input in inputs {
                 switch input {
                 case .kafka(.message(let m)):
                     guard !stopping, let generation = tracker.begin(m.topicPartition, offset: m.offset) else { continue }
-                    if inFlight < concurrency { start(m, generation: generation) } else { backlog.append((m, generation)) }
-                    if inFlight + backlog.count >= concurrency { setPaused(true) }
+                    apply(quarantine.receive(m.topicPartition, offset: m.offset, item: Pending(message: m, generation: generation)))
+                    if inFlight + backlog.count + quarantine.waiting >= concurrency { setPaused(true) }
+                case .kafka(.starts(let found)):
+                    starts.merge(found) { $1 }
                 case .kafka(.assigned(let parts)):
                     tracker.assign(parts)
+                    for tp in parts {
+                        let verdict = quarantine.assign(tp, start: starts.removeValue(forKey: tp),
+                                                        epochFloor: Int64(Date().timeIntervalSince1970 * 1000))
+                        if let poison = verdict.poison {
+                            logger.error("partition \(tp): offset \(poison) was in progress during two worker deaths; it is dead-lettered, not run again")
+                        }
+                        if let suspects = verdict.suspects {
+                            logger.warning("partition \(tp): its previous owner stopped unexpectedly; offsets \(suspects.lowerBound)..<\(suspects.upperBound) run one at a time in the quarantine slot")
+                        }
+                    }
+                    apply([])
                     health.set(joined: true)
                     logger.info("partitions assigned", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
-                    if paused || stopping { try? consumer.pause(parts) }
+                    // librdkafka keeps a partition's pause across a revocation: set it either way.
+                    do {
+                        if paused || stopping { try consumer.pause(parts) } else { try consumer.resume(parts) }
+                    } catch {
+                        logger.warning("cannot set the pause of newly assigned partitions: \(error)")
+                    }
                 case .kafka(.revoked(let parts)), .kafka(.lost(let parts)):
                     // Finish or abandon in-flight checks of these partitions, never commit for them.
                     tracker.revoke(parts)
+                    var actions: [PoisonGuard<Pending>.Action] = []
+                    for tp in parts {
+                        actions += quarantine.revoke(tp)
+                        handOver.set(tp, nil)
+                    }
                     let gone = Set(parts)
-                    backlog.removeAll { gone.contains($0.0.topicPartition) }
+                    backlog.removeAll { gone.contains($0.message.topicPartition) }
+                    apply(actions)
                     logger.info("partitions revoked", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
+                case .markWritten(let tp, let mark, let failure):
+                    if let failure {
+                        if !Self.disablesQuarantine(failure) {
+                            quarantine.writeFailed(tp, mark)
+                            logger.warning("a quarantine mark could not be written to \(store?.topic ?? ""), retrying: \(failure)")
+                        } else {
+                            logger.error("quarantine marks cannot be written to \(store?.topic ?? ""): the quarantine is off until the worker restarts: \(failure)")
+                            metrics.quarantineEnabled(false)
+                            apply(quarantine.disable())
+                        }
+                    } else {
+                        apply(quarantine.written(tp, mark))
+                    }
                 case .kafka(.error(let e)):
                     logger.warning("kafka error: \(e)")
-                case .completed(let tp, let offset, let generation):
+                case .finished(let tp, let offset, let generation, let published, let alone):
                     inFlight -= 1
-                    if let next = tracker.complete(tp, offset: offset, generation: generation) {
+                    var actions: [PoisonGuard<Pending>.Action] = []
+                    if published, let next = tracker.complete(tp, offset: offset, generation: generation) {
                         do { try consumer.store(tp, offset: next) } catch { logger.debug("offset not stored: \(error)") }
+                        actions += quarantine.progress(tp, next: next)
                     }
+                    if alone { actions += quarantine.finishedAlone(tp, offset: offset) }
+                    apply(actions)
                     while !stopping, inFlight < concurrency, !backlog.isEmpty {
-                        let (m, g) = backlog.removeFirst()
-                        start(m, generation: g)
+                        start(backlog.removeFirst())
                     }
                     metrics.inFlight(inFlight)
                     metrics.uncommitted(tracker.uncommitted)
-                    if paused, !stopping, inFlight + backlog.count < max(1, concurrency / 2) { setPaused(false) }
+                    if paused, !stopping, inFlight + backlog.count + quarantine.waiting < max(1, concurrency / 2) { setPaused(false) }
                     if stopping, inFlight == 0 { break loop }
+                case .tick:
+                    apply(quarantine.tick())
                 case .stop:
                     guard !stopping else { continue }
                     stopping = true
@@ -211,6 +388,14 @@ public final class CheckWorkerService: Service, Sendable {
                 }
             }
         }
+        // Every check has ended (the group waited for them): nothing runs alone any more.
+        handOver.runningAlone = nil
+    }
+
+    /// A fetched record and the generation of its partition's assignment.
+    struct Pending: Sendable {
+        var message: KafkaMessage
+        var generation: Int
     }
 
     /// Produces the result (and the dead-letter copy); true when every record was acknowledged.

@@ -12,6 +12,9 @@ public struct WorkerConfiguration: Sendable {
         public var requests = "exocheck.requests"
         public var results = "exocheck.results"
         public var deadLetter = "exocheck.requests.DLT"
+        /// The quarantine's marks (docs/poison-records.md): compacted, at least as many
+        /// partitions as `requests` recommended; one per consumer group is simplest.
+        public var stateTopic = "exocheck.worker-state"
         public var group = "exocheck"
         /// Topics a request may name in `replyTo` (empty: `replyTo` is refused).
         public var allowedReplyTopics: [String] = []
@@ -96,13 +99,14 @@ public struct WorkerConfiguration: Sendable {
         try Section(top, path: "").check(["kafka", "worker", "graph", "tenants", "log"])
 
         if let k = try Section.optional(top["kafka"], path: "kafka") {
-            try k.check(["properties", "requests", "results", "deadLetter", "group", "allowedReplyTopics"])
+            try k.check(["properties", "requests", "results", "deadLetter", "stateTopic", "group", "allowedReplyTopics"])
             if let props = try Section.optional(k.raw["properties"], path: "kafka.properties") {
                 for (key, value) in props.raw { c.kafka.properties[key] = try Section.scalar(value, path: "kafka.properties.\(key)") }
             }
             c.kafka.requests = try k.string("requests") ?? c.kafka.requests
             c.kafka.results = try k.string("results") ?? c.kafka.results
             c.kafka.deadLetter = try k.string("deadLetter") ?? c.kafka.deadLetter
+            c.kafka.stateTopic = try k.string("stateTopic") ?? c.kafka.stateTopic
             c.kafka.group = try k.string("group") ?? c.kafka.group
             c.kafka.allowedReplyTopics = try k.strings("allowedReplyTopics") ?? []
         }

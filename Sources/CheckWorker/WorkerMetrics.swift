@@ -48,6 +48,21 @@ public struct WorkerMetrics: Sendable {
         Gauge(label: "exocheck_stuck_evaluation_threads").record(n)
     }
 
+    /// Suspects of a dead worker run alone in the quarantine slot.
+    public func quarantined() {
+        Counter(label: "exocheck_quarantined_checks_total").increment()
+    }
+
+    /// 1 while the poison-record quarantine works (its state topic is usable).
+    public func quarantineEnabled(_ on: Bool) {
+        Gauge(label: "exocheck_quarantine_enabled").record(on ? 1 : 0)
+    }
+
+    /// Suspects waiting for the quarantine slot.
+    public func quarantineWaiting(_ n: Int) {
+        Gauge(label: "exocheck_quarantine_waiting").record(n)
+    }
+
     public func resultProduced() {
         Counter(label: "exocheck_results_produced_total").increment()
     }

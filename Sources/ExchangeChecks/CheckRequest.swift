@@ -219,6 +219,13 @@ public enum CheckRequestDecoder {
         return true
     }
 
+    /// The id of a record that is not decoded: its `exocheck-id` header, else an `"id":"…"` near
+    /// its start; nil when neither is safe text.
+    public static func identify(_ bytes: [UInt8], headerId: String?) -> String? {
+        if let headerId, isSafeText(headerId, maxBytes: maxIdBytes) { return headerId }
+        return recoverId(bytes)
+    }
+
     /// Best effort: an `"id":"…"` in a body that is not valid JSON.
     static func recoverId(_ bytes: [UInt8]) -> String? {
         let text = String(decoding: bytes.prefix(4096), as: UTF8.self)

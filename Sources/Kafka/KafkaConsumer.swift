@@ -28,17 +28,57 @@ public enum KafkaConsumerEvent: Sendable {
     case revoked([TopicPartition])
     /// Partitions lost (session timeout, fenced): another member may already own them.
     case lost([TopicPartition])
+    /// With rebalance hooks only, just before `.assigned`: where each new partition starts,
+    /// as completed by `RebalanceHooks.onAssign`.
+    case starts([TopicPartition: PartitionStart])
     case error(KafkaError)
 }
 
+/// What is known about a partition when it is assigned: its committed offset (nil when nothing
+/// was committed or it could not be read), its end offset (nil if unknown), and whatever the
+/// application adds (`metadata`).
+public struct PartitionStart: Sendable, Equatable {
+    public var committed: Int64?
+    public var metadata: String?
+    public var end: Int64?
+    public init(committed: Int64?, metadata: String?, end: Int64?) {
+        self.committed = committed
+        self.metadata = metadata
+        self.end = end
+    }
+}
+
+/// The application's part in a rebalance, run on the consumer's poll thread inside librdkafka's
+/// rebalance callback (so they may block: heartbeats run on librdkafka's own threads).
+public struct RebalanceHooks: Sendable {
+    /// Before partitions are assigned: receives their committed offsets and end offsets and
+    /// returns them completed with what the application knows (`metadata`); the result arrives
+    /// as a `.starts` event just before `.assigned`.
+    public var onAssign: @Sendable ([TopicPartition: PartitionStart]) -> [TopicPartition: PartitionStart]
+    /// On an orderly revocation (and on close), before the partitions go. Not called when they
+    /// are lost.
+    public var onRevoke: @Sendable ([TopicPartition]) -> Void
+    /// How long the assignment may wait for the committed offsets and end offsets.
+    public var lookupTimeout: Duration
+    public init(lookupTimeout: Duration = .seconds(10),
+                onAssign: @escaping @Sendable ([TopicPartition: PartitionStart]) -> [TopicPartition: PartitionStart],
+                onRevoke: @escaping @Sendable ([TopicPartition]) -> Void) {
+        self.onAssign = onAssign
+        self.onRevoke = onRevoke
+        self.lookupTimeout = lookupTimeout
+    }
+}
+
 final class ConsumerContext: CallbackContext, @unchecked Sendable {
-    // @unchecked: `continuation` is immutable and AsyncStream.Continuation is Sendable;
-    // `assignment` is a Mutex.
+    // @unchecked: `continuation` and `hooks` are immutable and Sendable; `assignment` is a
+    // Mutex.
     let continuation: AsyncStream<KafkaConsumerEvent>.Continuation
     let assignment = Mutex<Set<TopicPartition>>([])
+    let hooks: RebalanceHooks?
 
-    init(log: KafkaLogHandler?, continuation: AsyncStream<KafkaConsumerEvent>.Continuation) {
+    init(log: KafkaLogHandler?, continuation: AsyncStream<KafkaConsumerEvent>.Continuation, hooks: RebalanceHooks?) {
         self.continuation = continuation
+        self.hooks = hooks
         super.init(log: log)
     }
 
@@ -62,11 +102,13 @@ public final class KafkaConsumer: Sendable {
     public let events: AsyncStream<KafkaConsumerEvent>
 
     /// A group member subscribed to `topics`.
-    public convenience init(configuration: KafkaConfiguration, topics: [String], log: KafkaLogHandler? = nil) throws(KafkaError) {
+    /// `rebalanceHooks` let the application look up and leave state as partitions come and go.
+    public convenience init(configuration: KafkaConfiguration, topics: [String], rebalanceHooks: RebalanceHooks? = nil,
+                            log: KafkaLogHandler? = nil) throws(KafkaError) {
         guard configuration.groupId?.isEmpty == false else {
             throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
         }
-        try self.init(configuration: configuration, source: .subscribe(topics), log: log)
+        try self.init(configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks, log: log)
     }
 
     /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
@@ -75,7 +117,7 @@ public final class KafkaConsumer: Sendable {
         var config = configuration
         if config.groupId == nil { config.groupId = "exocheck-reader-\(UUID().uuidString.prefix(8))" }
         config.properties["enable.auto.commit"] = "false"
-        try self.init(configuration: config, source: .assign(assignment), log: log)
+        try self.init(configuration: config, source: .assign(assignment), hooks: nil, log: log)
     }
 
     enum Source {
@@ -83,13 +125,13 @@ public final class KafkaConsumer: Sendable {
         case assign([TopicPartition: Int64])
     }
 
-    private init(configuration: KafkaConfiguration, source: Source, log: KafkaLogHandler?) throws(KafkaError) {
+    private init(configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, log: KafkaLogHandler?) throws(KafkaError) {
         var config = configuration
         config.properties["enable.auto.offset.store"] = "false"
         if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
         let conf = try config.makeConf()
         let (stream, continuation) = AsyncStream<KafkaConsumerEvent>.makeStream(bufferingPolicy: .unbounded)
-        let context = ConsumerContext(log: log, continuation: continuation)
+        let context = ConsumerContext(log: log, continuation: continuation, hooks: hooks)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         CallbackInstall.log(conf)
         CallbackInstall.error(conf)
@@ -99,6 +141,9 @@ public final class KafkaConsumer: Sendable {
             let list = KafkaConsumer.partitions(partitions)
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                if let hooks = context.hooks, let partitions, partitions.pointee.cnt > 0 {
+                    context.continuation.yield(.starts(hooks.onAssign(KafkaConsumer.starts(rk, partitions, timeout: hooks.lookupTimeout))))
+                }
                 if cooperative {
                     if let e = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(e) }
                 } else {
@@ -108,6 +153,7 @@ public final class KafkaConsumer: Sendable {
                 context.continuation.yield(.assigned(list))
             } else {
                 let lost = rd_kafka_assignment_lost(rk) != 0
+                if !lost, let hooks = context.hooks { hooks.onRevoke(list) }
                 if cooperative {
                     if let e = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(e) }
                 } else {
@@ -199,6 +245,34 @@ public final class KafkaConsumer: Sendable {
             let e = list.pointee.elems[i]
             return TopicPartition(String(cString: e.topic), e.partition)
         }
+    }
+
+    /// Committed offsets and end offsets of newly assigned partitions: two batched round trips,
+    /// once per assignment (on the poll thread, inside the callback).
+    static func starts(_ rk: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+                       timeout: Duration) -> [TopicPartition: PartitionStart] {
+        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        var out: [TopicPartition: PartitionStart] = [:]
+        guard let committed = rd_kafka_topic_partition_list_copy(partitions) else { return out }
+        defer { rd_kafka_topic_partition_list_destroy(committed) }
+        let known = rd_kafka_committed(rk, committed, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+        guard let ends = rd_kafka_topic_partition_list_copy(partitions) else { return out }
+        defer { rd_kafka_topic_partition_list_destroy(ends) }
+        for i in 0..<Int(ends.pointee.cnt) { ends.pointee.elems[i].offset = -1 }  // "latest"
+        let endsKnown = rd_kafka_offsets_for_times(rk, ends, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+        for i in 0..<Int(committed.pointee.cnt) {
+            let e = committed.pointee.elems[i]
+            let tp = TopicPartition(String(cString: e.topic), e.partition)
+            let end = endsKnown && ends.pointee.elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && ends.pointee.elems[i].offset >= 0
+                ? ends.pointee.elems[i].offset : nil
+            if known, e.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                out[tp] = PartitionStart(committed: e.offset >= 0 ? e.offset : nil, metadata: nil, end: end)
+            } else {
+                // Unknown: the application must not assume a clean start.
+                out[tp] = PartitionStart(committed: nil, metadata: nil, end: end)
+            }
+        }
+        return out
     }
 
     static func withList<T>(_ items: [(TopicPartition, Int64?)], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T {

@@ -31,7 +31,8 @@ struct BenchWorker: AsyncParsableCommand {
 
         // Broker process.
         let broker = try spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
-                                    "--topic", "bench.requests:16", "--topic", "bench.results:16", "--topic", "bench.dlt:1"], log: dir + "/broker.log")
+                                    "--topic", "bench.requests:16", "--topic", "bench.results:16", "--topic", "bench.dlt:1",
+                                    "--topic", "bench.state:16"], log: dir + "/broker.log")
         children.append(broker)
         let bootstrap = try await waitForFile(dir + "/bootstrap")
         // Simulator in process.
@@ -40,7 +41,7 @@ struct BenchWorker: AsyncParsableCommand {
             GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
         })).start()
         var yaml = """
-        kafka: {requests: bench.requests, results: bench.results, deadLetter: bench.dlt, group: bench-workers,
+        kafka: {requests: bench.requests, results: bench.results, deadLetter: bench.dlt, stateTopic: bench.state, group: bench-workers,
                 properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
         worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
         graph: {loginEndpoint: "\(sim.baseURL)", graphEndpoint: "\(sim.baseURL)"}

@@ -28,6 +28,7 @@ struct DemoCommand: AsyncParsableCommand {
         try cluster.createTopic("exocheck.requests", partitions: 8)
         try cluster.createTopic("exocheck.results", partitions: 8)
         try cluster.createTopic("exocheck.requests.DLT", partitions: 1)
+        try cluster.createTopic("exocheck.worker-state", partitions: 8)
 
         var specs: [GeneratedTenantSpec] = []
         for i in 1...6 { specs.append(.init(name: "healthy-\(i)", data: GeneratedData(users: 500, seed: UInt64(i), domain: "healthy\(i).example", overQuotaRatio: 0))) }

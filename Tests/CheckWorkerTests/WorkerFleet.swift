@@ -18,6 +18,7 @@ final class WorkerFleet: @unchecked Sendable {
     let requests: String
     let results: String
     let deadLetter: String
+    let stateTopic: String
     let group: String
     let tenantNames: [String]
     var workers: [WorkerProcess] = []
@@ -59,25 +60,32 @@ final class WorkerFleet: @unchecked Sendable {
             .appendingPathComponent(".build/debug/exocheck").path
     }
 
+    /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …).
     init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
-         worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#) async throws {
+         worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#,
+         faults: [String: [FaultRule]] = [:]) async throws {
         cluster = try MockCluster(brokers: 1)
         let suffix = UUID().uuidString.prefix(8).lowercased()
         requests = "requests-\(suffix)"
         results = "results-\(suffix)"
         deadLetter = "requests-dlt-\(suffix)"
+        stateTopic = "worker-state-\(suffix)"
         group = "workers-\(suffix)"
         try cluster.createTopic(requests, partitions: partitions)
         try cluster.createTopic(results, partitions: partitions)
         try cluster.createTopic(deadLetter, partitions: 1)
+        try cluster.createTopic(stateTopic, partitions: partitions)
         tenantNames = (0..<tenants).map { "t\($0)" }
         let generated = tenantNames.enumerated().map { i, name in
             GeneratedTenantSpec(name: name, data: GeneratedData(users: users, seed: UInt64(1000 + i), domain: "\(name).example",
-                                                               overQuotaRatio: i % 3 == 0 ? 0.2 : 0))
+                                                               overQuotaRatio: i % 3 == 0 ? 0.2 : 0),
+                              faults: faults[name])
         }
         simulator = try await GraphSimulator(configuration: .standard(generated: generated)).start()
         dir = NSTemporaryDirectory() + "exocheck-fleet-\(suffix)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // An older build (EXOCHECK_BIN) may not know the key.
+        let stateLine = ProcessInfo.processInfo.environment["EXOCHECK_BIN"] == nil ? "stateTopic: \(stateTopic)" : "# stateTopic: \(stateTopic)"
         var yaml = """
         kafka:
           properties:
@@ -88,6 +96,7 @@ final class WorkerFleet: @unchecked Sendable {
           requests: \(requests)
           results: \(results)
           deadLetter: \(deadLetter)
+          \(stateLine)
           group: \(group)
         worker: \(worker)
         graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)", timeoutSeconds: 10}

@@ -184,7 +184,7 @@ struct WorkerFleetTests {
         let byId = await sink.byId()
         #expect(Set(byId.keys) == wanted)
         let duplicates = byId.values.filter { $0.count > 1 }.count
-        #expect(duplicates == 0, "\(duplicates) duplicated results; \(results.count) results for \(wanted.count) requests")
+        #expect(duplicates == 0, "\(duplicates) duplicated results; \(results.count) results for \(wanted.count) requests; worker a's group events: \(a.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") }.suffix(20).joined(separator: "\n"))")
         #expect(a.log.contains("worker stopped"))
     }
 
@@ -203,7 +203,9 @@ struct WorkerFleetTests {
         try await fleet.submit(second)
         let sink = ResultSink()
         let wanted = Set((first + second).map(\.id))
-        #expect(try await fleet.collect(into: sink, timeout: .seconds(180)) { await $0.ids.isSuperset(of: wanted) })
+        let answered = try await fleet.collect(into: sink, timeout: .seconds(180)) { await $0.ids.isSuperset(of: wanted) }
+        let missing = wanted.subtracting(await sink.ids).count
+        #expect(answered, "\(missing) unanswered; worker log: \(w.log.split(separator: "\n").filter { !$0.contains("check done") }.suffix(40).joined(separator: "\n"))")
         #expect(w.process.isRunning)
     }
 
