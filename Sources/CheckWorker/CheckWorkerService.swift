@@ -433,11 +433,25 @@ public final class CheckWorkerService: Service, Sendable {
                 KafkaHeader("exocheck-error-kind", outcome.result.error?.kind ?? "invalid-request"),
             ])
             let copy = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key, value: message.value, headers: dltHeaders)
-            guard await sendWithRetry(copy, producer: producer, what: "dead-letter copy") else { return false }
+            if !(await sendWithRetry(copy, producer: producer, what: "dead-letter copy")) {
+                if Task.isCancelled { return false }
+                // Not publishable whole (e.g. larger than the producer's message.max.bytes): a stub
+                // keeps the record's start, its headers' verdict and the reason, so that the
+                // request is still committed and its partition goes on.
+                var stubHeaders = dltHeaders
+                stubHeaders.append(KafkaHeader("exocheck-dlt-truncated",
+                                               "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"))
+                let stub = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key.map { Array($0.prefix(1024)) },
+                                           value: Array(message.value.prefix(Self.deadLetterStubBytes)), headers: stubHeaders)
+                guard await sendWithRetry(stub, producer: producer, what: "dead-letter stub") else { return false }
+            }
             metrics.deadLettered(kind: outcome.result.error?.kind ?? "invalid-request")
         }
         return true
     }
+
+    /// Bytes of a record kept in its dead-letter stub when the whole copy cannot be published.
+    public static let deadLetterStubBytes = 65_536
 
     func sendWithRetry(_ message: OutgoingMessage, producer: KafkaProducer, what: String) async -> Bool {
         var delay = 0.5

@@ -209,6 +209,26 @@ struct HostileInputWorkerTests {
         }
     }
 
+    @Test("a record just over 1 MB: answered, dead-lettered as a stub (the whole copy cannot be published), and committed")
+    func recordOverOneMegabyte() async throws {
+        var big = Array(#"{"id":"big-1","tenant":"t0","mode":"email-activity","pad":""#.utf8)
+        big += Array(repeating: UInt8(ascii: "x"), count: 1_100_000)
+        big += Array(#""}"#.utf8)
+        try await Self.run("over-1-MB", [Record(id: "big-1", value: big, kind: "invalid-request")], deadLettered: 1) { fleet in
+            // The copy that cannot be sent used to hold the record (and its partition) uncommitted.
+            let copies = try await Self.deadLetters(fleet, count: 1)
+            #expect(copies.first?.header("exocheck-dlt-truncated")?.hasPrefix("1100") == true, "\(copies.first?.headers.map(\.name) ?? [])")
+            #expect((copies.first?.value.count ?? 0) <= CheckWorkerService.deadLetterStubBytes)
+            let committed = await eventually(timeout: .seconds(30)) {
+                let metrics = (try? await fleet.metrics("w")) ?? ""
+                return metrics.split(separator: "\n").contains { line in
+                    line.hasPrefix("exocheck_uncommitted_requests ") && Double(line.split(separator: " ").last ?? "") == 0
+                }
+            }
+            #expect(committed, "the record's offset is committable once its stub is published")
+        }
+    }
+
     // MARK: - Echo, injection and metric cases, one broker and worker
 
     @Test("no echo, no smuggled options, closed metric labels, ids recovered, headers bounded")
