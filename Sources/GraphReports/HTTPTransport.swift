@@ -48,8 +48,9 @@ enum TransportFailure: Error {
 /// token never reaches the download host).
 public struct HTTPTransport: Sendable {
     let client: HTTPClient
-    /// Largest body accepted (a 100,000-mailbox report is about 30 MB).
-    var maxBodyBytes = 512 * 1024 * 1024
+    /// Largest body accepted, after decompression (a 100,000-mailbox report is about 30 MB).
+    var maxBodyBytes = Self.defaultMaxBodyBytes
+    public static let defaultMaxBodyBytes = 256 * 1024 * 1024
 
     public init(client: HTTPClient) {
         self.client = client
@@ -59,7 +60,8 @@ public struct HTTPTransport: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.proxy = proxy
-        configuration.decompression = .enabled(limit: .none)
+        // A compressed answer may not inflate past the body limit (a zip bomb is an error).
+        configuration.decompression = .enabled(limit: .size(Self.defaultMaxBodyBytes))
         // GraphSession retries within the check's deadline itself; a refused connection must
         // surface at once instead of being retried until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -78,10 +80,24 @@ public struct HTTPTransport: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "User-Agent", value: "exocheck/1.0")
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let timeout = TimeAmount.nanoseconds(Int64(max(0.001, seconds) * 1e9))
+        let nanoseconds = Int64(min(max(0.001, seconds), 86_400) * 1e9)
+        let timeout = TimeAmount.nanoseconds(nanoseconds)
+        // AsyncHTTPClient's timeout covers the response head only: the body is collected under
+        // the same deadline, so that a download that stalls after its headers cannot hang a check.
+        let bodyDeadline = ContinuousClock.now.advanced(by: .nanoseconds(nanoseconds))
+        let limit = maxBodyBytes
         do {
             let response = try await client.execute(request, timeout: timeout)
-            let buffer = try await response.body.collect(upTo: maxBodyBytes)
+            let buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await response.body.collect(upTo: limit) }
+                group.addTask {
+                    try await Task.sleep(until: bodyDeadline)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let buffer = first else { throw HTTPClientError.deadlineExceeded }
+                return buffer
+            }
             return HTTPAnswer(status: Int(response.status.code), headers: response.headers,
                               body: Array(buffer.readableBytesView))
         } catch let error as HTTPClientError {

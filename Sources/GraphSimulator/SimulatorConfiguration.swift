@@ -72,6 +72,7 @@ public struct SimulatorConfiguration: Sendable, Codable {
         }
         add("slow", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 4)] }
         add("slow-short", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 1)] }
+        add("stall-body", .fixture("small")) { $0.faults = [FaultRule(on: .download, stallBody: 60)] }
         for kind in MalformedKind.allCases {
             add("malformed-\(kind.rawValue.replacingOccurrences(of: "_", with: "-"))", .fixture("small")) {
                 $0.faults = [FaultRule(on: .report, malformed: kind)]
@@ -265,13 +266,16 @@ public struct FaultRule: Sendable, Codable, Equatable {
     public var body: String?
     public var contentType: String?
     public var delay: Double?
+    /// Downloads only: send the headers and the first half of the body, then wait this many
+    /// seconds before the rest (a download that stalls mid-body).
+    public var stallBody: Double?
     public var malformed: MalformedKind?
     public var skip: Int
     public var times: Int?
 
     public init(on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
                 message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
-                delay: Double? = nil, malformed: MalformedKind? = nil, skip: Int = 0, times: Int? = nil) {
+                delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, skip: Int = 0, times: Int? = nil) {
         self.on = on
         self.report = report
         self.variant = variant
@@ -282,13 +286,14 @@ public struct FaultRule: Sendable, Codable, Equatable {
         self.body = body
         self.contentType = contentType
         self.delay = delay
+        self.stallBody = stallBody
         self.malformed = malformed
         self.skip = skip
         self.times = times
     }
 
     enum CodingKeys: String, CodingKey {
-        case on, report, variant, status, code, message, retryAfter, body, contentType, delay, malformed, skip, times
+        case on, report, variant, status, code, message, retryAfter, body, contentType, delay, stallBody, malformed, skip, times
     }
 
     public init(from decoder: any Decoder) throws {
@@ -303,6 +308,7 @@ public struct FaultRule: Sendable, Codable, Equatable {
         body = try c.decodeIfPresent(String.self, forKey: .body)
         contentType = try c.decodeIfPresent(String.self, forKey: .contentType)
         delay = try c.decodeIfPresent(Double.self, forKey: .delay)
+        stallBody = try c.decodeIfPresent(Double.self, forKey: .stallBody)
         malformed = try c.decodeIfPresent(MalformedKind.self, forKey: .malformed)
         skip = try c.decodeIfPresent(Int.self, forKey: .skip) ?? 0
         times = try c.decodeIfPresent(Int.self, forKey: .times)

@@ -211,12 +211,21 @@ struct SimulatorHandler: Sendable {
             r.headers[.eTag] = etag
             return r
         }
-        return csv(body, tenant: tenant, etag: etag)
+        return csv(body, tenant: tenant, etag: etag, stall: faults.compactMap(\.stallBody).last)
     }
 
-    func csv(_ body: [UInt8], tenant: SimulatedTenant, etag: String) -> Response {
+    func csv(_ body: [UInt8], tenant: SimulatedTenant, etag: String, stall: Double? = nil) -> Response {
         var r = Response(status: .ok, headers: [.contentType: tenant.csvContentType],
                          body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        if let stall, stall > 0 {
+            let half = body.count / 2
+            r.body = ResponseBody(contentLength: body.count) { writer in
+                try await writer.write(ByteBuffer(bytes: body[..<half]))
+                try await Task.sleep(for: .milliseconds(Int64(min(stall, 3600) * 1000)))
+                try await writer.write(ByteBuffer(bytes: body[half...]))
+                try await writer.finish(nil)
+            }
+        }
         r.headers[.contentDisposition] = "attachment; filename=\"report.csv\""
         r.headers[.eTag] = etag
         return r

@@ -167,6 +167,24 @@ struct GraphSessionTests {
         }
     }
 
+    @Test("a download that stalls after its headers is a timeout within --timeout (was: no answer; only the head had a deadline)")
+    func stalledBody() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                let started = ContinuousClock.now
+                await #expect {
+                    _ = try await session(sim, tenant: "stall-body.onmicrosoft.com", timeout: 1, transport: transport)
+                        .report(Self.mailbox, deadline: deadline(6), stats: &stats)
+                } throws: { error in
+                    (error as? GraphError).map { $0.kind == .timeout } ?? false
+                }
+                let elapsed = started.duration(to: .now)
+                #expect(elapsed < .seconds(15), "answered after \(elapsed)")
+            }
+        }
+    }
+
     @Test("connection refused names the host and port, at once")
     func refused() async throws {
         let start = ContinuousClock.now
