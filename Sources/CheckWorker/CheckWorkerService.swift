@@ -79,6 +79,8 @@ public final class CheckWorkerService: Service, Sendable {
         /// A quarantine mark was acknowledged (`failure` nil) or not.
         case markWritten(TopicPartition, PartitionMark, failure: KafkaError?)
         case tick
+        /// A fatal Kafka error (producer or consumer): the worker cannot go on.
+        case fatal(KafkaError)
         case stop
         case graceExpired
     }
@@ -95,7 +97,12 @@ public final class CheckWorkerService: Service, Sendable {
         let kafkaLog: KafkaLogHandler = { level, facility, message in
             if level <= 4 { log.warning("kafka: \(facility): \(message)") }
         }
-        let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog)
+        let (inputs, continuation) = AsyncStream<Input>.makeStream()
+        // A fatal producer error (e.g. the idempotent producer lost its sequence) cannot be
+        // recovered in process: the loop exits so that the worker is restarted.
+        let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog, onError: { error in
+            if error.isFatal { continuation.yield(.fatal(error)) }
+        })
         let store = await quarantineStore(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
         metrics.quarantineEnabled(store != nil)
         // The quarantine's marks: read when partitions arrive, a clean one written when they go
@@ -147,7 +154,6 @@ public final class CheckWorkerService: Service, Sendable {
         logger.info("worker consuming", metadata: ["topic": "\(configuration.kafka.requests)", "group": "\(configuration.kafka.group)",
                                                    "concurrency": "\(configuration.worker.concurrency)"])
 
-        let (inputs, continuation) = AsyncStream<Input>.makeStream()
         let forwarder = Task {
             for await event in consumer.events { continuation.yield(.kafka(event)) }
         }
@@ -204,6 +210,19 @@ public final class CheckWorkerService: Service, Sendable {
             logger.error("the state topic \(topic) is not available: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md): \(error)")
             return nil
         }
+    }
+
+    /// Exit code of a worker stopped by a fatal Kafka error (EX_UNAVAILABLE).
+    public static let fatalKafkaExitCode: Int32 = 69
+
+    /// A fatal Kafka error: /healthz fails, the log says why, and the process exits at once
+    /// (nothing more can be published; requests not acknowledged stay uncommitted and are
+    /// redelivered, the records in flight become suspects of the quarantine).
+    static func exitOnFatal(_ error: KafkaError, health: WorkerHealth, logger: Logger) async {
+        health.set(stuck: true)
+        logger.critical("fatal Kafka error, exiting so that the worker is restarted: \(error)")
+        try? await Task.sleep(for: .seconds(1))  // let /healthz report it and the log line flush
+        exit(fatalKafkaExitCode)
     }
 
     /// Errors that no retry can fix (the state topic is missing or not writable): the quarantine
@@ -350,7 +369,12 @@ public final class CheckWorkerService: Service, Sendable {
                         apply(quarantine.written(tp, mark))
                     }
                 case .kafka(.error(let e)):
+                    if e.isFatal {
+                        await Self.exitOnFatal(e, health: health, logger: logger)
+                    }
                     logger.warning("kafka error: \(e)")
+                case .fatal(let e):
+                    await Self.exitOnFatal(e, health: health, logger: logger)
                 case .finished(let tp, let offset, let generation, let published, let alone):
                     inFlight -= 1
                     var actions: [PoisonGuard<Pending>.Action] = []

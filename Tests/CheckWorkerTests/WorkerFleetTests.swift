@@ -209,6 +209,27 @@ struct WorkerFleetTests {
         #expect(w.process.isRunning)
     }
 
+    @Test("a fatal producer error: the worker exits 69 at once and the request it could not answer is answered after a restart (was: kept running, results failing)")
+    func fatalProducerError() async throws {
+        let fleet = try await WorkerFleet(tenants: 1, partitions: 1, faults: ["t0": [FaultRule(on: .report, delay: 3)]])
+        let w = try fleet.startWorker("w")
+        #expect(await fleet.waitForAssignments(1))
+        let request = CheckRequest(id: "fatal-1", tenant: "t0", mode: .mailboxUsage)
+        try await fleet.submit([request])
+        // While the check waits for Graph, the broker makes the idempotent producer's next
+        // Produce requests fail with OUT_OF_ORDER_SEQUENCE_NUMBER: a fatal error in librdkafka.
+        try await Task.sleep(for: .milliseconds(500))
+        fleet.cluster.pushRequestErrors(apiKey: 0, [45])
+        let code = await w.wait(timeout: .seconds(30))
+        #expect(code == CheckWorkerService.fatalKafkaExitCode, "exit code \(code.map(String.init) ?? "none: still running")")
+        #expect(w.log.contains("fatal Kafka error"))
+        let again = try fleet.startWorker("w2")
+        let sink = ResultSink()
+        #expect(try await fleet.collect(into: sink, timeout: .seconds(90)) { await $0.ids.contains("fatal-1") })
+        #expect(again.process.isRunning)
+        await fleet.shutdown()
+    }
+
     @Test("bad input of 24 kinds: each answered or dead-lettered as specified; the worker keeps going")
     func badInput() async throws {
         let fleet = try await WorkerFleet(tenants: 2)
