@@ -284,7 +284,7 @@ public final class CheckWorkerService: Service, Sendable {
                 }
             }
             func apply(_ actions: [PoisonGuard<Pending>.Action]) {
-                // Hand-over points first, so that they are never behind a commit sent below.
+                // Hand-over marks first, so that they are never behind a mark written below.
                 for tp in quarantine.drainChanged() { handOver.set(tp, quarantine.cleanMark(tp)) }
                 for action in actions {
                     switch action {

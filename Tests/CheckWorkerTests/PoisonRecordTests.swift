@@ -67,18 +67,23 @@ struct PoisonRecordTests {
                 #expect(results.contains { $0.status == "OK" && $0.error == nil }, "\(id) answered: \(results.map(\.output))")
                 #expect(!results.contains { $0.error?.kind == "poison" }, "\(id) is innocent")
             }
+            // Answered as poison, never run. (At least once: if its partition changes hands again
+            // before the commit of that answer lands, the next owner answers it again — as poison.)
             let poison = byId["poison"] ?? []
-            #expect(poison.count == 1 && poison.first?.error?.kind == "poison" && poison.first?.status == "UNKNOWN",
-                    "\(poison.map(\.output))")
+            let groupEvents = w3.log.split(separator: "\n").filter {
+                $0.contains("assigned") || $0.contains("revoked") || $0.contains("poison") || $0.contains("quarantine")
+            }.joined(separator: "\n")
+            #expect(!poison.isEmpty && poison.allSatisfy { $0.error?.kind == "poison" && $0.status == "UNKNOWN" },
+                    "\(poison.map(\.output)); worker 3: \(groupEvents)")
             #expect((poison.first?.attempt ?? 0) >= 3)
             let tokenRequests = await fleet.simulator.stats().tokensByTenant["t0.onmicrosoft.com"] ?? 0
             #expect(tokenRequests == 2, "the poison record never ran a third time (\(tokenRequests) token requests)")
             #expect(w3.process.isRunning)
             #expect(w3.log.contains("was in progress during two worker deaths"))
 
-            // Exactly one dead-letter copy, naming its source and reason.
-            let copies = try await HostileInputWorkerTests.deadLetters(fleet, count: 1)
-            #expect(copies.count == 1)
+            // A dead-letter copy per answer, naming its source and reason.
+            let copies = try await HostileInputWorkerTests.deadLetters(fleet, count: poison.count)
+            #expect(copies.count == poison.count && copies.allSatisfy { $0.header("exocheck-source-offset") == "1" })
             #expect(copies.first?.header("exocheck-dlt-reason") == CheckProcessor.poisonReason)
             #expect(copies.first?.header("exocheck-error-kind") == "poison")
             #expect(copies.first?.header("exocheck-source-offset") == "1")
@@ -90,7 +95,8 @@ struct PoisonRecordTests {
             #expect(try await fleet.collect(into: afterSink, timeout: .seconds(60)) { await $0.ids.contains(after.id) })
             let metrics = try await fleet.metrics("w3")
             let deadLettered = metrics.split(separator: "\n").filter { $0.hasPrefix("exocheck_dead_lettered_total{") }
-            #expect(deadLettered == [#"exocheck_dead_lettered_total{kind="poison"} 1"#], "only the poison record is dead-lettered")
+            #expect(deadLettered.count == 1 && deadLettered.allSatisfy { $0.hasPrefix(#"exocheck_dead_lettered_total{kind="poison"} "#) },
+                    "only the poison record is dead-lettered: \(deadLettered); worker 3: \(groupEvents)")
             #expect(metrics.contains("exocheck_quarantined_checks_total"))
         } catch {
             Issue.record(error)
