@@ -52,6 +52,12 @@ import Testing
             committed[tp] = next
             apply(guardState.progress(tp, next: next))
         }
+        /// Both partitions ours, each with suspects below `reserved` from an earlier death.
+        mutating func assignWithSuspects(_ partitions: [TopicPartition], reserved: Int64) {
+            for p in partitions {
+                _ = guardState.assign(p, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=\(reserved)", end: nil))
+            }
+        }
         /// What the next owner reads after this one died.
         func start(_ tp: TopicPartition, end: Int64? = nil) -> PartitionStart {
             PartitionStart(committed: committed[tp], metadata: marks[tp]?.encoded, end: end)
@@ -231,8 +237,7 @@ import Testing
 
     @Test func theQuarantineSlotIsWorkerWideAcrossPartitions() {
         var h = Harness()
-        _ = h.guardState.assign(tp, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=2", end: nil))
-        _ = h.guardState.assign(other, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=2", end: nil))
+        h.assignWithSuspects([tp, other], reserved: 2)
         h.apply(h.guardState.receive(tp, offset: 0, item: 100))
         h.apply(h.guardState.receive(other, offset: 0, item: 200))
         #expect(h.alone == [100])
@@ -292,8 +297,7 @@ import Testing
 
     @Test func aRunningSuspectOfARevokedPartitionKeepsTheSlotUntilItEnds() {
         var h = Harness()
-        _ = h.guardState.assign(tp, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=1", end: nil))
-        _ = h.guardState.assign(other, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=1", end: nil))
+        h.assignWithSuspects([tp, other], reserved: 1)
         h.apply(h.guardState.receive(tp, offset: 0, item: 100))
         h.apply(h.guardState.receive(other, offset: 0, item: 200))
         h.apply(h.guardState.revoke(tp))
@@ -348,8 +352,7 @@ import Testing
     @Test func revokingTheSlotsPartitionGivesTheSlotToAnotherPartition() {
         var h = Harness()
         h.confirm = false
-        _ = h.guardState.assign(tp, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=2", end: nil))
-        _ = h.guardState.assign(other, start: PartitionStart(committed: 0, metadata: "exocheck/1 r=2", end: nil))
+        h.assignWithSuspects([tp, other], reserved: 2)
         h.apply(h.guardState.receive(tp, offset: 0, item: 100))  // the slot: a=0 asked for
         h.apply(h.guardState.receive(other, offset: 0, item: 200))  // waits
         h.apply(h.guardState.revoke(tp))

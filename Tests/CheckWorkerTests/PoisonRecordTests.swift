@@ -34,10 +34,16 @@ struct PoisonRecordTests {
         return arrived
     }
 
+    /// A fresh fleet (the poison and slow tenants) for `body`; its teardown is awaited.
+    static func withFleet(_ body: (WorkerFleet) async throws -> Void) async throws {
+        let fleet = try await WorkerFleet(tenants: 5, users: 20, partitions: 2, worker: worker, faults: faults)
+        do { try await body(fleet) } catch { Issue.record(error) }
+        await fleet.shutdown()
+    }
+
     @Test("a record in flight during two worker deaths is dead-lettered, not run a third time; innocent neighbours are answered")
     func poisonRecordIsDeadLetteredAfterTheSecondDeath() async throws {
-        let fleet = try await WorkerFleet(tenants: 5, users: 20, partitions: 2, worker: Self.worker, faults: Self.faults)
-        do {
+        try await Self.withFleet { fleet in
             let w1 = try fleet.startWorker("w1")
             #expect(await fleet.waitForAssignments(1))
             // One partition: the poison record between innocent neighbours (all in flight at once).
@@ -98,16 +104,12 @@ struct PoisonRecordTests {
             #expect(deadLettered.count == 1 && deadLettered.allSatisfy { $0.hasPrefix(#"exocheck_dead_lettered_total{kind="poison"} "#) },
                     "only the poison record is dead-lettered: \(deadLettered); worker 3: \(groupEvents)")
             #expect(metrics.contains("exocheck_quarantined_checks_total"))
-        } catch {
-            Issue.record(error)
         }
-        await fleet.shutdown()
     }
 
     @Test("an orderly hand-over (SIGTERM) leaves nothing suspect: the next member runs everything normally")
     func orderlyHandOverIsNotADeath() async throws {
-        let fleet = try await WorkerFleet(tenants: 5, users: 20, partitions: 2, worker: Self.worker, faults: Self.faults)
-        do {
+        try await Self.withFleet { fleet in
             let w1 = try fleet.startWorker("w1")
             #expect(await fleet.waitForAssignments(1))
             let records = [Self.record("a", "t1"), Self.record("b", "t2"), Self.record("c", "t3")]
@@ -120,9 +122,6 @@ struct PoisonRecordTests {
             #expect(try await fleet.collect(into: sink, timeout: .seconds(90)) { await $0.ids.isSuperset(of: ["a", "b", "c"]) })
             #expect(!w2.log.contains("quarantine slot"), "no suspects after an orderly hand-over")
             #expect(!w2.log.contains("two worker deaths"))
-        } catch {
-            Issue.record(error)
         }
-        await fleet.shutdown()
     }
 }
