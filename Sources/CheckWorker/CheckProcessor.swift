@@ -44,9 +44,9 @@ public struct CheckProcessor: Sendable {
     public func process(_ value: [UInt8], key: String?, headers: [KafkaHeader] = [], attempt: Int) async -> Outcome {
         let started = ContinuousClock.now
         let checkedAt = Date()
-        let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
+        let headerId = Self.headerId(headers)
         let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
-        let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
+        let safeKey = Self.safeKey(key)
         // Decoding and parsing are CPU work on hostile input: on the evaluation pool too.
         let maxBytes = configuration.worker.maxRequestBytes
         var decoded: Result<CheckRequest, RequestRejection>
@@ -80,9 +80,8 @@ public struct CheckProcessor: Sendable {
     /// The answer to a record that was in progress during two worker deaths: it is neither
     /// decoded nor run again (either could be what killed the workers), only identified.
     public func poisoned(_ value: [UInt8], key: String?, headers: [KafkaHeader], attempt: Int) -> Outcome {
-        let headerId = headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
-        let id = CheckRequestDecoder.identify(value, headerId: headerId)
-        let safeKey = key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
+        let id = CheckRequestDecoder.identify(value, headerId: Self.headerId(headers))
+        let safeKey = Self.safeKey(key)
         let reason = Self.poisonReason
         let result = errorResult(id: id, tenant: safeKey, mode: nil, labels: [:], kind: "poison",
                                  message: "This request was in progress when two workers stopped unexpectedly (the second time running alone), so it was not run again; it was copied to the dead-letter topic for inspection.",
@@ -91,6 +90,16 @@ public struct CheckProcessor: Sendable {
         if let id { log[metadataKey: "request.id"] = "\(id)" }
         log.error("poison request dead-lettered without running", metadata: ["error.kind": "poison"])
         return Outcome(result: result, topic: configuration.kafka.results, key: safeKey, deadLetterReason: reason)
+    }
+
+    /// The record's `exocheck-id` header, as text (not yet validated).
+    static func headerId(_ headers: [KafkaHeader]) -> String? {
+        headers.last(where: { $0.name == "exocheck-id" }).flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    /// The record's key when it can be echoed as a tenant name.
+    static func safeKey(_ key: String?) -> String? {
+        key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
     }
 
     public static let poisonReason = "in progress during two worker deaths, the second time alone in the quarantine slot; not run again"

@@ -169,11 +169,9 @@ public final class CheckWorkerService: Service, Sendable {
                 health.set(stuckThreads: stuck)
                 continuation.yield(.tick)  // retries failed quarantine marks
                 if stuck >= stuckLimit {
-                    health.set(stuck: true)
-                    logger.critical("\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered")
                     // The stuck threads cannot be stopped and a graceful shutdown would wait for them.
-                    try? await Task.sleep(for: .seconds(2))  // let /healthz report it and the log line flush
-                    exit(70)
+                    await Self.exitForRestart(code: Self.watchdogExitCode, health: health, logger: logger,
+                                              "\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered")
                 }
                 tick += 1
                 try? await Task.sleep(for: .seconds(1))
@@ -214,15 +212,23 @@ public final class CheckWorkerService: Service, Sendable {
 
     /// Exit code of a worker stopped by a fatal Kafka error (EX_UNAVAILABLE).
     public static let fatalKafkaExitCode: Int32 = 69
+    /// Exit code of a worker stopped by its watchdog (EX_SOFTWARE).
+    public static let watchdogExitCode: Int32 = 70
 
-    /// A fatal Kafka error: /healthz fails, the log says why, and the process exits at once
-    /// (nothing more can be published; requests not acknowledged stay uncommitted and are
-    /// redelivered, the records in flight become suspects of the quarantine).
+    /// A fatal Kafka error: nothing more can be published; requests not acknowledged stay
+    /// uncommitted and are redelivered, the records in flight become suspects of the quarantine.
     static func exitOnFatal(_ error: KafkaError, health: WorkerHealth, logger: Logger) async {
+        await exitForRestart(code: fatalKafkaExitCode, health: health, logger: logger,
+                             "fatal Kafka error, exiting so that the worker is restarted: \(error)")
+    }
+
+    /// The worker cannot go on in this process: /healthz fails, the log says why, and the
+    /// process exits at once so that it is restarted.
+    static func exitForRestart(code: Int32, health: WorkerHealth, logger: Logger, _ reason: String) async {
         health.set(stuck: true)
-        logger.critical("fatal Kafka error, exiting so that the worker is restarted: \(error)")
-        try? await Task.sleep(for: .seconds(1))  // let /healthz report it and the log line flush
-        exit(fatalKafkaExitCode)
+        logger.critical("\(reason)")
+        try? await Task.sleep(for: .seconds(2))  // let /healthz report it and the log line flush
+        exit(code)
     }
 
     /// Errors that no retry can fix (the state topic is missing or not writable): the quarantine

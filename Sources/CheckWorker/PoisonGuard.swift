@@ -307,9 +307,7 @@ struct PoisonGuard<Item> {
         }
         s.phase = .clearing
         slot = s
-        let action = write(tp)
-        if case .write(_, let mark) = action { slot?.sequence = mark.sequence ?? 0 }
-        return [action]
+        return [slotWrite(tp)]
     }
 
     /// A mark was written (as in its `.write` action). Acknowledgements of an earlier
@@ -352,14 +350,7 @@ struct PoisonGuard<Item> {
     mutating func tick() -> [Action] {
         var actions: [Action] = []
         for tp in partitions.keys where partitions[tp]?.dirty == true {
-            let action = write(tp)
-            if case .write(_, let mark) = action, let s = slot, s.partition == tp {
-                switch s.phase {
-                case .marking, .clearing: slot?.sequence = mark.sequence ?? 0
-                case .running: break
-                }
-            }
-            actions.append(action)
+            actions.append(slotWrite(tp))
         }
         return actions
     }
@@ -384,6 +375,19 @@ struct PoisonGuard<Item> {
     static func plus(_ a: Int64, _ b: Int64) -> Int64 {
         let (sum, overflow) = a.addingReportingOverflow(b)
         return overflow ? Int64.max : sum
+    }
+
+    /// A new write of the partition's mark that the slot, when it waits on this partition
+    /// (`marking` or `clearing`), must see acknowledged before it moves on.
+    private mutating func slotWrite(_ tp: TopicPartition) -> Action {
+        let action = write(tp)
+        if case .write(_, let mark) = action, let s = slot, s.partition == tp {
+            switch s.phase {
+            case .marking, .clearing: slot?.sequence = mark.sequence ?? 0
+            case .running: break
+            }
+        }
+        return action
     }
 
     /// The mark that describes the partition now (a new write).
@@ -423,8 +427,6 @@ struct PoisonGuard<Item> {
         }) else { return [] }
         let s = suspects.remove(at: index)
         slot = Slot(partition: s.partition, offset: s.offset, phase: .marking(s.item), sequence: 0)
-        let action = write(s.partition)
-        if case .write(_, let mark) = action { slot?.sequence = mark.sequence ?? 0 }
-        return [action]
+        return [slotWrite(s.partition)]
     }
 }
