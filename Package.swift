@@ -1,5 +1,12 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+// `EXOCHECK_PACKAGE_SUBSET=kafka` declares only the librdkafka layer and its tests. scripts/test.sh
+// uses it for the AddressSanitizer pass, so that pass compiles what its tests run (CRdKafka, Kafka,
+// KafkaTests) instead of the whole package with BoringSSL and NIO. The dependency list stays the
+// same either way, so Package.resolved does not change; unused packages are resolved, not built.
+let kafkaOnly = ProcessInfo.processInfo.environment["EXOCHECK_PACKAGE_SUBSET"] == "kafka"
 
 let package = Package(
     name: "exocheck",
@@ -95,3 +102,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if kafkaOnly {
+    let kept: Set<String> = ["CRdKafka", "Kafka", "KafkaTests"]
+    package.targets = package.targets.filter { kept.contains($0.name) }
+    package.products = package.products.filter { $0.name == "Kafka" }
+}
