@@ -41,10 +41,13 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     public var attempt: Int
     public var cache: Cache
     public var error: Failure?
+    /// True when the output and perfdata were cut to fit one record (ResultSizePolicy); written
+    /// only when true (absent means whole), so readers of older results see no change.
+    public var truncated: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, checkedAt, durationMs, worker,
-             attempt, cache, error
+             attempt, cache, error, truncated
     }
 
     /// Writes `id`, `tenant`, `mode` and `error` as null when unknown rather than leaving them out.
@@ -66,6 +69,28 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         try c.encode(attempt, forKey: .attempt)
         try c.encode(cache, forKey: .cache)
         try c.encode(error, forKey: .error)
+        if truncated == true { try c.encode(true, forKey: .truncated) }
+    }
+
+    /// Label keys a fallback result keeps (what pollers route results by), each value cut to
+    /// `fallbackLabelBytes`.
+    public static let fallbackLabelKeys = ["host", "service"]
+    public static let fallbackLabelBytes = 256
+
+    /// The answer published when this result itself cannot be (error kind `publish`): the id, the
+    /// tenant, the mode and the host/service labels (capped), nothing else of the request or the
+    /// check, so that nothing that made the first record unpublishable is copied into this one.
+    public func publishFailure(topic: String, bytes: Int) -> CheckResultMessage {
+        var labels: [String: String] = [:]
+        for key in Self.fallbackLabelKeys {
+            if let value = self.labels[key] { labels[key] = ResultSizePolicy.prefix(value, bytes: Self.fallbackLabelBytes) }
+        }
+        let message = "The check ran (\(status)) but its result (\(bytes) bytes) could not be published to the topic '\(topic)'; see the worker's log."
+        let output = "UNKNOWN: \(message) "
+        return CheckResultMessage(
+            id: id, tenant: tenant, mode: mode, labels: labels, status: "UNKNOWN", exitCode: 3, output: output,
+            summary: CheckProcessor.summary(output), perfdata: [], reportDate: reportDate, checkedAt: checkedAt,
+            durationMs: durationMs, worker: worker, attempt: attempt, cache: cache, error: .init(kind: "publish", message: message))
     }
 
     public func encoded() -> [UInt8] {

@@ -183,7 +183,7 @@ public struct CheckProcessor: Sendable {
         if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
         let duration = started.duration(to: .now)
         metrics.check(mode: request.mode.rawValue, status: rendered.status.rawValue, duration: duration)
-        let result = CheckResultMessage(
+        let whole = CheckResultMessage(
             id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
             status: rendered.status.rawValue, exitCode: Int(rendered.exitCode), output: rendered.text,
             summary: Self.summary(rendered.shortOutput), perfdata: CheckResultMessage.metrics(rendered.perfdata),
@@ -192,6 +192,19 @@ public struct CheckProcessor: Sendable {
             cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
             error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
+        // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
+        let policy = ResultSizePolicy(kafkaProperties: configuration.kafka.properties)
+        let result: CheckResultMessage
+        do {
+            result = try await pool.evaluate(deadline: refusalDeadline) {
+                policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+            }
+        } catch {
+            result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: [], text: rendered.shortOutput)
+        }
+        if result.truncated == true {
+            log.notice("result cut to fit one record", metadata: ["limit.bytes": "\(policy.maxValueBytes)"])
+        }
         log.info("check done", metadata: ["status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
                                           "cache.report": "\(result.cache.report)"])
         return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)

@@ -1,3 +1,4 @@
+import Crypto
 import ExchangeChecks
 import Foundation
 import GraphReports
@@ -81,6 +82,9 @@ public final class CheckWorkerService: Service, Sendable {
         case tick
         /// A fatal Kafka error (producer or consumer): the worker cannot go on.
         case fatal(KafkaError)
+        /// A record could not be published and no retry can fix it (PublishPolicy): the worker
+        /// stops before committing anything after that record.
+        case cannotPublish(topic: String, KafkaError)
         case stop
         case graceExpired
     }
@@ -103,6 +107,7 @@ public final class CheckWorkerService: Service, Sendable {
         let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog, onError: { error in
             if error.isFatal { continuation.yield(.fatal(error)) }
         })
+        try await requireOutputTopics(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
         let store = await quarantineStore(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
         metrics.quarantineEnabled(store != nil)
         // The quarantine's marks: read when partitions arrive, a clean one written when they go
@@ -194,6 +199,35 @@ public final class CheckWorkerService: Service, Sendable {
         logger.info("worker stopped")
     }
 
+    /// Before taking a request, the topics this worker answers on (results, dead letters, every
+    /// allowed reply topic) must exist: a worker that could not answer would hold or lose every
+    /// check. Checked by a metadata request, never by writing a probe record. A topic that does
+    /// not exist or may not be described stops the worker at once (`StartupError`); a broker that
+    /// cannot be reached is retried every few seconds until it answers or the worker is stopped.
+    func requireOutputTopics(_ clientConfig: KafkaConfiguration) async throws {
+        var topics: [(role: String, name: String)] = [("results", configuration.kafka.results), ("dead-letter", configuration.kafka.deadLetter)]
+        for reply in configuration.kafka.allowedReplyTopics.sorted() where reply != configuration.kafka.results {
+            topics.append(("allowed reply", reply))
+        }
+        for topic in topics {
+            var delay: Duration = .seconds(1)
+            while true {
+                try Task.checkCancellation()
+                do throws(KafkaError) {
+                    let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig)
+                    if partitions.isEmpty { throw KafkaError(message: "the topic has no partitions") }
+                    break
+                } catch where error.isRetriable {
+                    logger.warning("cannot describe the \(topic.role) topic '\(topic.name)' yet, retrying: \(error)")
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(10))
+                } catch {
+                    throw StartupError("the \(topic.role) topic '\(topic.name)' does not exist or cannot be described by this worker (\(error)); create it, or grant this worker Describe and Write on it, before starting workers")
+                }
+            }
+        }
+    }
+
     /// The state topic of the quarantine, or nil (quarantine off, logged) when it is unusable.
     func quarantineStore(_ clientConfig: KafkaConfiguration) async -> QuarantineStore? {
         let topic = configuration.kafka.stateTopic
@@ -234,7 +268,7 @@ public final class CheckWorkerService: Service, Sendable {
     /// Errors that no retry can fix (the state topic is missing or not writable): the quarantine
     /// is switched off rather than holding every record back.
     static func disablesQuarantine(_ error: KafkaError) -> Bool {
-        error.isFatal || error.isConfiguration || [3, 29, 31, -188, -190].contains(error.code)
+        error.isPermanent
     }
 
     static let consumerOnly: Set<String> = [
@@ -275,8 +309,11 @@ public final class CheckWorkerService: Service, Sendable {
                         ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                         : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                     let published = await self.publish(outcome, for: message, producer: producer)
+                    if case .failed(let topic, let error) = published {
+                        continuation.yield(.cannotPublish(topic: topic, error))
+                    }
                     continuation.yield(.finished(message.topicPartition, offset: message.offset, generation: generation,
-                                                 published: published, alone: alone))
+                                                 published: published == .published, alone: alone))
                 }
             }
             func setPaused(_ value: Bool) {
@@ -381,6 +418,11 @@ public final class CheckWorkerService: Service, Sendable {
                     logger.warning("kafka error: \(e)")
                 case .fatal(let e):
                     await Self.exitOnFatal(e, health: health, logger: logger)
+                case .cannotPublish(let topic, let e):
+                    // The loop stops here: no later completion stores an offset, so nothing is
+                    // committed after the record that could not be answered.
+                    await Self.exitForRestart(code: Self.fatalKafkaExitCode, health: health, logger: logger,
+                                              "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)")
                 case .finished(let tp, let offset, let generation, let published, let alone):
                     inFlight -= 1
                     var actions: [PoisonGuard<Pending>.Action] = []
@@ -428,9 +470,20 @@ public final class CheckWorkerService: Service, Sendable {
         var generation: Int
     }
 
-    /// Produces the result (and the dead-letter copy); true when every record was acknowledged.
-    /// Retriable failures are retried until they succeed or the task is cancelled.
-    func publish(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> Bool {
+    /// How publishing one check's records ended.
+    enum PublishResult: Sendable, Equatable {
+        /// Every record (result, dead-letter copy) was acknowledged: the offset may be committed.
+        case published
+        /// The task was cancelled (shutdown past its grace period): nothing is committed.
+        case cancelled
+        /// A record met an error no retry can fix (PublishPolicy): the worker must stop.
+        case failed(topic: String, KafkaError)
+    }
+
+    /// Produces the result (and the dead-letter copy). Retriable failures are retried until they
+    /// succeed or the task is cancelled; a result too large for one record is answered by a short
+    /// UNKNOWN of kind `publish`; a permanent failure ends in `.failed`.
+    func publish(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> PublishResult {
         var headers = [KafkaHeader("exocheck-id", outcome.result.id ?? ""), KafkaHeader("content-type", "application/json")]
         // Only a W3C-shaped traceparent is copied: anything else could make the result unpublishable.
         if let trace = message.headers.last(where: { $0.name == "traceparent" })?.value, CheckRequestDecoder.isTraceparent(trace) {
@@ -438,18 +491,22 @@ public final class CheckWorkerService: Service, Sendable {
         }
         let result = OutgoingMessage(topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
                                      value: outcome.result.encoded(), headers: headers)
-        if !(await sendWithRetry(result, producer: producer, what: "result")) {
-            if Task.isCancelled { return false }
-            // Not publishable as is (e.g. too large): answer the check with a short UNKNOWN.
-            var fallback = outcome.result
-            fallback.status = "UNKNOWN"
-            fallback.exitCode = 3
-            fallback.output = "UNKNOWN: the result of this check could not be published (\(result.value.count) bytes); see the worker's log. "
-            fallback.summary = fallback.output.trimmingCharacters(in: .whitespaces)
-            fallback.perfdata = []
-            fallback.error = .init(kind: "graph", message: "The result could not be published to \(outcome.topic).")
-            let small = OutgoingMessage(topic: outcome.topic, key: result.key, value: fallback.encoded(), headers: headers)
-            if !(await sendWithRetry(small, producer: producer, what: "fallback result")), Task.isCancelled { return false }
+        switch await send(result, producer: producer, what: "result") {
+        case .delivered: break
+        case .cancelled: return .cancelled
+        case .failed(let error): return .failed(topic: result.topic, error)
+        case .tooLarge:
+            // Larger than a record may be even after ResultSizePolicy (e.g. the broker's limit is
+            // lower than the producer's): answer the check with a short UNKNOWN of kind
+            // `publish` that carries only the id header.
+            let fallback = outcome.result.publishFailure(topic: outcome.topic, bytes: result.value.count)
+            let small = OutgoingMessage(topic: outcome.topic, key: result.key, value: fallback.encoded(),
+                                        headers: [KafkaHeader("exocheck-id", fallback.id ?? ""), KafkaHeader("content-type", "application/json")])
+            switch await send(small, producer: producer, what: "fallback result") {
+            case .delivered: break
+            case .cancelled: return .cancelled
+            case .failed(let error), .tooLarge(let error): return .failed(topic: small.topic, error)
+            }
         }
         metrics.resultProduced()
         if let reason = outcome.deadLetterReason {
@@ -463,43 +520,74 @@ public final class CheckWorkerService: Service, Sendable {
                 KafkaHeader("exocheck-error-kind", outcome.result.error?.kind ?? "invalid-request"),
             ])
             let copy = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key, value: message.value, headers: dltHeaders)
-            if !(await sendWithRetry(copy, producer: producer, what: "dead-letter copy")) {
-                if Task.isCancelled { return false }
+            switch await send(copy, producer: producer, what: "dead-letter copy") {
+            case .delivered: break
+            case .cancelled: return .cancelled
+            case .failed(let error): return .failed(topic: copy.topic, error)
+            case .tooLarge:
                 // Not publishable whole (e.g. larger than the producer's message.max.bytes): a stub
-                // keeps the record's start, its headers' verdict and the reason, so that the
-                // request is still committed and its partition goes on.
+                // keeps the record's start, its size and SHA-256, its headers' verdict and the
+                // reason, so that the request is still committed and its partition goes on.
                 var stubHeaders = dltHeaders
-                stubHeaders.append(KafkaHeader("exocheck-dlt-truncated",
-                                               "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"))
+                stubHeaders.append(contentsOf: [
+                    KafkaHeader("exocheck-dlt-truncated",
+                                "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"),
+                    KafkaHeader("exocheck-source-size", String(message.value.count)),
+                    KafkaHeader("exocheck-source-sha256", SHA256.hash(data: message.value).map { String(format: "%02x", $0) }.joined()),
+                ])
                 let stub = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key.map { Array($0.prefix(1024)) },
                                            value: Array(message.value.prefix(Self.deadLetterStubBytes)), headers: stubHeaders)
-                guard await sendWithRetry(stub, producer: producer, what: "dead-letter stub") else { return false }
+                switch await send(stub, producer: producer, what: "dead-letter stub") {
+                case .delivered: break
+                case .cancelled: return .cancelled
+                case .failed(let error), .tooLarge(let error): return .failed(topic: stub.topic, error)
+                }
             }
             metrics.deadLettered(kind: outcome.result.error?.kind ?? "invalid-request")
         }
-        return true
+        return .published
     }
 
     /// Bytes of a record kept in its dead-letter stub when the whole copy cannot be published.
     public static let deadLetterStubBytes = 65_536
 
-    func sendWithRetry(_ message: OutgoingMessage, producer: KafkaProducer, what: String) async -> Bool {
-        var delay = 0.5
+    /// How one record's send ended (after the retries of PublishPolicy).
+    enum SendResult: Sendable, Equatable {
+        case delivered
+        case cancelled
+        /// Larger than a record may be: the caller sends something smaller instead.
+        case tooLarge(KafkaError)
+        /// No retry can fix it (KafkaError.isPermanent), or a non-retriable error persisted.
+        case failed(KafkaError)
+    }
+
+    func send(_ message: OutgoingMessage, producer: KafkaProducer, what: String) async -> SendResult {
+        var policy = PublishPolicy()
         while !Task.isCancelled {
             do {
                 try await producer.send(message)
-                return true
+                return .delivered
             } catch {
-                if error.isFatal || error.code == KafkaError.messageTooLarge || error.isConfiguration {
+                switch policy.next(after: error) {
+                case .tooLarge:
                     logger.error("cannot publish the \(what) to \(message.topic): \(error)")
-                    return false
+                    return .tooLarge(error)
+                case .fail:
+                    logger.error("cannot publish the \(what) to \(message.topic), giving up: \(error)")
+                    return .failed(error)
+                case .retry(after: let delay):
+                    metrics.produceRetry()
+                    logger.warning("publishing the \(what) to \(message.topic) failed, retrying: \(error)")
+                    try? await Task.sleep(for: delay)
                 }
-                metrics.produceRetry()
-                logger.warning("publishing the \(what) to \(message.topic) failed, retrying: \(error)")
-                try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
-                delay = min(delay * 2, 5)
             }
         }
-        return false
+        return .cancelled
     }
+}
+
+/// The worker cannot start (a topic it answers on is missing, …): the message says what to fix.
+public struct StartupError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -49,8 +49,13 @@ public struct Perfdatum: Sendable, Equatable, Codable {
     public var critical: String
     public var min: String
     public var max: String
+    /// The instance (user, mailbox) the metric belongs to; nil for a global metric. Not printed:
+    /// it tells per-instance perfdata from global perfdata whatever the label style.
+    public var instance: String?
 
-    public init(label: String, value: String, unit: String = "", warning: String = "", critical: String = "", min: String = "", max: String = "") {
+    public init(label: String, value: String, unit: String = "", warning: String = "", critical: String = "", min: String = "", max: String = "",
+                instance: String? = nil) {
+        self.instance = instance
         self.label = label
         self.value = value
         self.unit = unit

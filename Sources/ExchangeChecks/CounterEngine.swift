@@ -96,7 +96,7 @@ enum CounterFormatting {
         return Perfdatum(label: label, value: value, unit: unit,
                          warning: thresholds.warning?.perfdataText ?? "",
                          critical: thresholds.critical?.perfdataText ?? "",
-                         min: "0")
+                         min: "0", instance: instance)
     }
 
     /// Texts and metric of the `active-users` / `active-mailboxes` counter.

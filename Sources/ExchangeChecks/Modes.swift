@@ -221,7 +221,7 @@ public enum MailboxUsageCheck {
         } else if multiple {
             label += "_" + id
         }
-        let metric = Perfdatum(label: label, value: used, unit: "B", min: "0")
+        let metric = Perfdatum(label: label, value: used, unit: "B", min: "0", instance: id)
         return EvaluatedCounter(text: text, status: status, perfdata: [metric])
     }
 }

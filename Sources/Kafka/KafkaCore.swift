@@ -58,6 +58,19 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
                   isRetriable: KafkaError.retriableCodes.contains(err.rawValue))
     }
 
+    /// An error that no retry of the same record can fix: fatal, a configuration error, a topic
+    /// or partition that does not exist, or a denied authorization. A producer that meets one
+    /// stops (its records cannot be answered), and so does anything that writes to that topic.
+    public var isPermanent: Bool {
+        isFatal || isConfiguration || KafkaError.permanentCodes.contains(code)
+    }
+
+    static let permanentCodes: Set<Int32> = [
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC.rawValue,
+        RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION.rawValue, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED.rawValue,
+        RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED.rawValue, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION.rawValue,
+    ]
+
     /// Codes librdkafka or the broker report for transient conditions.
     static let retriableCodes: Set<Int32> = [
         RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT.rawValue,

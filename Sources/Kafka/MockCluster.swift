@@ -71,6 +71,12 @@ public final class MockCluster: Sendable {
         errors.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster.pointer, apiKey, $0.count, $0.baseAddress) }
     }
 
+    /// Metadata requests for `topic` answer `code` from now on (3 = UNKNOWN_TOPIC_OR_PART makes
+    /// it look missing; 0 brings it back), so that clients see a deleted or forbidden topic.
+    public func setTopicError(_ topic: String, code: Int32) {
+        rd_kafka_mock_topic_set_error(cluster.pointer, topic, rd_kafka_resp_err_t(rawValue: code))
+    }
+
     public func setPartitionLeader(topic: String, partition: Int32, broker: Int32) throws(KafkaError) {
         try check(rd_kafka_mock_partition_set_leader(cluster.pointer, topic, partition, broker), "set leader")
     }

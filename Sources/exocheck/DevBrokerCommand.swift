@@ -18,6 +18,8 @@ struct DevBrokerCommand: AsyncParsableCommand {
           err <apiKey> <code>...    fail the next requests of an API (0 Produce, 1 Fetch, 8 OffsetCommit, 12 Heartbeat)
           leader <topic> <partition> <broker>
           topic <name> <partitions>
+          missing <topic>           metadata for the topic answers UNKNOWN_TOPIC_OR_PART (looks deleted)
+          present <topic>           undoes 'missing'
         Not available in this broker: CreateTopics/DeleteTopics (create topics here or with --topic).
         """
     )
@@ -76,7 +78,9 @@ enum DevBrokerControl {
             case "err" where w.count >= 3: cluster.pushRequestErrors(apiKey: Int16(w[1]) ?? 0, w.dropFirst(2).compactMap { Int32($0) })
             case "leader" where w.count == 4: try cluster.setPartitionLeader(topic: w[1], partition: Int32(w[2]) ?? 0, broker: Int32(w[3]) ?? 1)
             case "topic" where w.count == 3: try cluster.createTopic(w[1], partitions: Int(w[2]) ?? 1)
-            default: return "unknown command (down N | up N | rtt N MS | err API CODE... | leader T P N | topic T N)"
+            case "missing" where w.count == 2: cluster.setTopicError(w[1], code: 3)
+            case "present" where w.count == 2: cluster.setTopicError(w[1], code: 0)
+            default: return "unknown command (down N | up N | rtt N MS | err API CODE... | leader T P N | topic T N | missing T | present T)"
             }
             return "ok"
         } catch {

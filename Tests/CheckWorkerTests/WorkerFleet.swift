@@ -63,7 +63,7 @@ final class WorkerFleet: @unchecked Sendable {
     /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …).
     init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
          worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#,
-         faults: [String: [FaultRule]] = [:]) async throws {
+         faults: [String: [FaultRule]] = [:], kafkaProperties: [String: String] = [:], replyTopics: [String] = []) async throws {
         cluster = try MockCluster(brokers: 1)
         let suffix = UUID().uuidString.prefix(8).lowercased()
         requests = "requests-\(suffix)"
@@ -75,6 +75,7 @@ final class WorkerFleet: @unchecked Sendable {
         try cluster.createTopic(results, partitions: partitions)
         try cluster.createTopic(deadLetter, partitions: 1)
         try cluster.createTopic(stateTopic, partitions: partitions)
+        for topic in replyTopics { try cluster.createTopic(topic, partitions: 1) }
         tenantNames = (0..<tenants).map { "t\($0)" }
         let generated = tenantNames.enumerated().map { i, name in
             GeneratedTenantSpec(name: name, data: GeneratedData(users: users, seed: UInt64(1000 + i), domain: "\(name).example",
@@ -93,7 +94,8 @@ final class WorkerFleet: @unchecked Sendable {
             session.timeout.ms: "6000"
             heartbeat.interval.ms: "500"
             log_level: "3"
-          requests: \(requests)
+        \(kafkaProperties.sorted { $0.key < $1.key }.map { "    \($0.key): \"\($0.value)\"\n" }.joined())  requests: \(requests)
+          allowedReplyTopics: [\(replyTopics.joined(separator: ", "))]
           results: \(results)
           deadLetter: \(deadLetter)
           \(stateLine)
@@ -160,11 +162,12 @@ final class WorkerFleet: @unchecked Sendable {
     }
 
     /// Reads the results topic from the beginning into `sink` until `done` holds.
-    func collect(into sink: ResultSink, timeout: Duration = .seconds(180), until done: @escaping @Sendable (ResultSink) async -> Bool) async throws -> Bool {
+    func collect(into sink: ResultSink, from topic: String? = nil, timeout: Duration = .seconds(180),
+                 until done: @escaping @Sendable (ResultSink) async -> Bool) async throws -> Bool {
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration([
             "bootstrap.servers": cluster.bootstrapServers, "group.id": "reader-\(UUID().uuidString.prefix(6))",
             "auto.offset.reset": "earliest", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
-        ]), topics: [results])
+        ]), topics: [topic ?? results])
         let task = Task {
             for await event in consumer.events {
                 if case .message(let m) = event { await sink.add(m) }

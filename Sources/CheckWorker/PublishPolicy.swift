@@ -1,0 +1,41 @@
+import Kafka
+
+/// What the worker does after a failed send of one record: the retry rule of publishing, in one
+/// place (docs/result-size.md, "Publishing failures").
+///
+/// - too large for a record: the caller sends something smaller (a cut result, a fallback, a
+///   dead-letter stub);
+/// - permanent (`KafkaError.isPermanent`: fatal, configuration, unknown topic or partition,
+///   authorization): give up at once; the worker stops, so nothing is committed after it;
+/// - retriable (broker down, timeouts, leader moves): retry with exponential backoff, without
+///   limit (the broker may come back; the check holds its slot and its offset meanwhile);
+/// - anything else: retry `maxOtherTries` times, then give up as permanent.
+public struct PublishPolicy: Sendable, Equatable {
+    public enum Decision: Sendable, Equatable {
+        case retry(after: Duration)
+        case tooLarge
+        case fail
+    }
+
+    public static let firstDelay: Duration = .milliseconds(500)
+    public static let maxDelay: Duration = .seconds(5)
+    /// Tries of an error that is neither retriable nor known to be permanent.
+    public static let maxOtherTries = 5
+
+    var delay = PublishPolicy.firstDelay
+    var otherFailures = 0
+
+    public init() {}
+
+    public mutating func next(after error: KafkaError) -> Decision {
+        if error.code == KafkaError.messageTooLarge { return .tooLarge }
+        if error.isPermanent { return .fail }
+        if !error.isRetriable {
+            otherFailures += 1
+            if otherFailures >= Self.maxOtherTries { return .fail }
+        }
+        let now = delay
+        delay = min(delay * 2, Self.maxDelay)
+        return .retry(after: now)
+    }
+}
