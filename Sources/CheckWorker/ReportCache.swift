@@ -5,10 +5,16 @@ import GraphReports
 /// data changes about once a day. This cache sits in front of `GraphSession` for the worker:
 ///
 /// * one entry per (tenant, report, parameters), fresh for `ttl`;
-/// * at most one download in flight per key (other checks wait for it);
+/// * at most one download in flight per key: other checks join it, each waiting no longer than
+///   its own deadline (a joiner whose deadline passes fails as `timeout`, the download goes on);
 /// * an expired entry with an ETag is revalidated with `If-None-Match` (304 keeps the body);
-/// * a per-tenant, per-report call budget; when it is spent, a stale copy is served, or the
-///   check waits for budget if its deadline allows, else it fails as `throttled`.
+/// * a per-tenant, per-report call budget, spent only when a Graph call is actually made (a
+///   check that failed before calling, e.g. on its token, gives its slot back); when it is spent,
+///   a stale copy no older than `maxStale` is served, or the check waits for budget if its
+///   deadline allows (and then joins a download another check started meanwhile), else it fails
+///   as `throttled`;
+/// * a byte budget: bodies count their size; past the budget, entries for past dates go first,
+///   then the least recently used. A body larger than the whole budget is served, not kept.
 public actor ReportCache {
     public struct Key: Hashable, Sendable {
         public var tenant: String
@@ -19,6 +25,7 @@ public actor ReportCache {
         var body: [UInt8]
         var etag: String?
         var fetchedAt: ContinuousClock.Instant
+        var lastUsed: ContinuousClock.Instant
     }
 
     /// How a report was obtained, for result metadata and metrics.
@@ -29,77 +36,190 @@ public actor ReportCache {
     public let ttl: Duration
     public let budget: Int
     public let window: Duration
+    /// The oldest copy served when the budget is spent (older copies are not served: UNKNOWN).
+    public let maxStale: Duration
+    /// Bytes of report bodies kept at most.
+    public let maxBytes: Int
+    public static let defaultMaxStale: Duration = .seconds(3_600)
+    public static let defaultMaxBytes = 256 << 20
+
     private var entries: [Key: Entry] = [:]
     private var inFlight: [Key: Task<(Entry, Outcome), any Error>] = [:]
+    /// Checks waiting for a download another check started, by key and waiter number.
+    private var joiners: [Key: [Int: CheckedContinuation<Result<[UInt8], GraphError>?, Never>]] = [:]
+    private var nextJoiner = 0
     /// Call times per (tenant, report name): the sliding window of the budget.
     private var calls: [String: [ContinuousClock.Instant]] = [:]
+    /// Bytes held by `entries`.
+    public private(set) var bytes = 0
+    /// Entries dropped to stay under `maxBytes`, since start.
+    public private(set) var evictions = 0
     private let clock = ContinuousClock()
 
-    public init(ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600)) {
+    public init(ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600),
+                maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes) {
         self.ttl = ttl
         self.budget = budget
         self.window = window
+        self.maxStale = maxStale
+        self.maxBytes = maxBytes
     }
+
+    /// Number of cached entries.
+    public var count: Int { entries.count }
 
     /// The report body for `request`, and how it was obtained.
     public func report(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
                        stats: FetchStatsBox) async throws(GraphError) -> ([UInt8], Outcome) {
         let key = Key(tenant: tenant, request: request)
-        let now = clock.now
-        if let e = entries[key], e.fetchedAt.duration(to: now) < ttl { return (e.body, .hit) }
-        if let running = inFlight[key] {
-            do {
-                let (entry, _) = try await running.value
-                return (entry.body, .hit)
-            } catch {
-                throw (error as? GraphError) ?? GraphError(.graph, "\(error)")
-            }
-        }
-        let stale = entries[key]
+        if let body = freshBody(key) { return (body, .hit) }
+        if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
         // Budget: wait for a slot if the deadline allows, else serve the stale copy or fail.
         let budgetKey = "\(tenant)|\(request.report)"
+        var slot: ContinuousClock.Instant
         while true {
             let t = clock.now
             var times = (calls[budgetKey] ?? []).filter { $0.duration(to: t) < window }
-            calls[budgetKey] = times
             if times.count < budget {
+                slot = t
                 times.append(t)
                 calls[budgetKey] = times
                 break
             }
-            if let stale { return (stale.body, .stale) }
+            calls[budgetKey] = times
+            if var stale = entries[key], stale.fetchedAt.duration(to: t) <= maxStale + ttl {
+                stale.lastUsed = t
+                entries[key] = stale
+                return (stale.body, .stale)
+            }
             let freeAt = times[0].advanced(by: window)
             if freeAt > deadline {
                 let wait = t.duration(to: freeAt)
-                throw GraphError(.throttled, "The report call budget for \(request.report) of this tenant is spent (\(budget) calls per \(window.components.seconds / 60) minutes, Graph's limit); the next call is possible in \(wait.components.seconds + 1) s, after this check's deadline. Lower the check frequency or raise the report cache TTL.", retryAfterSeconds: Double(wait.components.seconds + 1))
+                throw GraphError(.throttled, "The report call budget for \(request.report) of this tenant is spent (\(budget) calls per \(window.components.seconds / 60) minutes, Graph's limit)\(entries[key] != nil ? " and the cached copy is older than the maximum stale age" : ""); the next call is possible in \(wait.components.seconds + 1) s, after this check's deadline. Lower the check frequency or raise the report cache TTL.", retryAfterSeconds: Double(wait.components.seconds + 1))
             }
             do { try await Task.sleep(until: freeAt, clock: clock) } catch {
                 throw GraphError(.timeout, "The check was cancelled while waiting for report budget.")
             }
-            if let e = entries[key], e.fetchedAt.duration(to: clock.now) < ttl { return (e.body, .hit) }
+            // While this check waited, another may have fetched the report or started to.
+            if let body = freshBody(key) { return (body, .hit) }
+            if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
         }
+        let stale = entries[key]
+        let calledBox = FetchStatsBox()
         let task = Task<(Entry, Outcome), any Error> {
             var local = FetchStats()
-            defer { stats.add(local) }
+            defer {
+                stats.add(local)
+                calledBox.add(local)
+            }
+            let now = ContinuousClock.now
             switch try await session.fetch(request, deadline: deadline, etag: stale?.etag, stats: &local) {
             case .body(let bytes, let etag):
-                return (Entry(body: bytes, etag: etag, fetchedAt: ContinuousClock.now), .miss)
+                return (Entry(body: bytes, etag: etag, fetchedAt: now, lastUsed: now), .miss)
             case .notModified:
                 guard let stale else { throw GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.") }
-                return (Entry(body: stale.body, etag: stale.etag, fetchedAt: ContinuousClock.now), .revalidated)
+                return (Entry(body: stale.body, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)
             }
         }
         inFlight[key] = task
-        defer { inFlight[key] = nil }
+        let result: Result<(Entry, Outcome), GraphError>
         do {
-            let (entry, outcome) = try await task.value
-            entries[key] = entry
-            return (entry.body, outcome)
+            result = .success(try await task.value)
         } catch {
-            throw (error as? GraphError) ?? GraphError(.graph, "\(error)")
+            result = .failure((error as? GraphError) ?? GraphError(.graph, "\(error)"))
+        }
+        inFlight[key] = nil
+        // No Graph call made (e.g. the token request failed): the budget slot is given back.
+        if calledBox.value.graphCalls == 0, var times = calls[budgetKey], let i = times.firstIndex(of: slot) {
+            times.remove(at: i)
+            calls[budgetKey] = times
+        }
+        let waiting = joiners.removeValue(forKey: key) ?? [:]
+        switch result {
+        case .success(let (entry, outcome)):
+            store(key, entry)
+            for (_, c) in waiting { c.resume(returning: .success(entry.body)) }
+            return (entry.body, outcome)
+        case .failure(let error):
+            for (_, c) in waiting { c.resume(returning: .failure(error)) }
+            throw error
         }
     }
 
+    private func freshBody(_ key: Key) -> [UInt8]? {
+        let now = clock.now
+        guard var e = entries[key], e.fetchedAt.duration(to: now) < ttl else { return nil }
+        e.lastUsed = now
+        entries[key] = e
+        return e.body
+    }
+
+    /// Waits for the download in flight for `key`, no longer than `deadline`. Nil when that
+    /// download ended before this check could join it (the caller looks again).
+    private func join(_ key: Key, deadline: ContinuousClock.Instant) async throws(GraphError) -> [UInt8]? {
+        let id = nextJoiner
+        nextJoiner += 1
+        let outcome: Result<[UInt8], GraphError>? = await withTaskGroup(of: Result<[UInt8], GraphError>??.self) { group in
+            group.addTask { .some(await self.wait(key, id)) }
+            group.addTask {
+                // At the deadline, the waiter above is resumed with a timeout (then this ends).
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if !Task.isCancelled { await self.expire(key, id) }
+                return .none
+            }
+            var value: Result<[UInt8], GraphError>?? = nil
+            while let next = await group.next() {
+                if case .some(let v) = next {
+                    value = .some(v)
+                    group.cancelAll()
+                }
+            }
+            return value ?? nil
+        }
+        guard let outcome else { return nil }
+        return try outcome.get()
+    }
+
+    private func wait(_ key: Key, _ id: Int) async -> Result<[UInt8], GraphError>? {
+        guard inFlight[key] != nil else { return nil }
+        return await withCheckedContinuation { c in joiners[key, default: [:]][id] = c }
+    }
+
+    private func expire(_ key: Key, _ id: Int) {
+        guard let c = joiners[key]?.removeValue(forKey: id) else { return }
+        c.resume(returning: .failure(GraphError(.timeout, "The check reached its deadline while waiting for a download of \(key.request) that another check started.")))
+    }
+
+    /// Keeps `entry`, then evicts until the bodies fit `maxBytes`: entries for a past date
+    /// first (a newer date is what checks ask for), then the least recently used.
+    private func store(_ key: Key, _ entry: Entry) {
+        if let old = entries.removeValue(forKey: key) { bytes -= old.body.count }
+        guard entry.body.count <= maxBytes else { return }
+        entries[key] = entry
+        bytes += entry.body.count
+        guard bytes > maxBytes else { return }
+        var latestDate: [String: String] = [:]  // (tenant, report) → newest date cached
+        for k in entries.keys {
+            if case .date(let d) = k.request.parameter {
+                let group = "\(k.tenant)|\(k.request.report)"
+                if d > latestDate[group] ?? "" { latestDate[group] = d }
+            }
+        }
+        func isPastDate(_ k: Key) -> Bool {
+            guard case .date(let d) = k.request.parameter else { return false }
+            return d < latestDate["\(k.tenant)|\(k.request.report)"] ?? ""
+        }
+        let order = entries.filter { $0.key != key }.sorted { a, b in
+            let (pa, pb) = (isPastDate(a.key), isPastDate(b.key))
+            if pa != pb { return pa }
+            return a.value.lastUsed < b.value.lastUsed
+        }
+        for (k, e) in order where bytes > maxBytes {
+            entries[k] = nil
+            bytes -= e.body.count
+            evictions += 1
+        }
+    }
 }
 
 /// Fetch statistics gathered across tasks (the download may run in another task).

@@ -49,6 +49,10 @@ public struct WorkerConfiguration: Sendable {
         public var reportCacheSeconds = 900.0
         /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
         public var reportCallsPer10Minutes = 14
+        /// How long past its TTL a cached report may still be served when the call budget is spent.
+        public var reportMaxStaleSeconds = 3_600.0
+        /// Bytes of report bodies the cache keeps (past dates, then least recently used, go first).
+        public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
         public init() {}
     }
 
@@ -124,12 +128,15 @@ public struct WorkerConfiguration: Sendable {
             c.worker.name = try w.string("name") ?? c.worker.name
         }
         if let g = try Section.optional(top["graph"], path: "graph") {
-            try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes"])
+            try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
+                         "reportMaxStaleSeconds", "reportCacheMaxBytes"])
             c.graph.loginEndpoint = try g.string("loginEndpoint")
             c.graph.graphEndpoint = try g.string("graphEndpoint")
             c.graph.timeoutSeconds = try g.double("timeoutSeconds") ?? c.graph.timeoutSeconds
             c.graph.reportCacheSeconds = try g.double("reportCacheSeconds") ?? c.graph.reportCacheSeconds
             c.graph.reportCallsPer10Minutes = try g.int("reportCallsPer10Minutes", min: 1) ?? c.graph.reportCallsPer10Minutes
+            c.graph.reportMaxStaleSeconds = try g.double("reportMaxStaleSeconds") ?? c.graph.reportMaxStaleSeconds
+            c.graph.reportCacheMaxBytes = try g.int("reportCacheMaxBytes", min: 0) ?? c.graph.reportCacheMaxBytes
         }
         if let l = try Section.optional(top["log"], path: "log") {
             try l.check(["format", "level"])

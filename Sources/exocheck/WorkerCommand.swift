@@ -62,7 +62,9 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: configuration, transport: transport,
             tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
             reports: ReportCache(ttl: .milliseconds(Int64(configuration.graph.reportCacheSeconds * 1000)),
-                                 budget: configuration.graph.reportCallsPer10Minutes),
+                                 budget: configuration.graph.reportCallsPer10Minutes,
+                                 maxStale: .milliseconds(Int64(configuration.graph.reportMaxStaleSeconds * 1000)),
+                                 maxBytes: configuration.graph.reportCacheMaxBytes),
             metrics: metrics, logger: logger)
         let worker = CheckWorkerService(configuration: configuration, kafka: kafka, processor: processor,
                                         metrics: metrics, health: health, logger: logger)

@@ -88,6 +88,114 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("the call budget is spent only when a call is made: a check that fails on its token gives its slot back (was: slot spent)")
+    func budgetRefundedWithoutCall() async throws {
+        try await withSession("contoso.onmicrosoft.com", credential: .secret("wrong-secret")) { badSession, sim in
+            let cache = ReportCache(ttl: .seconds(60), budget: 1, window: .seconds(600))
+            await #expect(throws: GraphError.self) {
+                _ = try await cache.report(Self.d7, tenant: "c", session: badSession, deadline: self.deadline, stats: FetchStatsBox())
+            }
+            #expect(await sim.stats().reportRequests == 0)
+            let transport = HTTPTransport.make()
+            let good = GraphSession(app: AppIdentity(tenant: "contoso.onmicrosoft.com", clientId: SimulatorConfiguration.defaultClientId,
+                                                     credential: .secret(SimulatorConfiguration.defaultClientSecret),
+                                                     endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
+                                    transport: transport, tokenCache: TokenCache())
+            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: good, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+            #expect(outcome == .miss)
+            await transport.shutdown()
+        }
+    }
+
+    @Test("a stale copy older than the maximum stale age is not served when the budget is spent (was: served whatever its age)")
+    func staleMaxAge() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .milliseconds(100), budget: 1, window: .seconds(600), maxStale: .milliseconds(200))
+            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            try await Task.sleep(for: .milliseconds(150))
+            let (_, young) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(young == .stale)
+            try await Task.sleep(for: .milliseconds(300))
+            await #expect {
+                _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+            } throws: { error in
+                (error as? GraphError).map { $0.kind == .throttled && $0.message.contains("maximum stale age") } ?? false
+            }
+            #expect(await sim.stats().reportRequests == 1)
+        }
+    }
+
+    @Test("a joiner waits for a shared download no longer than its own deadline (was: the first caller's)")
+    func joinerOwnDeadline() async throws {
+        try await withSession("slow-short.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .seconds(60))
+            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            await #expect {
+                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(300)), stats: FetchStatsBox())
+            } throws: { error in
+                (error as? GraphError).map { $0.kind == .timeout && $0.message.contains("another check started") } ?? false
+            }
+            // The simulator holds the report for 1 s: the joiner gave up well before it answered.
+            #expect(started.duration(to: .now) < .milliseconds(900))
+            let (_, outcome) = try await leader.value
+            #expect(outcome == .miss)
+            #expect(await sim.stats().reportRequests == 1)
+        }
+    }
+
+    @Test("checks that waited for budget together share one download afterwards (was: each fetched on its own)")
+    func singleFlightAfterBudgetWait() async throws {
+        try await withSession("slow-short.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .milliseconds(50), budget: 1, window: .seconds(2), maxStale: .zero)
+            _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: deadline, stats: FetchStatsBox())
+            try await Task.sleep(for: .milliseconds(100))
+            let outcomes = try await withThrowingTaskGroup(of: ReportCache.Outcome.self) { group in
+                for _ in 0..<3 {
+                    group.addTask { try await cache.report(Self.d7, tenant: "s", session: session, deadline: self.deadline, stats: FetchStatsBox()).1 }
+                }
+                return try await group.reduce(into: [ReportCache.Outcome]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .hit }.count == 2, "\(outcomes)")
+            #expect(await sim.stats().reportRequests == 2)
+        }
+    }
+
+    @Test("the cache holds at most its byte budget: past dates go first, then the least recently used; a body larger than the budget is served, not kept")
+    func byteBudget() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, sim in
+            let probe = ReportCache()
+            let email = { (d: String) in ReportRequest(report: "getEmailActivityUserDetail", parameter: .date(d)) }
+            var sizes: [Int] = []
+            for d in ["2025-06-26", "2025-06-27", "2025-06-28"] {
+                sizes.append(try await probe.report(email(d), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox()).0.count)
+            }
+            sizes.sort()
+            // Room for any two of the bodies, not for all three.
+            let budget = sizes[1] + sizes[2]
+            #expect(sizes[0] > 0)
+            let cache = ReportCache(ttl: .seconds(60), maxBytes: budget)
+            _ = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            // The older date is used last, yet it goes first: a past date.
+            let (_, o) = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(o == .hit)
+            _ = try await cache.report(email("2025-06-26"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(await cache.count == 2)
+            #expect(await cache.evictions == 1)
+            #expect(await cache.bytes <= budget)
+            let (_, kept) = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(kept == .hit, "the newest date stays")
+            let tiny = ReportCache(ttl: .seconds(60), maxBytes: 10)
+            let (served, first) = try await tiny.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            #expect(!served.isEmpty && first == .miss)
+            #expect(await tiny.count == 0)
+            #expect(await tiny.bytes == 0)
+            _ = sim
+        }
+    }
+
     @Test("a certificate credential signs an RS256 client assertion the identity platform accepts; another key is refused")
     func certificateAssertion() async throws {
         let dir = NSTemporaryDirectory() + "exocheck-cert-\(UUID().uuidString.prefix(6))"
