@@ -164,6 +164,7 @@ public struct CheckProcessor: Sendable {
             app: AppIdentity(tenant: tenant.tenantId, clientId: tenant.clientId, credential: tenant.credential, endpoints: tenant.endpoints),
             transport: transport, tokenCache: tokens, requestTimeout: configuration.graph.timeoutSeconds,
             warn: { [log] in log.warning("\($0)") })
+        session.redirectPolicy.allowedHosts = configuration.graph.allowedDownloadHosts
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
         let stats = FetchStatsBox()

@@ -53,6 +53,8 @@ public struct WorkerConfiguration: Sendable {
         public var reportMaxStaleSeconds = 3_600.0
         /// Bytes of report bodies the cache keeps (past dates, then least recently used, go first).
         public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
+        /// Hosts the report download may be redirected to (nil: any public https host).
+        public var allowedDownloadHosts: [String]?
         public init() {}
     }
 
@@ -129,7 +131,7 @@ public struct WorkerConfiguration: Sendable {
         }
         if let g = try Section.optional(top["graph"], path: "graph") {
             try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
-                         "reportMaxStaleSeconds", "reportCacheMaxBytes"])
+                         "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts"])
             c.graph.loginEndpoint = try g.string("loginEndpoint")
             c.graph.graphEndpoint = try g.string("graphEndpoint")
             c.graph.timeoutSeconds = try g.double("timeoutSeconds") ?? c.graph.timeoutSeconds
@@ -137,6 +139,7 @@ public struct WorkerConfiguration: Sendable {
             c.graph.reportCallsPer10Minutes = try g.int("reportCallsPer10Minutes", min: 1) ?? c.graph.reportCallsPer10Minutes
             c.graph.reportMaxStaleSeconds = try g.double("reportMaxStaleSeconds") ?? c.graph.reportMaxStaleSeconds
             c.graph.reportCacheMaxBytes = try g.int("reportCacheMaxBytes", min: 0) ?? c.graph.reportCacheMaxBytes
+            c.graph.allowedDownloadHosts = try g.strings("allowedDownloadHosts")
         }
         if let l = try Section.optional(top["log"], path: "log") {
             try l.check(["format", "level"])

@@ -68,6 +68,8 @@ public struct GraphSession: Sendable {
     /// Per-request timeout (`--timeout`).
     public var requestTimeout: Double
     public var retry = RetryPolicy()
+    /// Where the report redirect may lead (https, no internal addresses, optional host list).
+    public var redirectPolicy: RedirectPolicy
     /// Where warnings go (stderr for `run`, the log for the worker).
     let warn: @Sendable (String) -> Void
     /// Told about every Graph HTTP answer: (report name, HTTP status, 0 for a transport failure).
@@ -82,6 +84,7 @@ public struct GraphSession: Sendable {
         self.diskStore = diskStore
         self.requestTimeout = requestTimeout
         self.warn = warn
+        self.redirectPolicy = RedirectPolicy(endpoint: app.endpoints.graph)
     }
 
     var key: TokenKey { TokenKey(app: app) }
@@ -155,6 +158,9 @@ public struct GraphSession: Sendable {
             case 301, 302, 303, 307, 308:
                 guard let location = answer.header("Location"), let target = resolve(location, against: url) else {
                     throw GraphError(.graph, "Graph answered \(request) with HTTP \(answer.status) but no usable Location header.")
+                }
+                if let refusal = redirectPolicy.refusal(target) {
+                    throw GraphError(.graph, "The download of \(request) was not followed: \(refusal). If this is a legitimate Microsoft download host, add it to graph.allowedDownloadHosts; otherwise check the Graph endpoint and any proxy in between.")
                 }
                 return try await download(target, request: request, deadline: deadline, etag: etag, stats: &stats)
             case 401 where !renewedAfter401:

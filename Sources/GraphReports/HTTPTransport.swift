@@ -65,6 +65,9 @@ public struct HTTPTransport: Sendable {
         // GraphSession retries within the check's deadline itself; a refused connection must
         // surface at once instead of being retried until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Idle limits under every request's own deadline: a connection that neither connects
+        // nor sends a byte for this long is dropped even where no deadline was given.
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
         return configuration
     }
 

@@ -73,6 +73,10 @@ public struct SimulatorConfiguration: Sendable, Codable {
         add("slow", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 4)] }
         add("slow-short", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 1)] }
         add("stall-body", .fixture("small")) { $0.faults = [FaultRule(on: .download, stallBody: 60)] }
+        // Hostile redirects: cloud metadata (link-local), a private address, a decimal loopback.
+        add("redirect-metadata", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "http://169.254.169.254/latest/meta-data/?sig=secret")] }
+        add("redirect-private", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "https://10.1.2.3/download?sig=secret")] }
+        add("redirect-decimal", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "http://2130706433:8080/?sig=secret")] }
         for kind in MalformedKind.allCases {
             add("malformed-\(kind.rawValue.replacingOccurrences(of: "_", with: "-"))", .fixture("small")) {
                 $0.faults = [FaultRule(on: .report, malformed: kind)]
@@ -270,12 +274,16 @@ public struct FaultRule: Sendable, Codable, Equatable {
     /// seconds before the rest (a download that stalls mid-body).
     public var stallBody: Double?
     public var malformed: MalformedKind?
+    /// With a 3xx status: the Location header (a hostile redirect).
+    public var location: String?
     public var skip: Int
     public var times: Int?
 
     public init(on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
                 message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
-                delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, skip: Int = 0, times: Int? = nil) {
+                delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, location: String? = nil,
+                skip: Int = 0, times: Int? = nil) {
+        self.location = location
         self.on = on
         self.report = report
         self.variant = variant
@@ -293,7 +301,7 @@ public struct FaultRule: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case on, report, variant, status, code, message, retryAfter, body, contentType, delay, stallBody, malformed, skip, times
+        case on, report, variant, status, code, message, retryAfter, body, contentType, delay, stallBody, malformed, location, skip, times
     }
 
     public init(from decoder: any Decoder) throws {
@@ -310,6 +318,7 @@ public struct FaultRule: Sendable, Codable, Equatable {
         delay = try c.decodeIfPresent(Double.self, forKey: .delay)
         stallBody = try c.decodeIfPresent(Double.self, forKey: .stallBody)
         malformed = try c.decodeIfPresent(MalformedKind.self, forKey: .malformed)
+        location = try c.decodeIfPresent(String.self, forKey: .location)
         skip = try c.decodeIfPresent(Int.self, forKey: .skip) ?? 0
         times = try c.decodeIfPresent(Int.self, forKey: .times)
     }

@@ -258,6 +258,7 @@ struct SimulatorHandler: Sendable {
         if let ra = rule.retryAfter {
             response.headers[.retryAfter] = ra == ra.rounded() ? String(Int(ra)) : String(ra)
         }
+        if let location = rule.location { response.headers[.location] = location }
         return response
     }
 

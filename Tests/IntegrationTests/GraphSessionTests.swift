@@ -185,6 +185,53 @@ struct GraphSessionTests {
         }
     }
 
+    @Test("hostile redirects (cloud metadata, a private address, a decimal loopback) are not followed; the error names the host, never the signed URL (was: followed)",
+          arguments: [("redirect-metadata", "169.254.169.254", "link-local"), ("redirect-private", "10.1.2.3", "private"),
+                      ("redirect-decimal", "2130706433", "non-canonical")])
+    func hostileRedirect(tenant: String, host: String, kind: String) async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                var stats = FetchStats()
+                await #expect {
+                    _ = try await session(sim, tenant: "\(tenant).onmicrosoft.com", transport: transport)
+                        .report(Self.mailbox, deadline: deadline(5), stats: &stats)
+                } throws: { error in
+                    guard let e = error as? GraphError else { return false }
+                    return e.kind == .graph && e.message.contains(host) && e.message.contains(kind) && !e.message.contains("sig=secret")
+                        && e.message.contains("allowedDownloadHosts")
+                }
+                #expect(await sim.stats().downloadRequests == 0)
+                #expect(await sim.stats().reportRequests == 1, "no retry of a refused redirect")
+            }
+        }
+    }
+
+    @Test("redirect policy: https only (http only when the endpoint is http); internal literals refused unless they are the endpoint's host; optional host list")
+    func redirectPolicy() {
+        let graph = RedirectPolicy(endpoint: "https://graph.microsoft.com")
+        #expect(graph.refusal("https://reportsncu.office.com/data/x?sig=1") == nil)
+        #expect(graph.refusal("http://reportsncu.office.com/data/x")?.contains("not https") == true)
+        for address in ["https://127.0.0.1/", "https://localhost/", "https://a.localhost/", "https://10.0.0.1/", "https://172.16.5.4/",
+                         "https://192.168.1.1/", "https://169.254.169.254/", "https://100.64.0.1/", "https://0.0.0.0/", "https://224.0.0.1/",
+                         "https://[::1]/", "https://[fe80::1]/", "https://[fd00::1]/", "https://[::ffff:127.0.0.1]/", "https://[::]/",
+                         "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/", "https://127.1/", "https://LOCALHOST./"] {
+            #expect(graph.refusal(address) != nil, "\(address)")
+        }
+        for external in ["https://8.8.8.8/", "https://172.32.0.1/", "https://[2001:db8::1]/", "https://1e100.net/", "https://example.com./"] {
+            #expect(graph.refusal(external) == nil, "\(external)")
+        }
+        #expect(graph.refusal("not a url") != nil)
+        #expect(graph.refusal("/relative/only") != nil)
+        let local = RedirectPolicy(endpoint: "http://127.0.0.1:8080")
+        #expect(local.refusal("http://127.0.0.1:9090/download") == nil, "the simulator's own host")
+        #expect(local.refusal("http://169.254.169.254/") != nil)
+        let listed = RedirectPolicy(endpoint: "https://graph.microsoft.com", allowedHosts: ["*.office.com", "reports.example"])
+        #expect(listed.refusal("https://reportsncu.office.com/x") == nil)
+        #expect(listed.refusal("https://reports.example/x") == nil)
+        #expect(listed.refusal("https://evil.example/x")?.contains("allowedDownloadHosts") == true)
+        #expect(listed.refusal("https://office.com.evil.example/x") != nil)
+    }
+
     @Test("connection refused names the host and port, at once")
     func refused() async throws {
         let start = ContinuousClock.now
