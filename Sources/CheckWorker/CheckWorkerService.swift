@@ -9,24 +9,70 @@ import Synchronization
 
 /// Health as /healthz and /readyz report it.
 public final class WorkerHealth: Sendable {
-    private let state = Mutex((running: false, joined: false, graphReachable: false, stuckThreads: 0, stuck: false))
-    public init() {}
-    public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil) {
+    struct State {
+        var running = false, joined = false, graphReachable = false, stuckThreads = 0, stuck = false
+        var busy = false, paused = false
+        var lastProgress = ContinuousClock.now
+        var pausedIdleSince: ContinuousClock.Instant? = nil
+    }
+    private let state = Mutex(State())
+    /// With work waiting, the loop must finish a check at least this often to count as live.
+    public let livenessWindow: Duration
+    /// A worker paused with nothing in flight for this long is not ready.
+    public static let pausedIdleWindow: Duration = .seconds(10)
+
+    public init(livenessWindow: Duration = .seconds(60)) {
+        self.livenessWindow = livenessWindow
+    }
+
+    public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil,
+                    busy: Bool? = nil, paused: Bool? = nil) {
         state.withLock {
             if let stuckThreads { $0.stuckThreads = stuckThreads }
             if let stuck { $0.stuck = stuck }
             if let running { $0.running = running }
             if let joined { $0.joined = joined }
             if let graphReachable { $0.graphReachable = graphReachable }
+            // Work arriving at an idle worker starts the liveness window afresh.
+            if let busy, busy != $0.busy {
+                if busy { $0.lastProgress = .now }
+                $0.busy = busy
+            }
+            if let paused { $0.paused = paused }
+            if $0.paused, !$0.busy {
+                if $0.pausedIdleSince == nil { $0.pausedIdleSince = .now }
+            } else {
+                $0.pausedIdleSince = nil
+            }
         }
     }
-    /// Live: the loop runs and the evaluation threads are not all stuck.
-    public var live: Bool { state.withLock { $0.running && !$0.stuck } }
-    /// Ready: live, the group joined, and Graph answered the last probe.
-    public var ready: Bool { state.withLock { $0.running && !$0.stuck && $0.joined && $0.graphReachable } }
+
+    /// A check finished (the loop advanced).
+    public func progressed() {
+        state.withLock { $0.lastProgress = .now }
+    }
+
+    /// Work waits and no check finished within the liveness window.
+    var stalled: Bool { state.withLock { Self.stalled($0, window: livenessWindow) } }
+
+    static func stalled(_ s: State, window: Duration) -> Bool {
+        s.busy && s.lastProgress.duration(to: .now) > window
+    }
+
+    /// Live: the loop runs, the evaluation threads are not all stuck, and with work waiting the
+    /// loop made progress within the liveness window.
+    public var live: Bool { state.withLock { $0.running && !$0.stuck && !Self.stalled($0, window: livenessWindow) } }
+    /// Ready: live, the group joined, Graph answered the last probe, and not paused with
+    /// nothing in flight for long.
+    public var ready: Bool {
+        state.withLock {
+            $0.running && !$0.stuck && !Self.stalled($0, window: livenessWindow) && $0.joined && $0.graphReachable
+                && !($0.pausedIdleSince.map { $0.duration(to: .now) > Self.pausedIdleWindow } ?? false)
+        }
+    }
     public var details: String {
         state.withLock {
-            "running=\($0.running) groupJoined=\($0.joined) graphReachable=\($0.graphReachable) stuckEvaluationThreads=\($0.stuckThreads)"
+            "running=\($0.running) groupJoined=\($0.joined) graphReachable=\($0.graphReachable) stuckEvaluationThreads=\($0.stuckThreads) busy=\($0.busy) paused=\($0.paused) stalled=\(Self.stalled($0, window: livenessWindow))"
         }
     }
 }
@@ -76,7 +122,7 @@ public final class CheckWorkerService: Service, Sendable {
     enum Input: Sendable {
         case kafka(KafkaConsumerEvent)
         /// A check's task ended; `published` when its result (and dead-letter copy) were acknowledged.
-        case finished(TopicPartition, offset: Int64, generation: Int, published: Bool, alone: Bool)
+        case finished(TopicPartition, offset: Int64, generation: Int, tenant: String, published: Bool, alone: Bool)
         /// A quarantine mark was acknowledged (`failure` nil) or not.
         case markWritten(TopicPartition, PartitionMark, failure: KafkaError?)
         case tick
@@ -277,71 +323,37 @@ public final class CheckWorkerService: Service, Sendable {
         "fetch.min.bytes", "fetch.wait.max.ms", "queued.min.messages", "queued.max.messages.kbytes",
     ]
 
+    /// Feeds the inputs to the pure `WorkerLoop` and carries out its actions: starts checks in
+    /// the task group, stores offsets, pauses partitions, writes quarantine marks.
     func loop(inputs: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation,
               consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks) async {
-        let concurrency = configuration.worker.concurrency
-        var tracker = OffsetTracker()
-        var quarantine = PoisonGuard<Pending>(window: Int64(2 * concurrency), enabled: store != nil,
-                                              owner: String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)))
-        var starts: [TopicPartition: PartitionStart] = [:]
-        var inFlight = 0
-        var backlog: [Pending] = []
-        var paused = false
-        var stopping = false
-        var deliveries: [String: Int] = [:]  // (partition, offset) → times received, for `attempt`
+        let worker = configuration.worker
+        var machine = WorkerLoop<KafkaMessage>(
+            configuration: .init(concurrency: worker.concurrency, maxInFlightPerTenant: worker.maxInFlightPerTenant,
+                                 maxUncommitted: worker.maxUncommitted),
+            quarantineEnabled: store != nil, owner: String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)))
 
         await withDiscardingTaskGroup { group in
-            func start(_ pending: Pending, alone: Bool = false, poisoned: Bool = false) {
-                let message = pending.message, generation = pending.generation
-                inFlight += 1
-                let deliveryKey = "\(message.topicPartition)@\(message.offset)"
-                var attempt = (deliveries[deliveryKey] ?? 0) + 1
-                deliveries[deliveryKey] = attempt
-                // A suspect was delivered at least once before (to the worker that died), a
-                // poison record at least twice.
-                if alone { attempt = max(attempt, 2) }
-                if poisoned { attempt = max(attempt, 3) }
-                if deliveries.count > 200_000 { deliveries.removeAll(keepingCapacity: true) }
-                metrics.inFlight(inFlight)
-                if alone { metrics.quarantined() }
-                group.addTask {
-                    let outcome = poisoned
-                        ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
-                        : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
-                    let published = await self.publish(outcome, for: message, producer: producer)
-                    if case .failed(let topic, let error) = published {
-                        continuation.yield(.cannotPublish(topic: topic, error))
-                    }
-                    continuation.yield(.finished(message.topicPartition, offset: message.offset, generation: generation,
-                                                 published: published == .published, alone: alone))
-                }
-            }
-            func setPaused(_ value: Bool) {
-                guard value != paused else { return }
-                paused = value
-                let parts = consumer.assignment.map { $0 }
-                do {
-                    if value { try consumer.pause(parts) } else { try consumer.resume(parts) }
-                } catch {
-                    logger.warning("cannot \(value ? "pause" : "resume") partitions: \(error)")
-                }
-            }
-            func apply(_ actions: [PoisonGuard<Pending>.Action]) {
-                // Hand-over marks first, so that they are never behind a mark written below.
-                for tp in quarantine.drainChanged() { handOver.set(tp, quarantine.cleanMark(tp)) }
+            /// Carries out the actions; false when the loop must end.
+            func perform(_ actions: [WorkerLoop<KafkaMessage>.Action]) -> Bool {
+                var goOn = true
                 for action in actions {
                     switch action {
-                    case .run(let p):
-                        if stopping { continue }
-                        if inFlight < concurrency { start(p) } else { backlog.append(p) }
-                    case .runAlone(let p):
-                        // The quarantine slot: one suspect at a time, next to normal checks.
-                        if stopping { continue }
-                        start(p, alone: true)
-                    case .deadLetter(let p):
-                        if stopping { continue }
-                        start(p, poisoned: true)
-                    case .write(let tp, let mark):
+                    case .start(let job, let mode, let attempt):
+                        let message = job.item
+                        if mode == .alone { metrics.quarantined() }
+                        group.addTask {
+                            let outcome = mode == .poisoned
+                                ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                                : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                            let published = await self.publish(outcome, for: message, producer: producer)
+                            if case .failed(let topic, let error) = published {
+                                continuation.yield(.cannotPublish(topic: topic, error))
+                            }
+                            continuation.yield(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant,
+                                                         published: published == .published, alone: mode == .alone))
+                        }
+                    case .writeMark(let tp, let mark):
                         guard let store else { continue }
                         // Writes may be stored out of order; readers pick the newest by epoch and
                         // sequence (PartitionMark.latest).
@@ -350,115 +362,101 @@ public final class CheckWorkerService: Service, Sendable {
                             do throws(KafkaError) { _ = try await producer.send(store.record(tp, mark)) } catch { failure = error }
                             continuation.yield(.markWritten(tp, mark, failure: failure))
                         }
+                    case .storeOffset(let tp, let next):
+                        do { try consumer.store(tp, offset: next) } catch { logger.debug("offset not stored: \(error)") }
+                    case .pauseAll, .resumeAll:
+                        let pause = { if case .pauseAll = action { true } else { false } }()
+                        let parts = consumer.assignment.map { $0 }
+                        do {
+                            if pause { try consumer.pause(parts) } else { try consumer.resume(parts) }
+                        } catch {
+                            logger.warning("cannot \(pause ? "pause" : "resume") partitions: \(error)")
+                        }
+                        metrics.paused(pause)
+                        health.set(paused: pause)
+                    case .setPaused(let parts, let pause):
+                        do {
+                            if pause { try consumer.pause(parts) } else { try consumer.resume(parts) }
+                        } catch {
+                            logger.warning("cannot set the pause of newly assigned partitions: \(error)")
+                        }
+                    case .handOver(let tp, let mark):
+                        handOver.set(tp, mark)
+                    case .log(let level, let text):
+                        switch level {
+                        case .info: logger.info("\(text)")
+                        case .warning: logger.warning("\(text)")
+                        case .error: logger.error("\(text)")
+                        }
+                    case .quarantineOff:
+                        metrics.quarantineEnabled(false)
+                    case .startGraceTimer:
+                        let grace = configuration.worker.shutdownGraceSeconds
+                        group.addTask {
+                            try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
+                            if !Task.isCancelled { continuation.yield(.graceExpired) }
+                        }
+                    case .cancelAll:
+                        group.cancelAll()
+                    case .exit:
+                        goOn = false
                     }
                 }
-                handOver.runningAlone = quarantine.runningAlone
-                metrics.quarantineWaiting(quarantine.suspectCount)
-                if paused, !stopping, inFlight + backlog.count + quarantine.waiting < max(1, concurrency / 2) { setPaused(false) }
+                handOver.runningAlone = machine.runningAlone
+                metrics.inFlight(machine.inFlight)
+                metrics.uncommitted(machine.uncommitted)
+                metrics.quarantineWaiting(machine.suspects)
+                health.set(busy: machine.busy)
+                return goOn
             }
 
             loop: for await input in inputs {
+                let actions: [WorkerLoop<KafkaMessage>.Action]
                 switch input {
                 case .kafka(.message(let m)):
-                    guard !stopping, let generation = tracker.begin(m.topicPartition, offset: m.offset) else { continue }
-                    apply(quarantine.receive(m.topicPartition, offset: m.offset, item: Pending(message: m, generation: generation)))
-                    if inFlight + backlog.count + quarantine.waiting >= concurrency { setPaused(true) }
+                    actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? ""))
                 case .kafka(.starts(let found)):
-                    starts.merge(found) { $1 }
+                    actions = machine.handle(.starts(found))
                 case .kafka(.assigned(let parts)):
-                    tracker.assign(parts)
-                    for tp in parts {
-                        let verdict = quarantine.assign(tp, start: starts.removeValue(forKey: tp),
-                                                        epochFloor: Int64(Date().timeIntervalSince1970 * 1000))
-                        if let poison = verdict.poison {
-                            logger.error("partition \(tp): offset \(poison) was in progress during two worker deaths; it is dead-lettered, not run again")
-                        }
-                        if let suspects = verdict.suspects {
-                            logger.warning("partition \(tp): its previous owner stopped unexpectedly; offsets \(suspects.lowerBound)..<\(suspects.upperBound) run one at a time in the quarantine slot")
-                        }
-                    }
-                    apply([])
+                    actions = machine.handle(.assigned(parts, epochFloor: Int64(Date().timeIntervalSince1970 * 1000)))
                     health.set(joined: true)
                     logger.info("partitions assigned", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
-                    // librdkafka keeps a partition's pause across a revocation: set it either way.
-                    do {
-                        if paused || stopping { try consumer.pause(parts) } else { try consumer.resume(parts) }
-                    } catch {
-                        logger.warning("cannot set the pause of newly assigned partitions: \(error)")
-                    }
                 case .kafka(.revoked(let parts)), .kafka(.lost(let parts)):
-                    // Finish or abandon in-flight checks of these partitions, never commit for them.
-                    tracker.revoke(parts)
-                    var actions: [PoisonGuard<Pending>.Action] = []
-                    for tp in parts {
-                        actions += quarantine.revoke(tp)
-                        handOver.set(tp, nil)
-                    }
-                    let gone = Set(parts)
-                    backlog.removeAll { gone.contains($0.message.topicPartition) }
-                    apply(actions)
+                    actions = machine.handle(.revoked(parts))
                     logger.info("partitions revoked", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
                 case .markWritten(let tp, let mark, let failure):
-                    if let failure {
-                        if !Self.disablesQuarantine(failure) {
-                            quarantine.writeFailed(tp, mark)
-                            logger.warning("a quarantine mark could not be written to \(store?.topic ?? ""), retrying: \(failure)")
-                        } else {
-                            logger.error("quarantine marks cannot be written to \(store?.topic ?? ""): the quarantine is off until the worker restarts: \(failure)")
-                            metrics.quarantineEnabled(false)
-                            apply(quarantine.disable())
-                        }
-                    } else {
-                        apply(quarantine.written(tp, mark))
-                    }
+                    if let failure { logger.warning("quarantine mark write to \(store?.topic ?? "") failed: \(failure)") }
+                    actions = machine.handle(.markWritten(tp, mark, failed: failure != nil, permanent: failure.map(Self.disablesQuarantine) ?? false))
                 case .kafka(.error(let e)):
                     if e.isFatal {
                         await Self.exitOnFatal(e, health: health, logger: logger)
                     }
                     logger.warning("kafka error: \(e)")
+                    continue loop
                 case .fatal(let e):
                     await Self.exitOnFatal(e, health: health, logger: logger)
+                    continue loop
                 case .cannotPublish(let topic, let e):
                     // The loop stops here: no later completion stores an offset, so nothing is
                     // committed after the record that could not be answered.
                     await Self.exitForRestart(code: Self.fatalKafkaExitCode, health: health, logger: logger,
                                               "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)")
-                case .finished(let tp, let offset, let generation, let published, let alone):
-                    inFlight -= 1
-                    var actions: [PoisonGuard<Pending>.Action] = []
-                    if published, let next = tracker.complete(tp, offset: offset, generation: generation) {
-                        do { try consumer.store(tp, offset: next) } catch { logger.debug("offset not stored: \(error)") }
-                        actions += quarantine.progress(tp, next: next)
-                    }
-                    if alone { actions += quarantine.finishedAlone(tp, offset: offset) }
-                    apply(actions)
-                    while !stopping, inFlight < concurrency, !backlog.isEmpty {
-                        start(backlog.removeFirst())
-                    }
-                    metrics.inFlight(inFlight)
-                    metrics.uncommitted(tracker.uncommitted)
-                    if paused, !stopping, inFlight + backlog.count + quarantine.waiting < max(1, concurrency / 2) { setPaused(false) }
-                    if stopping, inFlight == 0 { break loop }
+                    continue loop
+                case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
+                    health.progressed()
+                    actions = machine.handle(.finished(tp, offset: offset, generation: generation, tenant: tenant,
+                                                       published: published, alone: alone))
                 case .tick:
-                    apply(quarantine.tick())
+                    actions = machine.handle(.tick)
                 case .stop:
-                    guard !stopping else { continue }
-                    stopping = true
-                    setPaused(true)
-                    backlog.removeAll()
-                    logger.info("graceful shutdown: waiting for \(inFlight) in-flight check(s)")
-                    if inFlight == 0 { break loop }
-                    let grace = configuration.worker.shutdownGraceSeconds
-                    Task {
-                        try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
-                        continuation.yield(.graceExpired)
-                    }
+                    actions = machine.handle(.stop)
                 case .graceExpired:
-                    logger.warning("grace period over: abandoning \(inFlight) check(s); their requests stay uncommitted")
-                    group.cancelAll()
-                    break loop
+                    actions = machine.handle(.graceExpired)
                 }
+                if !perform(actions) { break loop }
             }
+            // Leaving the group's body: anything still running (a grace timer) is cancelled.
+            group.cancelAll()
         }
         // Every check has ended (the group waited for them): nothing runs alone any more.
         handOver.runningAlone = nil

@@ -39,6 +39,16 @@ public struct WorkerConfiguration: Sendable {
         public var maxStuckThreads = 0
         /// Name written in results (default: host name and pid).
         public var name = "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        /// Checks of one tenant (record key) in flight at most; nil: half the concurrency.
+        public var maxInFlightPerTenantSetting: Int?
+        public var maxInFlightPerTenant: Int { maxInFlightPerTenantSetting ?? max(1, concurrency / 2) }
+        /// Records received and not yet committable before partitions pause (done records
+        /// behind a slow one count).
+        public var maxUncommitted = 10_000
+        /// With work waiting, /healthz fails when no check finished for this long; nil: three
+        /// times the check timeout, at least 60 s.
+        public var livenessSecondsSetting: Double?
+        public var livenessSeconds: Double { livenessSecondsSetting ?? max(60, 3 * checkTimeoutSeconds) }
         public init() {}
     }
 
@@ -118,7 +128,8 @@ public struct WorkerConfiguration: Sendable {
         }
         if let w = try Section.optional(top["worker"], path: "worker") {
             try w.check(["concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name",
-                         "evaluationThreads", "evaluationGraceSeconds", "maxStuckThreads"])
+                         "evaluationThreads", "evaluationGraceSeconds", "maxStuckThreads", "maxInFlightPerTenant", "maxUncommitted",
+                         "livenessSeconds"])
             c.worker.concurrency = try w.int("concurrency", min: 1) ?? c.worker.concurrency
             c.worker.listen = try w.string("listen") ?? c.worker.listen
             c.worker.shutdownGraceSeconds = try w.double("shutdownGraceSeconds") ?? c.worker.shutdownGraceSeconds
@@ -128,6 +139,9 @@ public struct WorkerConfiguration: Sendable {
             c.worker.evaluationGraceSeconds = try w.double("evaluationGraceSeconds") ?? c.worker.evaluationGraceSeconds
             c.worker.maxStuckThreads = try w.int("maxStuckThreads", min: 0) ?? c.worker.maxStuckThreads
             c.worker.name = try w.string("name") ?? c.worker.name
+            c.worker.maxInFlightPerTenantSetting = try w.int("maxInFlightPerTenant", min: 1)
+            c.worker.maxUncommitted = try w.int("maxUncommitted", min: 1) ?? c.worker.maxUncommitted
+            c.worker.livenessSecondsSetting = try w.double("livenessSeconds")
         }
         if let g = try Section.optional(top["graph"], path: "graph") {
             try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",

@@ -67,6 +67,10 @@ public struct WorkerMetrics: Sendable {
         Counter(label: "exocheck_results_produced_total").increment()
     }
 
+    public func paused(_ on: Bool) {
+        Gauge(label: "exocheck_partitions_paused").record(on ? 1 : 0)
+    }
+
     public func produceRetry() {
         Counter(label: "exocheck_produce_retries_total").increment()
     }

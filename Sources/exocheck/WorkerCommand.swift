@@ -57,7 +57,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let transport = HTTPTransport.make()
         let metrics = WorkerMetrics()
-        let health = WorkerHealth()
+        let health = WorkerHealth(livenessWindow: .milliseconds(Int64(configuration.worker.livenessSeconds * 1000)))
         let processor = CheckProcessor(
             configuration: configuration, transport: transport,
             tokens: TokenCache(refreshMargin: 300, failureMemory: 60),

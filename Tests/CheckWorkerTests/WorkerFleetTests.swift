@@ -184,7 +184,8 @@ struct WorkerFleetTests {
         let byId = await sink.byId()
         #expect(Set(byId.keys) == wanted)
         let duplicates = byId.values.filter { $0.count > 1 }.count
-        #expect(duplicates == 0, "\(duplicates) duplicated results; \(results.count) results for \(wanted.count) requests; worker a's group events: \(a.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") }.suffix(20).joined(separator: "\n"))")
+        let sample = byId.values.filter { $0.count > 1 }.prefix(3).map { $0.map { "\($0.id ?? "") by \($0.worker) attempt \($0.attempt) at \($0.checkedAt)" }.joined(separator: ", ") }
+        #expect(duplicates == 0, "\(duplicates) duplicated results (\(sample)); \(results.count) results for \(wanted.count) requests; worker a's group events: \(a.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") }.suffix(20).joined(separator: "\n"))")
         #expect(a.log.contains("worker stopped"))
     }
 

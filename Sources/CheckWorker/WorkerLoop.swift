@@ -1,0 +1,257 @@
+import Kafka
+
+/// The worker's loop as a pure state machine: events in (a record arrived, a check finished,
+/// partitions came or went, a quarantine mark was written, stop), actions out (start a check,
+/// store an offset, pause, write a mark, exit). No I/O, no clock, no tasks: `CheckWorkerService`
+/// feeds it and carries out its actions, and `WorkerLoopTests` drives it directly.
+///
+/// It owns every scheduling rule of the worker, each in one place:
+/// * at most `concurrency` checks in flight, and at most `maxInFlightPerTenant` of one tenant
+///   (the record key), so that one tenant's flood cannot take every slot; a record that cannot
+///   start waits in the backlog, later records of other tenants go past it;
+/// * partitions pause when the load (in flight + backlog + records held by the quarantine)
+///   reaches `concurrency`, or when `maxUncommitted` records are received and not committable
+///   (done records behind a slow one count: the head of a partition holds their commit); they
+///   resume below half of both;
+/// * an offset is stored only when every record before it on its partition has its answer
+///   published (OffsetTracker), and never for a partition's older assignment;
+/// * the poison-record quarantine (PoisonGuard) decides what runs alone or is dead-lettered;
+/// * on stop: pause, drop the backlog, wait for the checks in flight, then exit; a grace timer
+///   cancels what is left.
+struct WorkerLoop<Item: Sendable> {
+    struct Configuration: Sendable, Equatable {
+        var concurrency: Int
+        var maxInFlightPerTenant: Int
+        var maxUncommitted: Int
+        /// Window of the quarantine's reservations (2 × concurrency).
+        var reservationWindow: Int64 { Int64(2 * concurrency) }
+    }
+
+    /// A record taken from Kafka, with what the loop needs to schedule it.
+    struct Job: Sendable {
+        var item: Item
+        var partition: TopicPartition
+        var offset: Int64
+        /// The record key: the tenant the request names (for the per-tenant cap only).
+        var tenant: String
+        /// The generation of the partition's assignment when the record arrived.
+        var generation: Int
+    }
+
+    enum Mode: Sendable, Equatable {
+        case normal
+        /// A suspect in the quarantine slot.
+        case alone
+        /// A poison record: answered and dead-lettered without running.
+        case poisoned
+    }
+
+    enum Level: Sendable, Equatable { case info, warning, error }
+
+    enum Event {
+        case received(Item, TopicPartition, offset: Int64, tenant: String)
+        case starts([TopicPartition: PartitionStart])
+        case assigned([TopicPartition], epochFloor: Int64)
+        case revoked([TopicPartition])
+        case finished(TopicPartition, offset: Int64, generation: Int, tenant: String, published: Bool, alone: Bool)
+        /// A quarantine mark write ended; `permanent` when no retry can fix its failure.
+        case markWritten(TopicPartition, PartitionMark, failed: Bool, permanent: Bool)
+        case tick
+        case stop
+        case graceExpired
+    }
+
+    enum Action {
+        case start(Job, Mode, attempt: Int)
+        case writeMark(TopicPartition, PartitionMark)
+        case storeOffset(TopicPartition, Int64)
+        case pauseAll
+        case resumeAll
+        /// Newly assigned partitions: librdkafka keeps a pause across revocation, so set it.
+        case setPaused([TopicPartition], Bool)
+        /// The mark an orderly hand-over of this partition writes (nil: none).
+        case handOver(TopicPartition, PartitionMark?)
+        case log(Level, String)
+        case quarantineOff
+        case startGraceTimer
+        case cancelAll
+        case exit
+    }
+
+    let configuration: Configuration
+    private(set) var tracker = OffsetTracker()
+    private(set) var quarantine: PoisonGuard<Job>
+    private var starts: [TopicPartition: PartitionStart] = [:]
+    private(set) var inFlight = 0
+    private(set) var inFlightByTenant: [String: Int] = [:]
+    private(set) var backlog: [Job] = []
+    private(set) var paused = false
+    private(set) var stopping = false
+    /// (partition, offset) → times received in this process, for `attempt`.
+    private var deliveries: [DeliveryKey: Int] = [:]
+    static var maxRememberedDeliveries: Int { 200_000 }
+
+    struct DeliveryKey: Hashable {
+        var partition: TopicPartition
+        var offset: Int64
+    }
+
+    init(configuration: Configuration, quarantineEnabled: Bool, owner: String) {
+        self.configuration = configuration
+        self.quarantine = PoisonGuard<Job>(window: configuration.reservationWindow, enabled: quarantineEnabled, owner: owner)
+    }
+
+    /// Checks in flight, records waiting for a slot, and records the quarantine holds back.
+    var load: Int { inFlight + backlog.count + quarantine.waiting }
+    var uncommitted: Int { tracker.uncommitted }
+    var runningAlone: TopicPartition? { quarantine.runningAlone }
+    var suspects: Int { quarantine.suspectCount }
+    /// Work is waiting or running (for liveness: the loop must make progress then).
+    var busy: Bool { inFlight > 0 || !backlog.isEmpty }
+
+    mutating func handle(_ event: Event) -> [Action] {
+        switch event {
+        case .received(let item, let tp, let offset, let tenant):
+            guard !stopping, let generation = tracker.begin(tp, offset: offset) else { return [] }
+            let job = Job(item: item, partition: tp, offset: offset, tenant: tenant, generation: generation)
+            var out = apply(quarantine.receive(tp, offset: offset, item: job))
+            if load >= configuration.concurrency || tracker.uncommitted >= configuration.maxUncommitted {
+                out += setPaused(true)
+            }
+            return out
+        case .starts(let found):
+            starts.merge(found) { $1 }
+            return []
+        case .assigned(let parts, let epochFloor):
+            tracker.assign(parts)
+            var out: [Action] = []
+            for tp in parts {
+                let verdict = quarantine.assign(tp, start: starts.removeValue(forKey: tp), epochFloor: epochFloor)
+                if let poison = verdict.poison {
+                    out.append(.log(.error, "partition \(tp): offset \(poison) was in progress during two worker deaths; it is dead-lettered, not run again"))
+                }
+                if let suspects = verdict.suspects {
+                    out.append(.log(.warning, "partition \(tp): its previous owner stopped unexpectedly; offsets \(suspects.lowerBound)..<\(suspects.upperBound) run one at a time in the quarantine slot"))
+                }
+            }
+            out += apply([])
+            out.append(.setPaused(parts, paused || stopping))
+            return out
+        case .revoked(let parts):
+            // In-flight checks of these partitions finish or are abandoned; nothing is committed for them.
+            tracker.revoke(parts)
+            var actions: [PoisonGuard<Job>.Action] = []
+            var out: [Action] = []
+            for tp in parts {
+                actions += quarantine.revoke(tp)
+                out.append(.handOver(tp, nil))
+            }
+            let gone = Set(parts)
+            backlog.removeAll { gone.contains($0.partition) }
+            return out + apply(actions)
+        case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
+            inFlight -= 1
+            let left = (inFlightByTenant[tenant] ?? 1) - 1
+            inFlightByTenant[tenant] = left > 0 ? left : nil
+            var out: [Action] = []
+            var actions: [PoisonGuard<Job>.Action] = []
+            if published, let next = tracker.complete(tp, offset: offset, generation: generation) {
+                out.append(.storeOffset(tp, next))
+                actions += quarantine.progress(tp, next: next)
+            }
+            if alone { actions += quarantine.finishedAlone(tp, offset: offset) }
+            out += apply(actions)
+            out += fillFromBacklog()
+            out += resumeIfLight()
+            if stopping, inFlight == 0 { out.append(.exit) }
+            return out
+        case .markWritten(let tp, let mark, let failed, let permanent):
+            guard failed else { return apply(quarantine.written(tp, mark)) }
+            if !permanent {
+                quarantine.writeFailed(tp, mark)
+                return [.log(.warning, "a quarantine mark could not be written, retrying")]
+            }
+            return [.log(.error, "quarantine marks cannot be written: the quarantine is off until the worker restarts"), .quarantineOff]
+                + apply(quarantine.disable())
+        case .tick:
+            return apply(quarantine.tick())
+        case .stop:
+            guard !stopping else { return [] }
+            stopping = true
+            var out = setPaused(true)
+            backlog.removeAll()
+            out.append(.log(.info, "graceful shutdown: waiting for \(inFlight) in-flight check(s)"))
+            out.append(inFlight == 0 ? .exit : .startGraceTimer)
+            return out
+        case .graceExpired:
+            return [.log(.warning, "grace period over: abandoning \(inFlight) check(s); their requests stay uncommitted"), .cancelAll, .exit]
+        }
+    }
+
+    private func canStart(_ job: Job) -> Bool {
+        inFlight < configuration.concurrency && (inFlightByTenant[job.tenant] ?? 0) < configuration.maxInFlightPerTenant
+    }
+
+    private mutating func start(_ job: Job, _ mode: Mode) -> [Action] {
+        inFlight += 1
+        inFlightByTenant[job.tenant, default: 0] += 1
+        let key = DeliveryKey(partition: job.partition, offset: job.offset)
+        var attempt = (deliveries[key] ?? 0) + 1
+        deliveries[key] = attempt
+        if deliveries.count > Self.maxRememberedDeliveries { deliveries.removeAll(keepingCapacity: true) }
+        // A suspect was delivered at least once before (to the worker that died), a poison
+        // record at least twice.
+        if mode == .alone { attempt = max(attempt, 2) }
+        if mode == .poisoned { attempt = max(attempt, 3) }
+        return [.start(job, mode, attempt: attempt)]
+    }
+
+    private mutating func apply(_ actions: [PoisonGuard<Job>.Action]) -> [Action] {
+        var out: [Action] = []
+        // Hand-over marks first, so that they are never behind a mark written below.
+        for tp in quarantine.drainChanged() { out.append(.handOver(tp, quarantine.cleanMark(tp))) }
+        for action in actions {
+            switch action {
+            case .run(let job):
+                if stopping { continue }
+                if canStart(job) { out += start(job, .normal) } else { backlog.append(job) }
+            case .runAlone(let job):
+                // The quarantine slot: one suspect at a time, next to normal checks.
+                if stopping { continue }
+                out += start(job, .alone)
+            case .deadLetter(let job):
+                if stopping { continue }
+                out += start(job, .poisoned)
+            case .write(let tp, let mark):
+                out.append(.writeMark(tp, mark))
+            }
+        }
+        return out + resumeIfLight()
+    }
+
+    /// Starts waiting records, in order, skipping those whose tenant is at its cap.
+    private mutating func fillFromBacklog() -> [Action] {
+        var out: [Action] = []
+        var i = 0
+        while !stopping, inFlight < configuration.concurrency, i < backlog.count {
+            if canStart(backlog[i]) {
+                out += start(backlog.remove(at: i), .normal)
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
+
+    private mutating func resumeIfLight() -> [Action] {
+        guard paused, !stopping, load < max(1, configuration.concurrency / 2),
+              tracker.uncommitted < max(1, configuration.maxUncommitted / 2) else { return [] }
+        return setPaused(false)
+    }
+
+    private mutating func setPaused(_ value: Bool) -> [Action] {
+        guard value != paused else { return [] }
+        paused = value
+        return [value ? .pauseAll : .resumeAll]
+    }
+}

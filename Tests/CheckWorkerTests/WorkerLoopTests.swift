@@ -1,0 +1,244 @@
+@testable import CheckWorker
+import Kafka
+import Testing
+
+/// The worker loop as a pure state machine (no broker, no clock): scheduling, fairness,
+/// pausing, offsets, revocation and shutdown, each rule by name.
+@Suite struct WorkerLoopTests {
+    typealias Loop = WorkerLoop<String>
+    static let p0 = TopicPartition("requests", 0)
+    static let p1 = TopicPartition("requests", 1)
+
+    /// Feeds events and keeps what the service would see.
+    struct Harness {
+        var loop: Loop
+        var running: [Loop.Job] = []
+        var attempts: [String: Int] = [:]
+        var stored: [TopicPartition: Int64] = [:]
+        var paused = false
+        var exited = false
+        var graceTimer = false
+        var cancelled = false
+        var pausedAtAssign: [TopicPartition: Bool] = [:]
+        var writes: [(TopicPartition, PartitionMark)] = []
+
+        init(concurrency: Int = 4, perTenant: Int? = nil, maxUncommitted: Int = 10_000, quarantine: Bool = false) {
+            loop = Loop(configuration: .init(concurrency: concurrency, maxInFlightPerTenant: perTenant ?? concurrency,
+                                             maxUncommitted: maxUncommitted),
+                        quarantineEnabled: quarantine, owner: "test")
+        }
+
+        mutating func send(_ event: Loop.Event) {
+            for action in loop.handle(event) {
+                switch action {
+                case .start(let job, _, let attempt):
+                    running.append(job)
+                    attempts[job.item] = attempt
+                case .storeOffset(let tp, let next): stored[tp] = next
+                case .pauseAll: paused = true
+                case .resumeAll: paused = false
+                case .setPaused(let parts, let p): for tp in parts { pausedAtAssign[tp] = p }
+                case .exit: exited = true
+                case .startGraceTimer: graceTimer = true
+                case .cancelAll: cancelled = true
+                case .writeMark(let tp, let mark): writes.append((tp, mark))
+                case .handOver, .log, .quarantineOff: break
+                }
+            }
+        }
+
+        mutating func assign(_ parts: [TopicPartition] = [WorkerLoopTests.p0, WorkerLoopTests.p1]) {
+            send(.assigned(parts, epochFloor: 1))
+        }
+
+        mutating func receive(_ id: String, _ tp: TopicPartition = WorkerLoopTests.p0, offset: Int64, tenant: String = "t") {
+            send(.received(id, tp, offset: offset, tenant: tenant))
+        }
+
+        /// Finishes the running check `id`.
+        mutating func finish(_ id: String, published: Bool = true) {
+            guard let i = running.firstIndex(where: { $0.item == id }) else {
+                Issue.record("\(id) is not running")
+                return
+            }
+            let job = running.remove(at: i)
+            send(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published, alone: false))
+        }
+
+        var runningIds: [String] { running.map(\.item) }
+
+        /// The broker acknowledges every mark written so far (and those that follow).
+        mutating func confirmWrites() {
+            while !writes.isEmpty {
+                let (tp, mark) = writes.removeFirst()
+                send(.markWritten(tp, mark, failed: false, permanent: false))
+            }
+        }
+    }
+
+    @Test("at most `concurrency` checks in flight; the rest wait in order and start as checks finish")
+    func concurrencyBound() {
+        var h = Harness(concurrency: 2)
+        h.assign()
+        for i in 0..<5 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
+        #expect(h.runningIds == ["r0", "r1"])
+        #expect(h.loop.backlog.map(\.item) == ["r2", "r3", "r4"])
+        h.finish("r1")
+        #expect(h.runningIds == ["r0", "r2"])
+        h.finish("r0")
+        #expect(h.runningIds == ["r2", "r3"])
+    }
+
+    @Test("one tenant cannot take every slot: at most maxInFlightPerTenant of it run; later records of other tenants go past")
+    func perTenantCap() {
+        var h = Harness(concurrency: 4, perTenant: 2)
+        h.assign()
+        for i in 0..<6 { h.receive("a\(i)", offset: Int64(i), tenant: "flood") }
+        h.receive("b0", .p1, offset: 0, tenant: "quiet")
+        h.receive("b1", .p1, offset: 1, tenant: "quiet")
+        #expect(h.runningIds == ["a0", "a1", "b0", "b1"])
+        #expect(h.loop.inFlightByTenant == ["flood": 2, "quiet": 2])
+        // A finished check of another tenant frees a slot the flood may not take.
+        h.finish("b0")
+        #expect(h.runningIds == ["a0", "a1", "b1"])
+        h.finish("a0")
+        #expect(h.runningIds == ["a1", "b1", "a2"])
+        #expect(h.loop.inFlightByTenant["flood"] == 2)
+    }
+
+    @Test("partitions pause when the load reaches concurrency and resume below half of it")
+    func pauseAndResume() {
+        var h = Harness(concurrency: 4)
+        h.assign()
+        for i in 0..<3 { h.receive("r\(i)", offset: Int64(i)) }
+        #expect(!h.paused)
+        h.receive("r3", offset: 3)
+        #expect(h.paused)
+        h.finish("r0")
+        h.finish("r1")
+        #expect(h.paused, "load 2 is not below half of 4")
+        h.finish("r2")
+        #expect(!h.paused)
+    }
+
+    @Test("done records behind a slow head count: partitions pause at maxUncommitted and resume once the head's commit frees them (was: only in-flight and backlog counted)")
+    func completedBehindStuckHead() {
+        var h = Harness(concurrency: 4, maxUncommitted: 10)
+        h.assign()
+        h.receive("head", offset: 0)
+        // Eight fast records behind the slow head: done, yet not committable.
+        for i in 1...8 {
+            h.receive("r\(i)", offset: Int64(i))
+            h.finish("r\(i)")
+        }
+        #expect(!h.paused, "only 2 in flight or waiting, 9 uncommitted")
+        #expect(h.loop.uncommitted == 9)
+        #expect(h.stored[.p0] == nil)
+        h.receive("r9", offset: 9)
+        h.finish("r9")
+        #expect(h.paused, "10 records received and not committable, though only the head runs")
+        h.receive("r10", offset: 10)
+        h.finish("r10")
+        #expect(h.paused, "still 11 held behind the head")
+        #expect(h.loop.load == 1)
+        h.finish("head")
+        #expect(h.stored[.p0] == 11)
+        #expect(!h.paused)
+    }
+
+    @Test("an offset is stored only when every record before it has a published answer; an unpublished answer holds it")
+    func offsetsOnlyForPublished() {
+        var h = Harness(concurrency: 4)
+        h.assign()
+        for i in 0..<3 { h.receive("r\(i)", offset: Int64(i)) }
+        h.finish("r1")
+        #expect(h.stored[.p0] == nil)
+        h.finish("r0", published: false)
+        #expect(h.stored[.p0] == nil, "r0 has no answer: nothing from it on is committed")
+        h.finish("r2")
+        #expect(h.stored[.p0] == nil)
+    }
+
+    @Test("after a revocation, completions from the older assignment store nothing and its backlog is dropped")
+    func revocation() {
+        var h = Harness(concurrency: 1)
+        h.assign()
+        h.receive("r0", offset: 0)
+        h.receive("r1", offset: 1)
+        #expect(h.loop.backlog.count == 1)
+        h.send(.revoked([.p0]))
+        #expect(h.loop.backlog.isEmpty)
+        h.assign([.p0])
+        h.finish("r0")
+        #expect(h.stored[.p0] == nil)
+        #expect(h.loop.inFlight == 0)
+    }
+
+    @Test("newly assigned partitions take the current pause state (librdkafka keeps a pause across revocation)")
+    func pauseOnAssign() {
+        var h = Harness(concurrency: 1)
+        h.assign([.p0])
+        #expect(h.pausedAtAssign[.p0] == false)
+        h.receive("r0", offset: 0)
+        #expect(h.paused)
+        h.assign([.p1])
+        #expect(h.pausedAtAssign[.p1] == true)
+    }
+
+    @Test("stop: pause, drop the backlog, exit when the checks in flight end; a grace timer; grace expiry cancels and exits")
+    func stopAndGrace() {
+        var h = Harness(concurrency: 1)
+        h.assign()
+        h.receive("r0", offset: 0)
+        h.receive("r1", offset: 1)
+        h.send(.stop)
+        #expect(h.paused && h.graceTimer && !h.exited)
+        #expect(h.loop.backlog.isEmpty)
+        h.receive("late", offset: 2)
+        #expect(h.runningIds == ["r0"], "nothing starts after stop")
+        h.finish("r0")
+        #expect(h.exited)
+        #expect(h.runningIds.isEmpty)
+
+        var g = Harness(concurrency: 1)
+        g.assign()
+        g.receive("r0", offset: 0)
+        g.send(.stop)
+        g.send(.graceExpired)
+        #expect(g.cancelled && g.exited)
+
+        var idle = Harness()
+        idle.send(.stop)
+        #expect(idle.exited && !idle.graceTimer)
+    }
+
+    @Test("attempt counts the deliveries of a record to this process")
+    func attempts() {
+        var h = Harness(concurrency: 2)
+        h.assign()
+        h.receive("first", offset: 0)
+        #expect(h.attempts["first"] == 1)
+        h.send(.revoked([.p0]))
+        h.running.removeAll()
+        h.assign([.p0])
+        h.receive("again", offset: 0)
+        #expect(h.attempts["again"] == 2)
+    }
+
+    @Test("with the quarantine on, records run only below a reservation the broker acknowledged")
+    func quarantineReservation() {
+        var h = Harness(concurrency: 2, quarantine: true)
+        h.assign([.p0])
+        h.receive("r0", offset: 0)
+        #expect(h.runningIds.isEmpty, "held until the reservation is acknowledged")
+        #expect(h.loop.load == 1)
+        #expect(!h.writes.isEmpty)
+        h.confirmWrites()
+        #expect(h.runningIds == ["r0"])
+    }
+}
+
+fileprivate extension TopicPartition {
+    static let p0 = WorkerLoopTests.p0
+    static let p1 = WorkerLoopTests.p1
+}
