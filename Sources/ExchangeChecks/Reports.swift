@@ -53,12 +53,20 @@ public struct MailboxUsageRow: Sendable, Equatable {
 public enum ReportError: Error, Equatable, Sendable, CustomStringConvertible {
     case csv(CSVError)
     case badNumber(column: String, row: Int, value: String)
+    /// A count or byte size with a fractional part (Graph reports whole numbers there).
+    case fraction(column: String, row: Int, value: String)
+    /// A number beyond 2^53, where a double stops holding every integer exactly.
+    case outOfRange(column: String, row: Int, value: String)
 
     public var description: String {
         switch self {
         case .csv(let e): return e.description
         case .badNumber(let column, let row, let value):
             return "column '\(column)' of data row \(row) holds '\(value)', not a number"
+        case .fraction(let column, let row, let value):
+            return "column '\(column)' of data row \(row) holds '\(value)', a fraction where a whole number is expected"
+        case .outOfRange(let column, let row, let value):
+            return "column '\(column)' of data row \(row) holds '\(value)', beyond 2^53 (the largest whole number this check computes exactly)"
         }
     }
 }
@@ -105,12 +113,22 @@ public enum ReportParser {
         return rows
     }
 
-    /// A count column: empty = 0; otherwise a plain decimal number.
+    /// Largest magnitude accepted in a count or byte column: 2^53.
+    public static let maxExactInteger: Double = 9_007_199_254_740_992
+
+    /// A count or byte column: empty = 0; otherwise a plain decimal whole number of at most
+    /// 2^53 (a fraction, a non-finite or a larger value is an error naming column and row).
     static func count(_ text: String, _ column: String, _ index: Int) throws(ReportError) -> Double {
         if text.isEmpty { return 0 }
+        let shown = String(text.prefix(40)) + (text.count > 40 ? "…" : "")
         guard isPlainNumber(text), let v = Double(text) else {
-            throw .badNumber(column: column, row: index + 1, value: String(text.prefix(40)))
+            throw .badNumber(column: column, row: index + 1, value: shown)
         }
+        // Judged on the text where it is an integer: a double rounds 2^53 + 1 down to 2^53.
+        let exact: Bool
+        if !text.contains("."), let i = Int64(text) { exact = i.magnitude <= UInt64(maxExactInteger) } else { exact = v.isFinite && abs(v) < maxExactInteger }
+        guard exact else { throw .outOfRange(column: column, row: index + 1, value: shown) }
+        guard v == v.rounded(.towardZero) else { throw .fraction(column: column, row: index + 1, value: shown) }
         return v
     }
 

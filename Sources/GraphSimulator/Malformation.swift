@@ -35,6 +35,17 @@ enum Malformation {
             return Array(([header] + shortened).joined(separator: "\n").utf8) + [0x0A]
         case .headerOnlyNoNewline:
             return Array(header.utf8)
+        case .hugeNumber, .fractionCount:
+            // The count column (Send Count or Item Count) of the first unquoted row after the first.
+            var out = rows
+            let names = header.split(separator: ",", omittingEmptySubsequences: false)
+            if let column = names.firstIndex(where: { $0 == "Send Count" || $0 == "Item Count" }),
+               let row = out.indices.dropFirst().first(where: { !out[$0].contains("\"") }) {
+                var fields = out[row].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                if fields.count > column { fields[column] = kind == .hugeNumber ? String(repeating: "9", count: 400) : "2.5" }
+                out[row] = fields.joined(separator: ",")
+            }
+            return Array(([header] + out).joined(separator: "\n").utf8) + [0x0A]
         }
     }
 

@@ -252,6 +252,10 @@ public enum MalformedKind: String, Sendable, Codable, CaseIterable {
     case wrongHeader = "wrong_header"
     case shortRows = "short_rows"
     case headerOnlyNoNewline = "header_only_no_newline"
+    /// The second data row's fourth column (a count) holds 400 digits.
+    case hugeNumber = "huge_number"
+    /// The second data row's fourth column (a count) holds 2.5.
+    case fractionCount = "fraction_count"
 }
 
 /// A fault switch. Every matching rule applies; `skip` lets the first matches through, `times`

@@ -135,4 +135,25 @@ struct ReportParserTests {
         let body = Array("Report Refresh Date,User Principal Name,Last Activity Date,Send Count,Receive Count,Read Count,Report Period\r\n2025-06-28,a@b,2025-06-28,12x,1,1,1\r\n".utf8)
         #expect(throws: ReportError.badNumber(column: "Send Count", row: 1, value: "12x")) { try ReportParser.emailActivity(body) }
     }
+
+    static let emailHeader = "Report Refresh Date,User Principal Name,Last Activity Date,Send Count,Receive Count,Read Count,Report Period\r\n"
+    static let mailboxHeader = "Report Refresh Date,User Principal Name,Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte)\r\n"
+
+    @Test("numbers a report cannot hold: a fraction in a count, a value beyond 2^53, 400 digits — each a parse error naming column and row (was: +inf, 0-byte result)")
+    func numbersOutOfRange() {
+        func email(_ send: String) -> [UInt8] { Array((Self.emailHeader + "2025-06-28,a@b,2025-06-28,1,1,1,7\r\n2025-06-28,c@d,2025-06-28,\(send),1,1,7\r\n").utf8) }
+        #expect(throws: ReportError.fraction(column: "Send Count", row: 2, value: "1.5")) { try ReportParser.emailActivity(email("1.5")) }
+        #expect(throws: ReportError.outOfRange(column: "Send Count", row: 2, value: "9007199254740993")) { try ReportParser.emailActivity(email("9007199254740993")) }
+        let digits = String(repeating: "9", count: 400)
+        #expect(throws: ReportError.outOfRange(column: "Send Count", row: 2, value: String(digits.prefix(40)) + "…")) { try ReportParser.emailActivity(email(digits)) }
+        // At the limits: 2^53 and a whole number written with a decimal point are accepted.
+        #expect((try? ReportParser.emailActivity(email("9007199254740992")))?.last?.sendCount == 9_007_199_254_740_992)
+        #expect((try? ReportParser.emailActivity(email("12.0")))?.last?.sendCount == 12)
+        func mailbox(_ used: String) -> [UInt8] { Array((Self.mailboxHeader + "2025-06-28,a@b,2025-06-28,10,\(used),100,200,300\r\n").utf8) }
+        #expect(throws: ReportError.outOfRange(column: "Storage Used (Byte)", row: 1, value: "1" + String(repeating: "0", count: 39) + "…")) {
+            try ReportParser.mailboxUsage(mailbox("1" + String(repeating: "0", count: 300)))
+        }
+        #expect(throws: ReportError.fraction(column: "Storage Used (Byte)", row: 1, value: "10.25")) { try ReportParser.mailboxUsage(mailbox("10.25")) }
+        #expect(ReportError.fraction(column: "Item Count", row: 3, value: "0.5").description.contains("data row 3"))
+    }
 }

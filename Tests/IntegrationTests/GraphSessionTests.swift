@@ -232,6 +232,28 @@ struct GraphSessionTests {
         #expect(listed.refusal("https://office.com.evil.example/x") != nil)
     }
 
+    @Test("report numbers a check cannot hold (400 digits, a fraction in a count) are UNKNOWN naming the report, column and row (was: +inf, or used as is)",
+          arguments: [("huge-number", "beyond 2^53"), ("fraction-count", "a fraction")])
+    func badNumbers(tenant: String, what: String) async throws {
+        try await withSimulator { sim in
+            let state = FileManager.default.temporaryDirectory.appendingPathComponent("exocheck-numbers-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: state) }
+            for mode in ["mailbox-usage", "email-activity"] {
+                let out = try await ExocheckBinary.run([
+                    "run", "--mode=\(mode)", "--tenant=malformed-\(tenant).onmicrosoft.com", "--client-id=\(SimulatorConfiguration.defaultClientId)",
+                    "--client-secret=\(SimulatorConfiguration.defaultClientSecret)", "--login-endpoint=\(sim.baseURL)",
+                    "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state.path)", "--filter-counters=.*",
+                ])
+                #expect(out.exitCode == 3, "\(mode): \(out.stdout)")
+                #expect(out.stdout.hasPrefix("UNKNOWN:"))
+                #expect(out.stdout.contains(mode == "mailbox-usage" ? "getMailboxUsageDetail" : "getEmailActivityUserDetail"), "\(out.stdout)")
+                #expect(out.stdout.contains(mode == "mailbox-usage" ? "'Item Count'" : "'Send Count'"))
+                #expect(out.stdout.contains("of data row "))
+                #expect(out.stdout.contains(what))
+            }
+        }
+    }
+
     @Test("connection refused names the host and port, at once")
     func refused() async throws {
         let start = ContinuousClock.now
