@@ -165,7 +165,7 @@ struct WorkerFleetTests {
         let fleet = try await WorkerFleet(tenants: 20)
         defer { Task { await fleet.shutdown() } }
         let a = try fleet.startWorker("a")
-        _ = try fleet.startWorker("b")
+        let b = try fleet.startWorker("b")
         #expect(await fleet.waitForAssignments(2))
         try await Task.sleep(for: .seconds(2))
         let requests = Self.batch(3000, tenants: fleet.tenantNames, prefix: "term")
@@ -185,7 +185,7 @@ struct WorkerFleetTests {
         #expect(Set(byId.keys) == wanted)
         let duplicates = byId.values.filter { $0.count > 1 }.count
         let sample = byId.values.filter { $0.count > 1 }.prefix(3).map { $0.map { "\($0.id ?? "") by \($0.worker) attempt \($0.attempt) at \($0.checkedAt)" }.joined(separator: ", ") }
-        #expect(duplicates == 0, "\(duplicates) duplicated results (\(sample)); \(results.count) results for \(wanted.count) requests; worker a's group events: \(a.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") }.suffix(20).joined(separator: "\n"))")
+        #expect(duplicates == 0, "\(duplicates) duplicated results (\(sample)); \(results.count) results for \(wanted.count) requests; worker a's group events: \(a.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") }.suffix(20).joined(separator: "\n")); worker b's: \(b.log.split(separator: "\n").filter { $0.contains("revoked") || $0.contains("assigned") || $0.contains("quarantine") || $0.contains("suspect") }.suffix(20).joined(separator: "\n"))")
         #expect(a.log.contains("worker stopped"))
     }
 
