@@ -414,7 +414,7 @@ public final class CheckWorkerService: Service, Sendable {
                 let actions: [WorkerLoop<KafkaMessage>.Action]
                 switch input {
                 case .kafka(.message(let m)):
-                    actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? ""))
+                    actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? "", at: .now))
                 case .kafka(.starts(let found)):
                     actions = machine.handle(.starts(found))
                 case .kafka(.assigned(let parts)):
@@ -448,6 +448,7 @@ public final class CheckWorkerService: Service, Sendable {
                                                        published: published, alone: alone))
                 case .tick:
                     actions = machine.handle(.tick)
+                    metrics.oldestUncommittedAge(machine.oldestUncommittedSince.map { $0.duration(to: .now) } ?? .zero)
                 case .stop:
                     actions = machine.handle(.stop)
                 case .graceExpired:

@@ -8,6 +8,7 @@ struct OffsetTracker {
     struct PartitionState {
         var generation: Int
         var pending: [Int64] = []        // offsets received, in order
+        var receivedAt: [ContinuousClock.Instant] = []  // when each pending offset arrived
         var done: Set<Int64> = []
         var lastStored: Int64 = -1
     }
@@ -27,9 +28,10 @@ struct OffsetTracker {
     }
 
     /// Records a received request; returns its generation (nil if the partition is not ours).
-    mutating func begin(_ tp: TopicPartition, offset: Int64) -> Int? {
+    mutating func begin(_ tp: TopicPartition, offset: Int64, at time: ContinuousClock.Instant = .now) -> Int? {
         if partitions[tp] == nil { assign([tp]) }
         partitions[tp]?.pending.append(offset)
+        partitions[tp]?.receivedAt.append(time)
         return partitions[tp]?.generation
     }
 
@@ -44,7 +46,10 @@ struct OffsetTracker {
             advanced = state.pending[head] + 1
             head += 1
         }
-        if head > 0 { state.pending.removeFirst(head) }
+        if head > 0 {
+            state.pending.removeFirst(head)
+            state.receivedAt.removeFirst(head)
+        }
         if let a = advanced, a > state.lastStored { state.lastStored = a } else { advanced = nil }
         partitions[tp] = state
         return advanced
@@ -54,4 +59,7 @@ struct OffsetTracker {
     var uncommitted: Int { partitions.values.reduce(0) { $0 + $1.pending.count } }
 
     var assigned: [TopicPartition] { Array(partitions.keys) }
+
+    /// When the oldest record not yet committable arrived (nil: everything is committable).
+    var oldestUncommittedSince: ContinuousClock.Instant? { partitions.values.compactMap(\.receivedAt.first).min() }
 }

@@ -49,7 +49,7 @@ struct WorkerLoop<Item: Sendable> {
     enum Level: Sendable, Equatable { case info, warning, error }
 
     enum Event {
-        case received(Item, TopicPartition, offset: Int64, tenant: String)
+        case received(Item, TopicPartition, offset: Int64, tenant: String, at: ContinuousClock.Instant)
         case starts([TopicPartition: PartitionStart])
         case assigned([TopicPartition], epochFloor: Int64)
         case revoked([TopicPartition])
@@ -104,6 +104,8 @@ struct WorkerLoop<Item: Sendable> {
     /// Checks in flight, records waiting for a slot, and records the quarantine holds back.
     var load: Int { inFlight + backlog.count + quarantine.waiting }
     var uncommitted: Int { tracker.uncommitted }
+    /// When the oldest record not yet committable arrived.
+    var oldestUncommittedSince: ContinuousClock.Instant? { tracker.oldestUncommittedSince }
     var runningAlone: TopicPartition? { quarantine.runningAlone }
     var suspects: Int { quarantine.suspectCount }
     /// Work is waiting or running (for liveness: the loop must make progress then).
@@ -111,8 +113,8 @@ struct WorkerLoop<Item: Sendable> {
 
     mutating func handle(_ event: Event) -> [Action] {
         switch event {
-        case .received(let item, let tp, let offset, let tenant):
-            guard !stopping, let generation = tracker.begin(tp, offset: offset) else { return [] }
+        case .received(let item, let tp, let offset, let tenant, let time):
+            guard !stopping, let generation = tracker.begin(tp, offset: offset, at: time) else { return [] }
             let job = Job(item: item, partition: tp, offset: offset, tenant: tenant, generation: generation)
             var out = apply(quarantine.receive(tp, offset: offset, item: job))
             if load >= configuration.concurrency || tracker.uncommitted >= configuration.maxUncommitted {

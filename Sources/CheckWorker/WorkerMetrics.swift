@@ -67,6 +67,11 @@ public struct WorkerMetrics: Sendable {
         Counter(label: "exocheck_results_produced_total").increment()
     }
 
+    /// Seconds since the oldest record not yet committable arrived (0 when none).
+    public func oldestUncommittedAge(_ age: Duration) {
+        Gauge(label: "exocheck_oldest_uncommitted_age_seconds").record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+    }
+
     public func paused(_ on: Bool) {
         Gauge(label: "exocheck_partitions_paused").record(on ? 1 : 0)
     }

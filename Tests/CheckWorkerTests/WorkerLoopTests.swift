@@ -21,6 +21,8 @@ import Testing
         var cancelled = false
         var pausedAtAssign: [TopicPartition: Bool] = [:]
         var writes: [(TopicPartition, PartitionMark)] = []
+        /// The time received records are stamped with.
+        var clock = ContinuousClock.Instant.now
 
         init(concurrency: Int = 4, perTenant: Int? = nil, maxUncommitted: Int = 10_000, quarantine: Bool = false) {
             loop = Loop(configuration: .init(concurrency: concurrency, maxInFlightPerTenant: perTenant ?? concurrency,
@@ -52,7 +54,7 @@ import Testing
         }
 
         mutating func receive(_ id: String, _ tp: TopicPartition = WorkerLoopTests.p0, offset: Int64, tenant: String = "t") {
-            send(.received(id, tp, offset: offset, tenant: tenant))
+            send(.received(id, tp, offset: offset, tenant: tenant, at: clock))
         }
 
         /// Finishes the running check `id`.
@@ -144,6 +146,24 @@ import Testing
         h.finish("head")
         #expect(h.stored[.p0] == 11)
         #expect(!h.paused)
+    }
+
+    @Test("the age of the oldest uncommittable record: the head's arrival until its commit, then the next one's")
+    func oldestUncommitted() {
+        var h = Harness(concurrency: 4)
+        h.assign()
+        #expect(h.loop.oldestUncommittedSince == nil)
+        let t0 = h.clock
+        h.receive("head", offset: 0)
+        h.clock = t0.advanced(by: .seconds(5))
+        h.receive("r1", offset: 1)
+        h.receive("other", .p1, offset: 0)
+        h.finish("r1")
+        #expect(h.loop.oldestUncommittedSince == t0)
+        h.finish("head")
+        #expect(h.loop.oldestUncommittedSince == t0.advanced(by: .seconds(5)), "p1's record is now the oldest")
+        h.finish("other")
+        #expect(h.loop.oldestUncommittedSince == nil)
     }
 
     @Test("an offset is stored only when every record before it has a published answer; an unpublished answer holds it")
