@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchParse.self, BenchKafka.self, BenchWorker.self]
+        subcommands: [BenchParse.self, BenchKafka.self, BenchWorker.self, BenchSoak.self]
     )
 }
 

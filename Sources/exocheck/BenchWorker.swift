@@ -30,11 +30,11 @@ struct BenchWorker: AsyncParsableCommand {
         defer { children.forEach { $0.terminate() } }
 
         // Broker process.
-        let broker = try spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
+        let broker = try BenchProcess.spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
                                     "--topic", "bench.requests:16", "--topic", "bench.results:16", "--topic", "bench.dlt:1",
                                     "--topic", "bench.state:16"], log: dir + "/broker.log")
         children.append(broker)
-        let bootstrap = try await waitForFile(dir + "/bootstrap")
+        let bootstrap = try await BenchProcess.waitForFile(dir + "/bootstrap")
         // Simulator in process.
         let names = (0..<tenants).map { "b\($0)" }
         let sim = try await GraphSimulator(configuration: .standard(generated: names.enumerated().map { i, n in
@@ -54,7 +54,7 @@ struct BenchWorker: AsyncParsableCommand {
         }
         try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
         for i in 0..<workers {
-            children.append(try spawn(me, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
+            children.append(try BenchProcess.spawn(me, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
                                       log: dir + "/worker\(i).log", env: ["BENCH_SECRET": SimulatorConfiguration.defaultClientSecret]))
         }
         // Wait for the group: a warm-up request per tenant answered.
@@ -118,7 +118,7 @@ struct BenchWorker: AsyncParsableCommand {
         let t0 = ContinuousClock.now
         for i in 0..<sample {
             let r = requests[i]
-            let p = try spawn(me, ["run", "--mode=\(r.mode.rawValue)", "--tenant=\(r.tenant).onmicrosoft.com",
+            let p = try BenchProcess.spawn(me, ["run", "--mode=\(r.mode.rawValue)", "--tenant=\(r.tenant).onmicrosoft.com",
                                    "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(SimulatorConfiguration.defaultClientSecret)",
                                    "--login-endpoint=\(sim.baseURL)", "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state)"] + r.arguments,
                           log: "/dev/null")
@@ -133,8 +133,11 @@ struct BenchWorker: AsyncParsableCommand {
     }
 
     static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+}
 
-    func spawn(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws -> Process {
+/// Child processes of the benchmarks (broker, workers, `exocheck run`), with their output to a log.
+enum BenchProcess {
+    static func spawn(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -153,7 +156,7 @@ struct BenchWorker: AsyncParsableCommand {
         return p
     }
 
-    func waitForFile(_ path: String) async throws -> String {
+    static func waitForFile(_ path: String) async throws -> String {
         for _ in 0..<200 {
             if let s = try? String(contentsOfFile: path, encoding: .utf8) {
                 let t = s.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -124,4 +124,13 @@ struct CLITests {
         #expect(out.contains("Graph report calls"))
         #expect(out.contains("errors               auth 8"))
     }
+
+    @Test("soak smoke: 1,500 checks through one worker in waves; every check answered; file descriptors and threads back at their baseline")
+    func soakSmoke() async throws {
+        let (code, out, err) = try await exocheck(["bench", "soak", "--checks", "1500", "--wave", "500", "--tenants", "5"], timeout: 240)
+        #expect(code == 0, "\(out.suffix(2000)) \(err.suffix(2000))")
+        #expect(out.contains("fds and threads back at their baseline"))
+        #expect(!out.contains("LEAK"))
+        #expect(out.contains("      1500 "), "the curve reaches the last wave")
+    }
 }
