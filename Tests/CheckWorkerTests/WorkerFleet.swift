@@ -63,8 +63,9 @@ final class WorkerFleet: @unchecked Sendable {
     /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …).
     init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
          worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#,
-         faults: [String: [FaultRule]] = [:], kafkaProperties: [String: String] = [:], replyTopics: [String] = []) async throws {
-        cluster = try MockCluster(brokers: 1)
+         faults: [String: [FaultRule]] = [:], kafkaProperties: [String: String] = [:], replyTopics: [String] = [],
+         brokers: Int = 1) async throws {
+        cluster = try MockCluster(brokers: brokers)
         let suffix = UUID().uuidString.prefix(8).lowercased()
         requests = "requests-\(suffix)"
         results = "results-\(suffix)"

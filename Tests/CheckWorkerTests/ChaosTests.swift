@@ -1,0 +1,83 @@
+import CheckWorker
+import ExchangeChecks
+import Foundation
+import GraphSimulator
+import Kafka
+import Testing
+
+/// Chaos: a batch through three workers while the broker and Graph misbehave. Afterwards every
+/// request has an answer, every answer is what `exocheck run` prints for its data, and Graph
+/// calls per tenant and report stayed within the call budget.
+@Suite("Chaos: brokers, Graph and workers fail during a batch", .serialized)
+struct ChaosTests {
+    /// Requests in the batch (EXOCHECK_CHAOS_REQUESTS; CI runs the default, docs/benchmarks.md
+    /// has a 20,000-request run).
+    static var requestCount: Int {
+        ProcessInfo.processInfo.environment["EXOCHECK_CHAOS_REQUESTS"].flatMap(Int.init) ?? 4_000
+    }
+
+    @Test("broker down and up, a leader move, Produce/Fetch/OffsetCommit errors, a worker SIGKILLed and restarted, Graph 429 storms, 5xx bursts and slow answers: every request answered correctly, Graph within budget")
+    func chaos() async throws {
+        // Graph faults, each limited so that retries within a check's budget get through.
+        let faults: [String: [FaultRule]] = [
+            "t1": [FaultRule(on: .report, status: 429, retryAfter: 1, times: 6)],
+            "t2": [FaultRule(on: .report, status: 503, times: 4), FaultRule(on: .report, status: 500, skip: 4, times: 2)],
+            "t3": [FaultRule(on: .report, delay: 2)],
+            "t4": [FaultRule(on: .download, stallBody: 1.5, times: 2)],
+            // Not here: a login 5xx. Like the plugin, a token request is not retried, so every check
+            // waiting on a failed one answers UNKNOWN (issue 9's note lists it as a finding).
+        ]
+        let fleet = try await WorkerFleet(tenants: 12, partitions: 8, faults: faults, brokers: 3)
+        let a = try fleet.startWorker("a")
+        _ = try fleet.startWorker("b")
+        let c = try fleet.startWorker("c")
+        #expect(await fleet.waitForAssignments(3))
+        let requests = WorkerFleetTests.batch(Self.requestCount, tenants: fleet.tenantNames, prefix: "chaos")
+        let wanted = Set(requests.map(\.id))
+        let sink = ResultSink()
+        let started = ContinuousClock.now
+        let chaos = Task {
+            func at(_ fraction: Double) async {
+                _ = await eventually(timeout: .seconds(300)) { await sink.results.count >= Int(Double(wanted.count) * fraction) }
+            }
+            await at(0.10)
+            fleet.cluster.pushRequestErrors(apiKey: 0, [6, 7, 6])     // Produce: NOT_LEADER, REQUEST_TIMED_OUT
+            fleet.cluster.pushRequestErrors(apiKey: 1, [6, 6])        // Fetch: NOT_LEADER
+            fleet.cluster.pushRequestErrors(apiKey: 8, [15, 16, 15])  // OffsetCommit: coordinator moving
+            await at(0.25)
+            try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 0, broker: 2)
+            try? fleet.cluster.setPartitionLeader(topic: fleet.results, partition: 1, broker: 3)
+            await at(0.40)
+            c.signal(SIGKILL)
+            await at(0.50)
+            try? fleet.cluster.setBroker(2, up: false)
+            try? await Task.sleep(for: .seconds(5))
+            try? fleet.cluster.setBroker(2, up: true)
+            _ = try? fleet.startWorker("c2")
+            await at(0.70)
+            fleet.cluster.pushRequestErrors(apiKey: 0, [7, 7])
+            try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 3, broker: 1)
+        }
+        try await fleet.submit(requests)
+        let complete = try await fleet.collect(into: sink, timeout: .seconds(600)) { await $0.ids.isSuperset(of: wanted) }
+        chaos.cancel()
+        let elapsed = started.duration(to: .now)
+        let byId = await sink.byId()
+        let missing = wanted.subtracting(byId.keys)
+        #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5))")
+        // Duplicates are allowed (at least once), but each must be the same answer.
+        let inconsistent = byId.values.filter { Set($0.map(\.output)).count > 1 }
+        #expect(inconsistent.isEmpty, "\(inconsistent.count) requests answered differently, e.g. \(inconsistent.first.map { $0.map(\.output) } ?? [])")
+        let errors = byId.values.compactMap(\.first).filter { $0.error != nil }
+        #expect(errors.isEmpty, "\(errors.count) error answers, e.g. \(errors.prefix(3).map { "\($0.error?.kind ?? ""): \($0.error?.message ?? "")" })")
+        try await WorkerFleetTests.checkAgainstRun(fleet, byId.values.compactMap(\.first))
+        // Graph calls per tenant and report within the budget (14 per 10 minutes).
+        let stats = await fleet.simulator.stats()
+        let over = stats.byTenantReport.filter { $0.value > 14 }
+        #expect(over.isEmpty, "over the call budget: \(over)")
+        #expect(a.process.isRunning)
+        let duplicates = byId.values.filter { $0.count > 1 }.count
+        print("chaos: \(wanted.count) requests, \(await sink.results.count) results (\(duplicates) duplicated), \(elapsed); Graph: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download requests; busiest tenant/report: \(stats.byTenantReport.values.max() ?? 0) calls")
+        await fleet.shutdown()
+    }
+}
