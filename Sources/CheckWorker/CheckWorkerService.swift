@@ -567,6 +567,8 @@ public final class CheckWorkerService: Service, Sendable {
                 try await producer.send(message)
                 return .delivered
             } catch {
+                // Shutdown past its grace period: the send was abandoned, nothing is committed.
+                if Task.isCancelled { return .cancelled }
                 switch policy.next(after: error) {
                 case .tooLarge:
                     logger.error("cannot publish the \(what) to \(message.topic): \(error)")

@@ -33,10 +33,48 @@ public struct DeliveryReport: Sendable, Equatable {
 
 /// Resumes the caller of `send` exactly once, from the delivery report callback (or from `send`
 /// itself when the enqueue fails synchronously).
+/// One send's outcome, delivered once: by the delivery report, or earlier by cancellation (the
+/// record may still be delivered later; its report is then ignored).
 final class DeliveryBox: Sendable {
-    let continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>
-    init(_ continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) {
-        self.continuation = continuation
+    typealias Outcome = Result<DeliveryReport, KafkaError>
+    private struct State {
+        var continuation: CheckedContinuation<Outcome, Never>?
+        var early: Outcome?
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    /// Attaches the waiting caller; false when the outcome is already known (cancelled before
+    /// the record was enqueued: it must then not be enqueued).
+    func attach(_ continuation: CheckedContinuation<Outcome, Never>) -> Bool {
+        let early: Outcome? = state.withLock {
+            if let e = $0.early {
+                $0.early = nil
+                return e
+            }
+            $0.continuation = continuation
+            return nil
+        }
+        if let early {
+            continuation.resume(returning: early)
+            return false
+        }
+        return true
+    }
+
+    /// Delivers the outcome to the caller, once; later calls are ignored.
+    func resume(_ outcome: Outcome) {
+        let continuation: CheckedContinuation<Outcome, Never>? = state.withLock {
+            guard !$0.done else { return nil }
+            $0.done = true
+            guard let c = $0.continuation else {
+                $0.early = outcome
+                return nil
+            }
+            $0.continuation = nil
+            return c
+        }
+        continuation?.resume(returning: outcome)
     }
 }
 
@@ -84,10 +122,10 @@ public final class KafkaProducer: Sendable {
             let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
             let m = message.pointee
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                box.continuation.resume(returning: .failure(KafkaError(m.err, context: "delivery failed")))
+                box.resume(.failure(KafkaError(m.err, context: "delivery failed")))
             } else {
                 let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-                box.continuation.resume(returning: .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+                box.resume(.success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
             }
         }
         var errstr = [CChar](repeating: 0, count: 512)
@@ -113,39 +151,49 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Sends one record and waits for its delivery report.
+    /// The error of a send whose task was cancelled before its delivery report arrived.
+    public static let cancelledCode: Int32 = RD_KAFKA_RESP_ERR__INTR.rawValue  // "operation interrupted"
+
+    /// Sends one record and waits for its delivery report. Cancelling the calling task ends the
+    /// wait at once with an error (`cancelledCode`); the record may still be delivered.
     @discardableResult
     public func send(_ message: OutgoingMessage) async throws(KafkaError) -> DeliveryReport {
         if closed.load(ordering: .acquiring) { throw KafkaError(message: "the producer is closed") }
         if let fatal = context.fatal.withLock({ $0 }) { throw fatal }
         let handle = self.handle
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) in
-            let box = Unmanaged.passRetained(DeliveryBox(continuation))
-            var headers: OpaquePointer? = nil
-            if !message.headers.isEmpty {
-                headers = rd_kafka_headers_new(message.headers.count)
-                for h in message.headers {
-                    if let v = h.value {
-                        _ = v.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
-                    } else {
-                        _ = rd_kafka_header_add(headers, h.name, -1, nil, 0)
+        let delivery = DeliveryBox()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) in
+                guard delivery.attach(continuation) else { return }
+                let box = Unmanaged.passRetained(delivery)
+                var headers: OpaquePointer? = nil
+                if !message.headers.isEmpty {
+                    headers = rd_kafka_headers_new(message.headers.count)
+                    for h in message.headers {
+                        if let v = h.value {
+                            _ = v.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
+                        } else {
+                            _ = rd_kafka_header_add(headers, h.name, -1, nil, 0)
+                        }
                     }
                 }
-            }
-            let keyBytes = message.key ?? []
-            let err = keyBytes.withUnsafeBytes { key in
-                message.value.withUnsafeBytes { value in
-                    exo_produce(handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
-                                message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
-                                value.baseAddress, value.count, headers, box.toOpaque())
+                let keyBytes = message.key ?? []
+                let err = keyBytes.withUnsafeBytes { key in
+                    message.value.withUnsafeBytes { value in
+                        exo_produce(handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
+                                    message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
+                                    value.baseAddress, value.count, headers, box.toOpaque())
+                    }
+                }
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    // Not enqueued: librdkafka did not take the headers or the opaque.
+                    if let headers { rd_kafka_headers_destroy(headers) }
+                    box.release()
+                    delivery.resume(.failure(KafkaError(err, context: "cannot enqueue the message")))
                 }
             }
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                // Not enqueued: librdkafka did not take the headers or the opaque.
-                if let headers { rd_kafka_headers_destroy(headers) }
-                box.release()
-                continuation.resume(returning: .failure(KafkaError(err, context: "cannot enqueue the message")))
-            }
+        } onCancel: {
+            delivery.resume(.failure(KafkaError(code: Self.cancelledCode, message: "the send was cancelled before its delivery report")))
         }
         return try result.get()
     }

@@ -262,3 +262,30 @@ fileprivate extension TopicPartition {
     static let p0 = WorkerLoopTests.p0
     static let p1 = WorkerLoopTests.p1
 }
+
+@Suite struct WorkerHealthTests {
+    @Test("liveness by progress: with work waiting, /healthz fails when no check finished within the window; idle never counts as stalled")
+    func livenessByProgress() async throws {
+        let health = WorkerHealth(livenessWindow: .milliseconds(100))
+        health.set(running: true, joined: true, graphReachable: true)
+        #expect(health.live && health.ready)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(health.live, "idle: nothing waits, so no progress is due")
+        health.set(busy: true)
+        #expect(health.live, "work just arrived: the window starts now")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!health.live && !health.ready)
+        #expect(health.details.contains("stalled=true"))
+        health.progressed()
+        #expect(health.live)
+    }
+
+    @Test("readiness drops while paused with nothing in flight for longer than the window, and comes back on resume")
+    func pausedIdle() {
+        let health = WorkerHealth()
+        health.set(running: true, joined: true, graphReachable: true, busy: false, paused: true)
+        #expect(health.ready, "not yet past the window")
+        health.set(paused: false)
+        #expect(health.ready)
+    }
+}

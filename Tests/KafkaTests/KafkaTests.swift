@@ -114,6 +114,44 @@ struct KafkaTests {
         await producer.close()
     }
 
+    @Test("a send whose task is cancelled returns at once, even with every broker down (was: waited for message.timeout.ms)")
+    func cancellableSend() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("cancel")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "warm"))
+        try cluster.setBroker(-1, up: false)
+        let send = Task { () -> KafkaError? in
+            do throws(KafkaError) {
+                try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "stuck"))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelledAt = ContinuousClock.now
+        send.cancel()
+        let error = await send.value
+        #expect(cancelledAt.duration(to: .now) < .seconds(2))
+        #expect(error?.code == KafkaProducer.cancelledCode)
+        // Cancelled before it starts: it never enqueues.
+        let early = Task { () -> KafkaError? in
+            withUnsafeCurrentTask { $0?.cancel() }
+            do throws(KafkaError) {
+                try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "never"))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(await early.value?.code == KafkaProducer.cancelledCode)
+        try cluster.setBroker(-1, up: true)
+        await producer.close()
+    }
+
     @Test("an invalid property fails at construction with librdkafka's message")
     func invalidProperty() {
         #expect {
