@@ -33,39 +33,9 @@ struct BenchSoak: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        let dir = NSTemporaryDirectory() + "exocheck-bench-soak-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var children: [Process] = []
-        defer { children.forEach { $0.terminate() } }
-
-        let broker = try BenchProcess.spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
-                                                 "--topic", "soak.requests:8", "--topic", "soak.results:8", "--topic", "soak.dlt:1",
-                                                 "--topic", "soak.state:8"], log: dir + "/broker.log")
-        children.append(broker)
-        let bootstrap = try await BenchProcess.waitForFile(dir + "/bootstrap")
-        let names = (0..<tenants).map { "s\($0)" }
-        let sim = try await GraphSimulator(configuration: .standard(generated: names.enumerated().map { i, n in
-            GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
-        })).start()
-        var yaml = """
-        kafka: {requests: soak.requests, results: soak.results, deadLetter: soak.dlt, stateTopic: soak.state, group: soak-workers,
-                properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
-        worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
-        graph: {loginEndpoint: "\(sim.baseURL)", graphEndpoint: "\(sim.baseURL)"}
-        log: {format: json, level: warning}
-        tenants:
-
-        """
-        for n in names {
-            yaml += "  \(n): {tenantId: \(n).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: SOAK_SECRET}\n"
-        }
-        try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
-        let worker = try BenchProcess.spawn(me, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
-                                            log: dir + "/worker.log", env: ["SOAK_SECRET": SimulatorConfiguration.defaultClientSecret])
-        children.append(worker)
-        let pid = worker.processIdentifier
+        let setup = try await BenchSetup(prefix: "soak", partitions: 8, tenants: tenants, users: users, concurrency: concurrency)
+        let dir = setup.dir, bootstrap = setup.bootstrap, sim = setup.simulator, names = setup.tenantNames
+        let pid = try setup.startWorker(0).processIdentifier
 
         let results = try KafkaConsumer(configuration: KafkaConfiguration([
             "bootstrap.servers": bootstrap, "group.id": "soak-reader-\(getpid())", "auto.offset.reset": "latest",
@@ -130,7 +100,7 @@ struct BenchSoak: AsyncParsableCommand {
         SafeOutput.print("  Graph calls: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download")
         await producer.close()
         await results.close()
-        await sim.stop()
+        await setup.stop()
         var leaks: [String] = []
         if end.fds > baseline.fds + fdTolerance { leaks.append("file descriptors \(baseline.fds) → \(end.fds)") }
         if end.threads > baseline.threads + threadTolerance { leaks.append("threads \(baseline.threads) → \(end.threads)") }

@@ -22,41 +22,9 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "'exocheck run' processes for the baseline sample.") var baselineSample = 100
 
     func run() async throws {
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        let dir = NSTemporaryDirectory() + "exocheck-bench-worker-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var children: [Process] = []
-        defer { children.forEach { $0.terminate() } }
-
-        // Broker process.
-        let broker = try BenchProcess.spawn(me, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
-                                    "--topic", "bench.requests:16", "--topic", "bench.results:16", "--topic", "bench.dlt:1",
-                                    "--topic", "bench.state:16"], log: dir + "/broker.log")
-        children.append(broker)
-        let bootstrap = try await BenchProcess.waitForFile(dir + "/bootstrap")
-        // Simulator in process.
-        let names = (0..<tenants).map { "b\($0)" }
-        let sim = try await GraphSimulator(configuration: .standard(generated: names.enumerated().map { i, n in
-            GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
-        })).start()
-        var yaml = """
-        kafka: {requests: bench.requests, results: bench.results, deadLetter: bench.dlt, stateTopic: bench.state, group: bench-workers,
-                properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
-        worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
-        graph: {loginEndpoint: "\(sim.baseURL)", graphEndpoint: "\(sim.baseURL)"}
-        log: {format: json, level: warning}
-        tenants:
-
-        """
-        for n in names {
-            yaml += "  \(n): {tenantId: \(n).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: BENCH_SECRET}\n"
-        }
-        try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
-        for i in 0..<workers {
-            children.append(try BenchProcess.spawn(me, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
-                                      log: dir + "/worker\(i).log", env: ["BENCH_SECRET": SimulatorConfiguration.defaultClientSecret]))
-        }
+        let setup = try await BenchSetup(prefix: "bench", partitions: 16, tenants: tenants, users: users, concurrency: concurrency)
+        let me = setup.executable, dir = setup.dir, bootstrap = setup.bootstrap, sim = setup.simulator, names = setup.tenantNames
+        for i in 0..<workers { try setup.startWorker(i) }
         // Wait for the group: a warm-up request per tenant answered.
         let results = try KafkaConsumer(configuration: KafkaConfiguration([
             "bootstrap.servers": bootstrap, "group.id": "bench-reader-\(getpid())", "auto.offset.reset": "latest",
@@ -129,7 +97,7 @@ struct BenchWorker: AsyncParsableCommand {
                      baseline, sample, (Double(total) / seconds) / baseline))
         await producer.close()
         await results.close()
-        await sim.stop()
+        await setup.stop()
     }
 
     static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }

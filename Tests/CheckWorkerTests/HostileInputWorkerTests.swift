@@ -195,7 +195,9 @@ struct HostileInputWorkerTests {
     @Test("catastrophic output rules on requests with a near deadline: answered, the watchdog does not count stuck threads (was: worker exit 70)")
     func nearDeadline() async throws {
         let args = ["--change-short-output=(.|.|.|.|.)*Z~x"]
-        func soon() -> String { RFC3339.string(Date().addingTimeInterval(1.5)) }
+        // Near, yet far enough that the record reaches the worker before it (3 s; 1.5 s expired
+        // on a loaded CI machine before the worker saw the record).
+        func soon() -> String { RFC3339.string(Date().addingTimeInterval(3)) }
         try await Self.run("near-deadline", [
             Record(id: "near-a", value: Self.request("near-a", tenant: "t0", mode: "email-activity", args: args, extra: ["deadline": soon()]),
                    kind: "timeout"),
