@@ -313,8 +313,10 @@ public final class CheckWorkerService: Service, Sendable {
 
     /// Errors that no retry can fix (the state topic is missing or not writable): the quarantine
     /// is switched off rather than holding every record back.
+    /// An unknown topic or partition is not among them: brokers answer so for a while during
+    /// leader moves and restarts, and a failed mark is written again at the next tick.
     static func disablesQuarantine(_ error: KafkaError) -> Bool {
-        error.isPermanent
+        error.isPermanent && !KafkaError.unknownTopicCodes.contains(error.code)
     }
 
     static let consumerOnly: Set<String> = [

@@ -22,13 +22,17 @@ public struct PublishPolicy: Sendable, Equatable {
     /// Tries of an error that is neither retriable nor known to be permanent.
     public static let maxOtherTries = 5
 
+    static let tooLargeCodes: Set<Int32> = [KafkaError.messageTooLarge, 18, 87]
+
     var delay = PublishPolicy.firstDelay
     var otherFailures = 0
 
     public init() {}
 
     public mutating func next(after error: KafkaError) -> Decision {
-        if error.code == KafkaError.messageTooLarge { return .tooLarge }
+        // Too large for the client or the broker (MSG_SIZE_TOO_LARGE, RECORD_LIST_TOO_LARGE), or a
+        // record the broker will not take as it is (INVALID_RECORD): send something smaller.
+        if Self.tooLargeCodes.contains(error.code) { return .tooLarge }
         if error.isPermanent { return .fail }
         if !error.isRetriable {
             otherFailures += 1

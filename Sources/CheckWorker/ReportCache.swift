@@ -48,6 +48,8 @@ public actor ReportCache {
     /// Checks waiting for a download another check started, by key and waiter number.
     private var joiners: [Key: [Int: CheckedContinuation<Result<[UInt8], GraphError>?, Never>]] = [:]
     private var nextJoiner = 0
+    /// Joiners whose deadline passed before they registered (the timer ran first).
+    private var expiredJoiners: Set<Int> = []
     /// Call times per (tenant, report name): the sliding window of the budget.
     private var calls: [String: [ContinuousClock.Instant]] = [:]
     /// Bytes held by `entries`.
@@ -74,6 +76,8 @@ public actor ReportCache {
         let key = Key(tenant: tenant, request: request)
         if let body = freshBody(key) { return (body, .hit) }
         if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
+        // The download this check meant to join may have just ended: its copy is fresh.
+        if let body = freshBody(key) { return (body, .hit) }
         // Budget: wait for a slot if the deadline allows, else serve the stale copy or fail.
         let budgetKey = "\(tenant)|\(request.report)"
         var slot: ContinuousClock.Instant
@@ -176,18 +180,32 @@ public actor ReportCache {
             }
             return value ?? nil
         }
+        forgetExpiry(id)
         guard let outcome else { return nil }
         return try outcome.get()
     }
 
     private func wait(_ key: Key, _ id: Int) async -> Result<[UInt8], GraphError>? {
+        // The timer may have fired before this waiter got here: then it has already timed out.
+        if expiredJoiners.remove(id) != nil { return .failure(Self.joinTimeout(key)) }
         guard inFlight[key] != nil else { return nil }
         return await withCheckedContinuation { c in joiners[key, default: [:]][id] = c }
     }
 
     private func expire(_ key: Key, _ id: Int) {
-        guard let c = joiners[key]?.removeValue(forKey: id) else { return }
-        c.resume(returning: .failure(GraphError(.timeout, "The check reached its deadline while waiting for a download of \(key.request) that another check started.")))
+        guard let c = joiners[key]?.removeValue(forKey: id) else {
+            expiredJoiners.insert(id)
+            return
+        }
+        c.resume(returning: .failure(Self.joinTimeout(key)))
+    }
+
+    private func forgetExpiry(_ id: Int) {
+        expiredJoiners.remove(id)
+    }
+
+    static func joinTimeout(_ key: Key) -> GraphError {
+        GraphError(.timeout, "The check reached its deadline while waiting for a download of \(key.request) that another check started.")
     }
 
     /// Keeps `entry`, then evicts until the bodies fit `maxBytes`: entries for a past date

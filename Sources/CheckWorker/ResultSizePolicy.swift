@@ -59,7 +59,9 @@ public struct ResultSizePolicy: Sendable, Equatable {
         var short = shortOutput
         var shortCut = false
         if Self.escapedBytes(short) > maxValueBytes / 2 {
-            short = Self.prefix(short, bytes: maxValueBytes / 4) + " (summary cut) "
+            // Cut by escaped size: the summary appears twice (output and summary), and a control
+            // character takes six bytes in JSON.
+            short = Self.prefix(short, escapedBytes: maxValueBytes / 8) + " (summary cut) "
             shortCut = true
         }
         let instance = perfdata.indices.filter { perfdata[$0].instance != nil }
@@ -140,6 +142,19 @@ public struct ResultSizePolicy: Sendable, Equatable {
             }
         }
         return n
+    }
+
+    /// The longest prefix of whole characters whose JSON-escaped size is at most `escapedBytes`.
+    static func prefix(_ s: String, escapedBytes limit: Int) -> String {
+        var used = 0
+        var end = s.startIndex
+        for c in s {
+            let size = escapedBytes(String(c))
+            if used + size > limit { break }
+            used += size
+            end = s.index(after: end)
+        }
+        return String(s[..<end])
     }
 
     /// The longest prefix of whole characters that holds at most `bytes` UTF-8 bytes.

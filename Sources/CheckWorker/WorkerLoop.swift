@@ -218,8 +218,9 @@ struct WorkerLoop<Item: Sendable> {
                 if stopping { continue }
                 if canStart(job) { out += start(job, .normal) } else { backlog.append(job) }
             case .runAlone(let job):
-                // The quarantine slot: one suspect at a time, next to normal checks.
-                if stopping { continue }
+                // The quarantine slot: one suspect at a time, next to normal checks. Started even
+                // while stopping: its mark already says it runs alone here, and a hand-over must
+                // not name a record that never ran.
                 out += start(job, .alone)
             case .deadLetter(let job):
                 if stopping { continue }

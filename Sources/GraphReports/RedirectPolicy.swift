@@ -33,7 +33,10 @@ public struct RedirectPolicy: Sendable, Equatable {
         let host = Self.normalised(rawHost)
         let base = URLComponents(string: endpoint)
         let endpointScheme = base?.scheme?.lowercased() ?? "https"
-        let endpointHost = base?.host.map(Self.normalised) ?? ""
+        // The endpoint's own host is exempt only on its own port: an internal endpoint (the
+        // simulator) must not open every other port of that host.
+        let sameOrigin = base?.host.map(Self.normalised) == host && Self.port(url) == base.flatMap(Self.port)
+        let endpointHost = sameOrigin ? host : "\u{0}"
         guard scheme == "https" || (scheme == "http" && endpointScheme == "http") else {
             return "the redirect to \(host) uses \(scheme), not https"
         }
@@ -44,6 +47,10 @@ public struct RedirectPolicy: Sendable, Equatable {
             return "the redirect leads to \(host), which is not in graph.allowedDownloadHosts"
         }
         return nil
+    }
+
+    static func port(_ url: URLComponents) -> Int {
+        url.port ?? (url.scheme?.lowercased() == "http" ? 80 : 443)
     }
 
     static func normalised(_ host: String) -> String {
@@ -82,6 +89,7 @@ public struct RedirectPolicy: Sendable, Equatable {
         case (10, _), (172, 16...31), (192, 168): return "a private address"
         case (169, 254): return "a link-local address"
         case (100, 64...127): return "a shared (CGNAT) address"
+        case (198, 18...19), (192, 0): return "a benchmarking or protocol-assignment address"
         case (224..., _): return "a multicast or reserved address"
         default: return nil
         }
@@ -95,10 +103,17 @@ public struct RedirectPolicy: Sendable, Equatable {
         if bytes[0] & 0xFE == 0xFC { return "a private address" }
         if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0x80 { return "a link-local address" }
         if bytes[0] == 0xFF { return "a multicast or reserved address" }
-        // IPv4-mapped (::ffff:a.b.c.d): judged as the IPv4 address.
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0xC0 { return "a site-local address" }
+        // Forms that carry an IPv4 address, judged as that address: IPv4-compatible (::a.b.c.d),
+        // IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96)
+        // and 6to4 (2002:aabb:ccdd::/48).
+        let zeros = { (r: Range<Int>) in bytes[r].allSatisfy { $0 == 0 } }
+        if zeros(0..<12) || (zeros(0..<10) && bytes[10] == 0xFF && bytes[11] == 0xFF)
+            || (zeros(0..<8) && bytes[8] == 0xFF && bytes[9] == 0xFF && zeros(10..<12))
+            || (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xFF && bytes[3] == 0x9B && zeros(4..<12)) {
             return ipv4Kind(bytes[12], bytes[13]) ?? nil
         }
+        if bytes[0] == 0x20, bytes[1] == 0x02 { return ipv4Kind(bytes[2], bytes[3]) ?? nil }
         return nil
     }
 }

@@ -65,6 +65,13 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         isFatal || isConfiguration || KafkaError.permanentCodes.contains(code)
     }
 
+    /// The topic or partition is not known (yet): permanent for a record, maybe transient for
+    /// a topic whose leader moves.
+    public static let unknownTopicCodes: Set<Int32> = [
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC.rawValue,
+        RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION.rawValue,
+    ]
+
     static let permanentCodes: Set<Int32> = [
         RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC.rawValue,
         RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION.rawValue, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED.rawValue,

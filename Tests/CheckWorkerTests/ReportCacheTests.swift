@@ -139,6 +139,12 @@ struct ReportCacheTests {
             }
             // The simulator holds the report for 1 s: the joiner gave up well before it answered.
             #expect(started.duration(to: .now) < .milliseconds(900))
+            // A joiner whose deadline has already passed (its timer fires before it waits) too.
+            let late = ContinuousClock.now
+            await #expect(throws: GraphError.self) {
+                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(-100)), stats: FetchStatsBox())
+            }
+            #expect(late.duration(to: .now) < .milliseconds(500))
             let (_, outcome) = try await leader.value
             #expect(outcome == .miss)
             #expect(await sim.stats().reportRequests == 1)

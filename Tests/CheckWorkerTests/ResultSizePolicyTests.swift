@@ -65,6 +65,15 @@ struct ResultSizePolicyTests {
         #expect(try JSONSerialization.jsonObject(with: Data(r.encoded())) is [String: Any])
     }
 
+    @Test("a summary of control characters (six bytes each in JSON) is cut by its escaped size and still fits")
+    func controlCharacterSummary() {
+        let summary = "CRITICAL: " + String(repeating: "\u{01}", count: 40_000) + " "
+        let (short, perf, text) = Self.rendering(mailboxes: 10, summary: summary)
+        let r = ResultSizePolicy(maxValueBytes: 20_000).fit(Self.base(), shortOutput: short, perfdata: perf, text: text)
+        #expect(r.encoded().count <= 20_000)
+        #expect(r.truncated == true)
+    }
+
     @Test("a summary larger than half the limit is cut at a character boundary and says so")
     func hugeSummary() {
         let summary = "CRITICAL: " + String(repeating: "Mailbox 'é' Used: 1 GB - ", count: 4_000) + " "
@@ -118,6 +127,8 @@ struct ResultSizePolicyTests {
     func publishPolicy() {
         var p = PublishPolicy()
         #expect(p.next(after: KafkaError(code: KafkaError.messageTooLarge, message: "")) == .tooLarge)
+        #expect(p.next(after: KafkaError(code: 18, message: "RECORD_LIST_TOO_LARGE")) == .tooLarge)
+        #expect(p.next(after: KafkaError(code: 87, message: "INVALID_RECORD")) == .tooLarge)
         for code: Int32 in [3, 29, 31, -188, -190, 17] {
             var q = PublishPolicy()
             #expect(q.next(after: KafkaError(code: code, message: "")) == .fail, "code \(code)")
@@ -131,7 +142,7 @@ struct ResultSizePolicyTests {
         #expect(delays.first == PublishPolicy.firstDelay && delays.last == PublishPolicy.maxDelay)
         var other = PublishPolicy()
         var decisions: [PublishPolicy.Decision] = []
-        for _ in 0..<PublishPolicy.maxOtherTries { decisions.append(other.next(after: KafkaError(code: 87, message: ""))) }
+        for _ in 0..<PublishPolicy.maxOtherTries { decisions.append(other.next(after: KafkaError(code: 40, message: ""))) }
         #expect(decisions.dropLast().allSatisfy { if case .retry = $0 { true } else { false } })
         #expect(decisions.last == .fail)
     }

@@ -214,7 +214,10 @@ struct GraphSessionTests {
         for address in ["https://127.0.0.1/", "https://localhost/", "https://a.localhost/", "https://10.0.0.1/", "https://172.16.5.4/",
                          "https://192.168.1.1/", "https://169.254.169.254/", "https://100.64.0.1/", "https://0.0.0.0/", "https://224.0.0.1/",
                          "https://[::1]/", "https://[fe80::1]/", "https://[fd00::1]/", "https://[::ffff:127.0.0.1]/", "https://[::]/",
-                         "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/", "https://127.1/", "https://LOCALHOST./"] {
+                         "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/", "https://127.1/", "https://LOCALHOST./",
+                         "https://[::127.0.0.1]/", "https://[::a9fe:a9fe]/", "https://[::ffff:0:10.0.0.1]/", "https://[64:ff9b::a9fe:a9fe]/",
+                         "https://[2002:7f00:1::]/", "https://[fec0::1]/", "https://198.18.0.1/", "https://192.0.0.8/",
+                         "https://user@10.0.0.1/"] {
             #expect(graph.refusal(address) != nil, "\(address)")
         }
         for external in ["https://8.8.8.8/", "https://172.32.0.1/", "https://[2001:db8::1]/", "https://1e100.net/", "https://example.com./"] {
@@ -223,7 +226,8 @@ struct GraphSessionTests {
         #expect(graph.refusal("not a url") != nil)
         #expect(graph.refusal("/relative/only") != nil)
         let local = RedirectPolicy(endpoint: "http://127.0.0.1:8080")
-        #expect(local.refusal("http://127.0.0.1:9090/download") == nil, "the simulator's own host")
+        #expect(local.refusal("http://127.0.0.1:8080/download") == nil, "the simulator's own host and port")
+        #expect(local.refusal("http://127.0.0.1:9090/download") != nil, "another port of the endpoint's host")
         #expect(local.refusal("http://169.254.169.254/") != nil)
         let listed = RedirectPolicy(endpoint: "https://graph.microsoft.com", allowedHosts: ["*.office.com", "reports.example"])
         #expect(listed.refusal("https://reportsncu.office.com/x") == nil)
