@@ -8,6 +8,7 @@ struct OffsetTracker {
     struct PartitionState {
         var generation: Int
         var pending: [Int64] = []        // offsets received, in order
+        var pendingSet: Set<Int64> = []  // the same, for look-ups
         var receivedAt: [ContinuousClock.Instant] = []  // when each pending offset arrived
         var done: Set<Int64> = []
         var lastStored: Int64 = -1
@@ -27,10 +28,15 @@ struct OffsetTracker {
         for tp in tps { partitions[tp] = nil }
     }
 
-    /// Records a received request; returns its generation (nil if the partition is not ours).
+    /// Records a received request; returns its generation.
+    /// A record delivered again within the same assignment (librdkafka 2.0 re-fetches from the
+    /// stored position after a pause and resume) is not begun twice: nil. Running it twice would
+    /// answer it twice, and its second entry would hold the partition's commit.
     mutating func begin(_ tp: TopicPartition, offset: Int64, at time: ContinuousClock.Instant = .now) -> Int? {
         if partitions[tp] == nil { assign([tp]) }
+        if let state = partitions[tp], state.pendingSet.contains(offset) || offset < state.lastStored { return nil }
         partitions[tp]?.pending.append(offset)
+        partitions[tp]?.pendingSet.insert(offset)
         partitions[tp]?.receivedAt.append(time)
         return partitions[tp]?.generation
     }
@@ -47,6 +53,7 @@ struct OffsetTracker {
             head += 1
         }
         if head > 0 {
+            for o in state.pending.prefix(head) { state.pendingSet.remove(o) }
             state.pending.removeFirst(head)
             state.receivedAt.removeFirst(head)
         }

@@ -232,6 +232,28 @@ import Testing
         #expect(idle.exited && !idle.graceTimer)
     }
 
+    @Test("a record delivered again within the same assignment (librdkafka re-fetches after pause and resume) runs once and does not hold the commit (was: answered twice, later records re-run by the next owner)")
+    func redeliveryAfterResume() {
+        var h = Harness(concurrency: 4)
+        h.assign()
+        h.receive("r0", offset: 0)
+        h.receive("r1", offset: 1)
+        h.finish("r0")
+        #expect(h.stored[.p0] == 1)
+        // Delivered again: the one done and committed, and the one still running.
+        h.receive("r0-again", offset: 0)
+        h.receive("r1-again", offset: 1)
+        #expect(h.runningIds == ["r1"])
+        h.finish("r1")
+        #expect(h.stored[.p0] == 2)
+        #expect(h.loop.uncommitted == 0)
+        // After a new assignment, the same offsets are new records again.
+        h.send(.revoked([.p0]))
+        h.assign([.p0])
+        h.receive("r1-new-owner", offset: 1)
+        #expect(h.runningIds == ["r1-new-owner"])
+    }
+
     @Test("attempt counts the deliveries of a record to this process")
     func attempts() {
         var h = Harness(concurrency: 2)
