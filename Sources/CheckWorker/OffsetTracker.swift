@@ -17,8 +17,11 @@ struct OffsetTracker {
     private var partitions: [TopicPartition: PartitionState] = [:]
     private var nextGeneration = 0
 
+    /// A newly assigned partition starts afresh, even when records of it arrived before the
+    /// assignment (around a revocation): those were begun under no assignment, and keeping them
+    /// would make their re-deliveries look like duplicates while the quarantine forgot them.
     mutating func assign(_ tps: [TopicPartition]) {
-        for tp in tps where partitions[tp] == nil {
+        for tp in tps {
             nextGeneration += 1
             partitions[tp] = PartitionState(generation: nextGeneration)
         }
