@@ -15,12 +15,15 @@ public struct CheckProcessor: Sendable {
     let logger: Logger
     /// Where parsing, evaluation and rendering run (never the cooperative pool in a worker).
     public let pool: EvaluationPool
+    /// How a result is cut to fit one record (from the producer's `message.max.bytes`).
+    let resultPolicy: ResultSizePolicy
 
     public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
                 metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil) {
         self.pool = pool ?? EvaluationPool(threads: configuration.worker.evaluationThreads,
                                            grace: .milliseconds(Int64(configuration.worker.evaluationGraceSeconds * 1000)))
         self.configuration = configuration
+        self.resultPolicy = ResultSizePolicy(kafkaProperties: configuration.kafka.properties)
         self.transport = transport
         self.tokens = tokens
         self.reports = reports
@@ -194,7 +197,7 @@ public struct CheckProcessor: Sendable {
             error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
-        let policy = ResultSizePolicy(kafkaProperties: configuration.kafka.properties)
+        let policy = resultPolicy
         let result: CheckResultMessage
         do {
             result = try await pool.evaluate(deadline: refusalDeadline) {

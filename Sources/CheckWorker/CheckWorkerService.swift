@@ -465,12 +465,6 @@ public final class CheckWorkerService: Service, Sendable {
         handOver.runningAlone = nil
     }
 
-    /// A fetched record and the generation of its partition's assignment.
-    struct Pending: Sendable {
-        var message: KafkaMessage
-        var generation: Int
-    }
-
     /// How publishing one check's records ended.
     enum PublishResult: Sendable, Equatable {
         /// Every record (result, dead-letter copy) was acknowledged: the offset may be committed.
