@@ -228,21 +228,47 @@ public final class CheckWorkerService: Service, Sendable {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
+        let shutdown = ShutdownDeadline(grace: configuration.worker.shutdownGrace)
         await withGracefulShutdownHandler {
             await self.loop(inputs: inputs, continuation: continuation, consumer: consumer, producer: producer,
                             store: store, handOver: handOver)
         } onGracefulShutdown: {
+            shutdown.begin()
             continuation.yield(.stop)
         }
         monitor.cancel()
         health.set(running: false)
         logger.info("worker stopping: flushing results and committing offsets")
-        _ = await producer.flush(timeout: .seconds(10))
-        await consumer.close()
-        await producer.close()
+        // Flushing, committing and leaving the group talk to the broker, which may be down: they
+        // get what is left of the grace period, and the process ends when it is over.
+        let deadline = shutdown.deadline
+        await Self.finish(by: deadline, logger: logger) {
+            _ = await producer.flush(timeout: max(.zero, ContinuousClock.now.duration(to: deadline)))
+            await consumer.close()
+            await producer.close(timeout: .milliseconds(200))
+        }
         continuation.finish()
         forwarder.cancel()
         logger.info("worker stopped")
+    }
+
+    /// Runs the last steps of a shutdown; if they are not over by `deadline` (the broker is
+    /// unreachable: a synchronous commit or leaving the group can wait for minutes), the process
+    /// exits with `shutdownOverrunExitCode`. Nothing is lost: what was not committed is
+    /// redelivered to the partitions' next owner.
+    static func finish(by deadline: ContinuousClock.Instant, logger: Logger, _ steps: @escaping @Sendable () async -> Void) async {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await steps(); return true }
+            group.addTask {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                return false
+            }
+            if await group.next() == false {
+                logger.error("shutdown did not finish within worker.shutdownGraceSeconds (is the broker reachable?): exiting now; requests whose offsets were not committed will be redelivered to the next owner of their partitions")
+                exit(shutdownOverrunExitCode)
+            }
+            group.cancelAll()
+        }
     }
 
     /// Before taking a request, the topics this worker answers on (results, dead letters, every
@@ -294,6 +320,9 @@ public final class CheckWorkerService: Service, Sendable {
     public static let fatalKafkaExitCode: Int32 = 69
     /// Exit code of a worker stopped by its watchdog (EX_SOFTWARE).
     public static let watchdogExitCode: Int32 = 70
+    /// Exit code of a shutdown that could not flush, commit or leave the group within its grace
+    /// period (EX_TEMPFAIL): nothing is lost, uncommitted requests are redelivered.
+    public static let shutdownOverrunExitCode: Int32 = 75
 
     /// A fatal Kafka error: nothing more can be published; requests not acknowledged stay
     /// uncommitted and are redelivered, the records in flight become suspects of the quarantine.
@@ -393,9 +422,11 @@ public final class CheckWorkerService: Service, Sendable {
                     case .quarantineOff:
                         metrics.quarantineEnabled(false)
                     case .startGraceTimer:
-                        let grace = configuration.worker.shutdownGraceSeconds
+                        // In-flight checks get the grace period minus what closing needs.
+                        let grace = configuration.worker.shutdownGrace
+                        let forChecks = grace - ShutdownDeadline.closeReserve(grace)
                         group.addTask {
-                            try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
+                            try? await Task.sleep(for: forChecks)
                             if !Task.isCancelled { continuation.yield(.graceExpired) }
                         }
                     case .cancelAll:

@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Kafka
 
 /// What the worker does after a failed send of one record: the retry rule of publishing, in one
@@ -17,17 +18,18 @@ public struct PublishPolicy: Sendable, Equatable {
         case fail
     }
 
-    public static let firstDelay: Duration = .milliseconds(500)
-    public static let maxDelay: Duration = .seconds(5)
     /// Tries of an error that is neither retriable nor known to be permanent.
-    public static let maxOtherTries = 5
+    public static let maxOtherTries = RetryPolicy.publishUnknownErrorTries
 
     static let tooLargeCodes: Set<Int32> = [KafkaError.messageTooLarge, 18, 87]
 
-    var delay = PublishPolicy.firstDelay
+    /// The backoff (RetryPolicy.publish: 0.5 s doubling to 5 s, no limit of its own).
+    var tries: Retry
     var otherFailures = 0
 
-    public init() {}
+    public init(retry: RetryPolicy = .publish) {
+        tries = retry.start()
+    }
 
     public mutating func next(after error: KafkaError) -> Decision {
         // Too large for the client or the broker (MSG_SIZE_TOO_LARGE, RECORD_LIST_TOO_LARGE), or a
@@ -38,8 +40,9 @@ public struct PublishPolicy: Sendable, Equatable {
             otherFailures += 1
             if otherFailures >= Self.maxOtherTries { return .fail }
         }
-        let now = delay
-        delay = min(delay * 2, Self.maxDelay)
-        return .retry(after: now)
+        switch tries.next() {
+        case .retry(let wait): return .retry(after: wait)
+        case .giveUp: return .fail
+        }
     }
 }

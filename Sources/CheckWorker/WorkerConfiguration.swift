@@ -25,7 +25,10 @@ public struct WorkerConfiguration: Sendable {
         public var concurrency = 64
         /// host:port of /metrics, /healthz, /readyz (port 0: any free port, logged at start).
         public var listen = "127.0.0.1:9464"
+        /// SIGTERM: the whole shutdown (in-flight checks, then flush, commit, leave the group)
+        /// ends within this long, even with the broker down (ShutdownDeadline).
         public var shutdownGraceSeconds = 30.0
+        public var shutdownGrace: Duration { .milliseconds(Int64(shutdownGraceSeconds * 1000)) }
         /// Longest time one check may take (token, reports, retries), whatever its deadline.
         public var checkTimeoutSeconds = 20.0
         public var maxRequestBytes = 65_536

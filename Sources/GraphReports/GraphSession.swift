@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import NIOHTTP1
 
@@ -48,16 +49,6 @@ public struct FetchStats: Sendable, Equatable {
     public init() {}
 }
 
-/// Retry rules for report requests.
-public struct RetryPolicy: Sendable {
-    /// Attempts per report (first try included), for 429/503/5xx/transport errors.
-    public var maxAttempts = 4
-    /// First backoff when the server gives no Retry-After; doubled each time, with jitter.
-    public var initialBackoff: Double = 0.5
-    public var maxBackoff: Double = 8
-    public init() {}
-}
-
 /// Talks to Graph for one app identity (tenant + client): tokens through the shared caches,
 /// report requests with the redirect followed by hand, retries within the check's deadline.
 public struct GraphSession: Sendable {
@@ -67,7 +58,8 @@ public struct GraphSession: Sendable {
     let diskStore: DiskTokenStore?
     /// Per-request timeout (`--timeout`).
     public var requestTimeout: Double
-    public var retry = RetryPolicy()
+    /// Retries of report requests and downloads (429/503/5xx, unreachable): `RetryPolicy.graph`.
+    public var retry = RetryPolicy.graph
     /// Where the report redirect may lead (https, no internal addresses, optional host list).
     public var redirectPolicy: RedirectPolicy
     /// Where warnings go (stderr for `run`, the log for the worker).
@@ -119,11 +111,10 @@ public struct GraphSession: Sendable {
                       stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
         var token = try await token(deadline: deadline, stats: &stats)
         var renewedAfter401 = false
-        var attempt = 0
-        var backoff = retry.initialBackoff
+        var tries = retry.start()
+        var attempt: Int { tries.failures + 1 }
         let url = app.endpoints.graph + request.path
         while true {
-            attempt += 1
             let left = remaining(deadline)
             if left <= 0 {
                 throw GraphError(.timeout, "No time left in this check's time budget to request \(request) (the deadline passed).")
@@ -141,13 +132,12 @@ public struct GraphSession: Sendable {
                 case .timeout(let s):
                     throw GraphError(.timeout, "Graph did not answer \(request) within \(IdentityClient.seconds(s)) (--timeout); Graph may be slow, retry later or raise --timeout.")
                 case .unreachable(let why):
-                    let wait = jittered(backoff)
-                    if attempt < retry.maxAttempts, remaining(deadline) > wait + 0.5 {
+                    let tried = attempt
+                    if case .retry(let wait) = tries.next(remaining: remainingDuration(deadline)) {
                         try await sleep(wait)
-                        backoff = min(backoff * 2, retry.maxBackoff)
                         continue
                     }
-                    throw GraphError(.graph, "Cannot reach Graph at \(HTTPTransport.hostPort(url)): \(why) (\(attempt) attempt\(attempt == 1 ? "" : "s")).")
+                    throw GraphError(.graph, "Cannot reach Graph at \(HTTPTransport.hostPort(url)): \(why) (\(tried) attempt\(tried == 1 ? "" : "s")).")
                 }
             }
             switch answer.status {
@@ -173,22 +163,20 @@ public struct GraphSession: Sendable {
             case 429, 503:
                 stats.throttled += 1
                 let retryAfter = answer.header("Retry-After").flatMap(Self.parseRetryAfter)
-                let wait = retryAfter ?? jittered(backoff)
                 let left = remaining(deadline)
-                if attempt < retry.maxAttempts, wait < left - 0.2 {
+                let tried = attempt
+                if case .retry(let wait) = tries.next(serverDelay: retryAfter.map(Self.duration), remaining: remainingDuration(deadline)) {
                     try await sleep(wait)
-                    backoff = min(backoff * 2, retry.maxBackoff)
                     continue
                 }
-                throw graphError(answer, request: request, attempts: attempt, retryAfter: retryAfter, budgetLeft: left)
+                throw graphError(answer, request: request, attempts: tried, retryAfter: retryAfter, budgetLeft: left)
             case 500, 502, 504:
-                let wait = jittered(backoff)
-                if attempt < retry.maxAttempts, wait < remaining(deadline) - 0.5 {
+                let tried = attempt
+                if case .retry(let wait) = tries.next(remaining: remainingDuration(deadline)) {
                     try await sleep(wait)
-                    backoff = min(backoff * 2, retry.maxBackoff)
                     continue
                 }
-                throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: remaining(deadline))
+                throw graphError(answer, request: request, attempts: tried, retryAfter: nil, budgetLeft: remaining(deadline))
             default:
                 throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: remaining(deadline))
             }
@@ -198,10 +186,9 @@ public struct GraphSession: Sendable {
     /// The pre-authenticated download URL: no Authorization header, whatever the host.
     func download(_ url: String, request: ReportRequest, deadline: ContinuousClock.Instant, etag: String?,
                   stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
-        var attempt = 0
-        var backoff = retry.initialBackoff
+        var tries = retry.start()
+        var attempt: Int { tries.failures + 1 }
         while true {
-            attempt += 1
             let left = remaining(deadline)
             if left <= 0 { throw GraphError(.timeout, "No time left in this check's time budget to download \(request).") }
             var headers: [(String, String)] = []
@@ -223,10 +210,13 @@ public struct GraphSession: Sendable {
             switch answer.status {
             case 200: return .body(answer.body, etag: answer.header("ETag"))
             case 304: return .notModified
-            case let status where [500, 502, 503, 504].contains(status) && attempt < retry.maxAttempts && remaining(deadline) > backoff + 0.5:
-                try await sleep(jittered(backoff))
-                backoff = min(backoff * 2, retry.maxBackoff)
-                continue
+            case 500, 502, 503, 504:
+                let tried = attempt
+                if case .retry(let wait) = tries.next(remaining: remainingDuration(deadline)) {
+                    try await sleep(wait)
+                    continue
+                }
+                throw GraphError(.graph, "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(tried > 1 ? " after \(tried) attempts" : ""); retry later.")
             case 403, 404:
                 throw GraphError(.graph, "The report download URL of \(request) answered HTTP \(answer.status) (expired or unknown download link); retry the check.")
             default:
@@ -304,11 +294,16 @@ public struct GraphSession: Sendable {
         return s == s.rounded() ? "\(Int64(s)) s" : String(format: "%.1f s", s)
     }
 
-    func jittered(_ base: Double) -> Double { base * Double.random(in: 0.8...1.2) }
+    func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { clock.now.duration(to: deadline) }
 
-    func sleep(_ seconds: Double) async throws(GraphError) {
+    /// Seconds (finite, at most `maxRetryAfterSeconds`, from `parseRetryAfter`) as a Duration.
+    static func duration(_ seconds: Double) -> Duration {
+        .milliseconds(Int64(min(max(seconds, 0), maxRetryAfterSeconds) * 1000))
+    }
+
+    func sleep(_ wait: Duration) async throws(GraphError) {
         do {
-            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            try await Task.sleep(for: wait)
         } catch {
             throw GraphError(.timeout, "The check was cancelled while waiting to retry.")
         }

@@ -139,7 +139,7 @@ struct ResultSizePolicyTests {
             if case .retry(let d) = p.next(after: KafkaError(code: -195, message: "", isRetriable: true)) { delays.append(d) }
         }
         #expect(delays.count == 50)
-        #expect(delays.first == PublishPolicy.firstDelay && delays.last == PublishPolicy.maxDelay)
+        #expect(delays.first == RetryPolicy.publish.initialBackoff && delays.last == RetryPolicy.publish.maxBackoff)
         var other = PublishPolicy()
         var decisions: [PublishPolicy.Decision] = []
         for _ in 0..<PublishPolicy.maxOtherTries { decisions.append(other.next(after: KafkaError(code: 40, message: ""))) }

@@ -210,6 +210,32 @@ struct WorkerFleetTests {
         #expect(w.process.isRunning)
     }
 
+    @Test("SIGTERM with the broker down: the worker still ends within its grace period, saying what it could not do (was: flush, commit and close waited on the broker)")
+    func sigtermBrokerDown() async throws {
+        let grace = 4.0
+        let fleet = try await WorkerFleet(tenants: 4, worker: #"{concurrency: 4, listen: "127.0.0.1:0", shutdownGraceSeconds: \#(grace)}"#)
+        defer { Task { await fleet.shutdown() } }
+        let w = try fleet.startWorker("w")
+        #expect(await fleet.waitForAssignments(1))
+        let sink = ResultSink()
+        try await fleet.submit(Self.batch(40, tenants: fleet.tenantNames, prefix: "down"))
+        _ = try await fleet.collect(into: sink, timeout: .seconds(60)) { await $0.results.count >= 10 }
+        try await fleet.submit(Self.batch(40, tenants: fleet.tenantNames, prefix: "late"))
+        try fleet.cluster.setBroker(-1, up: false)
+        try await Task.sleep(for: .seconds(1))
+        let clock = ContinuousClock()
+        let start = clock.now
+        w.signal(SIGTERM)
+        let code = await w.wait(timeout: .seconds(60))
+        let took = start.duration(to: clock.now)
+        try? fleet.cluster.setBroker(-1, up: true)
+        #expect(code != nil, "still running 60 s after SIGTERM with shutdownGraceSeconds \(grace)")
+        // The grace period bounds the whole shutdown; 2 s of slack for process start-up noise.
+        #expect(took < .seconds(grace + 2), "shutdown took \(took) with shutdownGraceSeconds \(grace)")
+        #expect(code == 0 || code == CheckWorkerService.shutdownOverrunExitCode, "exit code \(code.map(String.init) ?? "none")")
+        #expect(w.log.contains("worker stopped") || w.log.contains("shutdown did not finish"), "\(w.log.suffix(2_000))")
+    }
+
     @Test("a fatal producer error: the worker exits 69 at once and the request it could not answer is answered after a restart (was: kept running, results failing)")
     func fatalProducerError() async throws {
         let fleet = try await WorkerFleet(tenants: 1, partitions: 1, faults: ["t0": [FaultRule(on: .report, delay: 3)]])
