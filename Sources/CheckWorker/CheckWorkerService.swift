@@ -200,7 +200,7 @@ public final class CheckWorkerService: Service, Sendable {
             }
         })
         let consumer = try KafkaConsumer(configuration: consumerConfig, topics: [configuration.kafka.requests],
-                                         rebalanceHooks: hooks, log: kafkaLog)
+                                         rebalanceHooks: hooks, handOffLimit: Self.handOffLimit, log: kafkaLog)
         health.set(running: true)
         logger.info("worker consuming", metadata: ["topic": "\(configuration.kafka.requests)", "group": "\(configuration.kafka.group)",
                                                    "concurrency": "\(configuration.worker.concurrency)"])
@@ -315,6 +315,12 @@ public final class CheckWorkerService: Service, Sendable {
             return nil
         }
     }
+
+    /// Records on their way from the consumer's poll thread to the loop at most: the poll thread
+    /// waits for room beyond this (the loop takes records at once, so this is reached only when
+    /// it is starved; its own backlog is bounded by pausing). 1,000 records of at most
+    /// `worker.maxRequestBytes` each.
+    static let handOffLimit = 1_000
 
     /// Exit code of a worker stopped by a fatal Kafka error (EX_UNAVAILABLE).
     public static let fatalKafkaExitCode: Int32 = 69
@@ -447,6 +453,7 @@ public final class CheckWorkerService: Service, Sendable {
                 let actions: [WorkerLoop<KafkaMessage>.Action]
                 switch input {
                 case .kafka(.message(let m)):
+                    consumer.handled()
                     actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? "", at: .now))
                 case .kafka(.starts(let found)):
                     actions = machine.handle(.starts(found))

@@ -88,8 +88,11 @@ final class ConsumerContext: CallbackContext, @unchecked Sendable {
 }
 
 /// A group consumer. Messages and rebalance events arrive on `events`, fed by a dedicated poll
-/// thread that keeps polling however slowly the application works (heartbeats, rebalances and
-/// `max.poll.interval.ms` stay healthy); the application applies backpressure with `pause`.
+/// thread; the application applies backpressure with `pause`. With a `handOffLimit`, at most that
+/// many messages are on their way to the application (given out and not yet `handled()`): the
+/// poll thread waits for room instead of filling an unbounded buffer, and if the application
+/// stops handling messages for `max.poll.interval.ms`, the member leaves the group and its
+/// partitions go to a live one.
 ///
 /// Offsets are never stored automatically (`enable.auto.offset.store=false`): the application
 /// stores the next offset to read with `store(_:)` once it is done with a record; stored offsets
@@ -99,16 +102,19 @@ public final class KafkaConsumer: Sendable {
     private let context: ConsumerContext
     private let poller: PollThread
     private let closed = Atomic<Bool>(false)
+    private let handOff: HandOff?
     public let events: AsyncStream<KafkaConsumerEvent>
 
     /// A group member subscribed to `topics`.
     /// `rebalanceHooks` let the application look up and leave state as partitions come and go.
+    /// `handOffLimit`: messages given out on `events` and not yet `handled()` at most (nil: no limit).
     public convenience init(configuration: KafkaConfiguration, topics: [String], rebalanceHooks: RebalanceHooks? = nil,
-                            log: KafkaLogHandler? = nil) throws(KafkaError) {
+                            handOffLimit: Int? = nil, log: KafkaLogHandler? = nil) throws(KafkaError) {
         guard configuration.groupId?.isEmpty == false else {
             throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
         }
-        try self.init(configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks, log: log)
+        try self.init(configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks,
+                      handOff: handOffLimit.map(HandOff.init), log: log)
     }
 
     /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
@@ -117,7 +123,7 @@ public final class KafkaConsumer: Sendable {
         var config = configuration
         if config.groupId == nil { config.groupId = "exocheck-reader-\(UUID().uuidString.prefix(8))" }
         config.properties["enable.auto.commit"] = "false"
-        try self.init(configuration: config, source: .assign(assignment), hooks: nil, log: log)
+        try self.init(configuration: config, source: .assign(assignment), hooks: nil, handOff: nil, log: log)
     }
 
     enum Source {
@@ -125,7 +131,8 @@ public final class KafkaConsumer: Sendable {
         case assign([TopicPartition: Int64])
     }
 
-    private init(configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, log: KafkaLogHandler?) throws(KafkaError) {
+    private init(configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, handOff: HandOff?,
+                 log: KafkaLogHandler?) throws(KafkaError) {
         var config = configuration
         config.properties["enable.auto.offset.store"] = "false"
         if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
@@ -191,12 +198,17 @@ public final class KafkaConsumer: Sendable {
         self.handle = handle
         self.context = context
         self.events = stream
+        self.handOff = handOff
         self.poller = PollThread(name: "kafka-consumer-poll") { shouldStop in
             while !shouldStop() {
+                if let handOff, !handOff.waitForRoom(timeout: 0.1) { continue }
                 guard let m = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
                 let event = KafkaConsumer.copy(m)
                 rd_kafka_message_destroy(m)
-                if let event { continuation.yield(event) }
+                if let event {
+                    if case .message = event { handOff?.gaveOut() }
+                    continuation.yield(event)
+                }
             }
             // Leave the group on this thread: close() serves the final rebalance callback.
             rd_kafka_consumer_close(handle.pointer)
@@ -288,6 +300,12 @@ public final class KafkaConsumer: Sendable {
     /// The partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { context.assignment.withLock { $0 } }
 
+    /// The application is done with one message from `events` (with a `handOffLimit`).
+    public func handled() { handOff?.handled() }
+
+    /// Messages given out on `events` and not yet `handled()` (0 without a `handOffLimit`).
+    public var unhandled: Int { handOff?.count ?? 0 }
+
     /// Stores `offset` (the next one to read, i.e. last processed + 1) for commit.
     public func store(_ partition: TopicPartition, offset: Int64) throws(KafkaError) {
         let err = Self.withList([(partition, offset)]) { rd_kafka_offsets_store(handle.pointer, $0) }
@@ -374,5 +392,46 @@ public final class KafkaConsumer: Sendable {
         let handle = self.handle
         await blocking { rd_kafka_destroy(handle.pointer) }
         context.continuation.finish()
+    }
+}
+
+/// The bound between the poll thread and the application: a count of messages given out and
+/// not yet handled, and a condition the poll thread waits on while the count is at the limit.
+final class HandOff: Sendable {
+    let limit: Int
+    private let state: NSCondition
+    private let counter = Mutex(0)
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+        self.state = NSCondition()
+    }
+
+    var count: Int { counter.withLock { $0 } }
+
+    func gaveOut() { counter.withLock { $0 += 1 } }
+
+    func handled() {
+        let wasFull = counter.withLock { count in
+            let full = count >= limit
+            count = max(0, count - 1)
+            return full
+        }
+        if wasFull {
+            state.lock()
+            state.signal()
+            state.unlock()
+        }
+    }
+
+    /// True when a message may be given out; otherwise waits up to `timeout` seconds for room
+    /// (false if there is still none, so that the poll thread can check whether to stop).
+    func waitForRoom(timeout: TimeInterval) -> Bool {
+        if count < limit { return true }
+        state.lock()
+        defer { state.unlock() }
+        if count < limit { return true }
+        _ = state.wait(until: Date().addingTimeInterval(timeout))
+        return count < limit
     }
 }

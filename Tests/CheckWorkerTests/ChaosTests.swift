@@ -73,7 +73,23 @@ struct ChaosTests {
         let quarantineLog = fleet.workers.flatMap { w in
             w.log.split(separator: "\n").filter { $0.contains("quarantine") || $0.contains("suspect") || $0.contains("poison") }.suffix(15)
         }.joined(separator: "\n")
-        #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5)); the workers' quarantine events:\n\(quarantineLog)")
+        var diagnosis = ""
+        if !missing.isEmpty {
+            // Where the unanswered requests are: their tenants (the record key, so the partition),
+            // what each live worker's gauges say, and every log line that names one of them.
+            let tenants = Set(requests.filter { missing.contains($0.id) }.map(\.tenant)).sorted()
+            diagnosis += "tenants of the unanswered: \(tenants)\n"
+            for w in fleet.workers where w.process.isRunning {
+                let name = URL(fileURLWithPath: w.logPath).deletingPathExtension().lastPathComponent
+                let gauges = ((try? await fleet.metrics(name)) ?? "").split(separator: "\n")
+                    .filter { !$0.hasPrefix("#") && ($0.contains("in_flight") || $0.contains("uncommitted") || $0.contains("paused") || $0.contains("lag")) }
+                diagnosis += "worker \(name): \(gauges.joined(separator: "; "))\n"
+                let lines = w.log.split(separator: "\n").filter { line in missing.contains { line.contains("\"\($0)\"") } }
+                diagnosis += lines.suffix(10).joined(separator: "\n") + "\n"
+                diagnosis += w.log.split(separator: "\n").filter { $0.contains("assigned") || $0.contains("revoked") || $0.contains("pause") || $0.contains("kafka") }.suffix(15).joined(separator: "\n") + "\n"
+            }
+        }
+        #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5)); the workers' quarantine events:\n\(quarantineLog)\n\(diagnosis)")
         // Duplicates are allowed (at least once), but each must be the same answer.
         let inconsistent = byId.values.filter { Set($0.map(\.output)).count > 1 }
         #expect(inconsistent.isEmpty, "\(inconsistent.count) requests answered differently, e.g. \(inconsistent.first.map { $0.map(\.output) } ?? [])")

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Synchronization
 import Testing
 
 /// The Kafka layer against librdkafka's mock cluster: the real wire protocol over TCP on loopback.
@@ -250,6 +251,46 @@ struct KafkaTests {
         await producer.close()
         await consumer.close()
         await task.value
+    }
+
+    @Test("the hand-off from the poll thread is bounded: at most handOffLimit messages given out and not handled; handled() makes room (was: an unbounded buffer)",
+          arguments: [nil, 5] as [Int?])
+    func boundedHandOff(limit: Int?) async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("handoff")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<50 { try await producer.send(OutgoingMessage(topic: topic, key: "k", value: "\(i)")) }
+        await producer.close()
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")),
+                                         topics: [topic], handOffLimit: limit)
+        let received = Mutex<[String]>([])
+        // A slow application: it reads messages but handles none until told.
+        let reader = Task {
+            for await event in consumer.events {
+                if case .message(let m) = event { received.withLock { $0.append(String(decoding: m.value, as: UTF8.self)) } }
+            }
+        }
+        _ = await eventually(timeout: .seconds(15)) { received.withLock { $0.count } >= (limit ?? 50) }
+        try await Task.sleep(for: .seconds(1))
+        let before = received.withLock { $0.count }
+        if let limit {
+            #expect(before == limit, "\(before) messages given out with a hand-off limit of \(limit)")
+            #expect(consumer.unhandled == limit)
+            // Now the application handles each message it got: the rest follow.
+            var handled = 0
+            #expect(await eventually(timeout: .seconds(20)) {
+                let got = received.withLock { $0.count }
+                while handled < got { consumer.handled(); handled += 1 }
+                return got == 50
+            })
+            #expect(received.withLock { $0 } == (0..<50).map(String.init), "in order, none lost or repeated")
+        } else {
+            #expect(before == 50, "without a limit every message is given out at once")
+        }
+        await consumer.close()
+        await reader.value
     }
 
     @Test("close() leaves no librdkafka thread running")
