@@ -13,6 +13,8 @@ public struct CentreonArguments: Sendable {
     /// Position of each option's last occurrence (aliases of one threshold: the later wins).
     private(set) var lastSeen: [String: Int] = [:]
     private var recorded = 0
+    /// Every option as given, in order, with its value ("1" for a flag).
+    public private(set) var entries: [(name: String, value: String)] = []
 
     /// Splits the argument list. Any option name is accepted here; whether it is known depends
     /// on the mode and is checked by `CheckConfiguration`.
@@ -59,11 +61,21 @@ public struct CentreonArguments: Sendable {
     private mutating func record(_ name: String, _ value: String) {
         if values[name] == nil { order.append(name) }
         values[name, default: []].append(value)
+        entries.append((name, value))
         recorded += 1
         lastSeen[name] = recorded
     }
 
     public func last(_ name: String) -> String? { values[name]?.last }
+
+    /// The options in their one written form, `--name=value` (`--name` for a flag), in the
+    /// order given, without the `excluded` ones: what a request carries, whichever form
+    /// (`--name value` or `--name=value`) the command line used.
+    public func normalized(excluding excluded: Set<String> = []) -> [String] {
+        entries.filter { !excluded.contains($0.name) }.map { entry in
+            OptionTable.flags.contains(entry.name) ? "--\(entry.name)" : "--\(entry.name)=\(entry.value)"
+        }
+    }
     public func all(_ name: String) -> [String] { values[name] ?? [] }
     public func has(_ name: String) -> Bool { values[name] != nil }
 }

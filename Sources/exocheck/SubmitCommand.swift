@@ -115,8 +115,9 @@ enum SubmitCommand {
             }
             return emitError("--\(name) is not accepted by submit: it is for 'exocheck run' only (the workers decide time limits; use --deadline-seconds to shorten one).", options)
         }
-        let requestArgs = checkArgs.filter { a in !["--tenant", "--mode"].contains(where: { a == $0 || a.hasPrefix($0 + "=") }) }
-            .filter { !$0.hasPrefix("--plugin=") && !$0.hasPrefix("--custommode=") }
+        // From the parsed options, so that `--tenant contoso` (value after a space, as pollers
+        // often write it) does not leave `contoso` behind as an argument.
+        let requestArgs = parsedArgs.normalized(excluding: ["tenant", "mode", "plugin", "custommode"])
         let request = CheckRequest(
             id: id ?? "exocheck-submit-\(UUID().uuidString.lowercased())", tenant: tenant, mode: mode, arguments: requestArgs,
             deadline: deadlineSeconds.map { Date().addingTimeInterval($0) } ?? (wait ? Date().addingTimeInterval(timeout) : nil),

@@ -50,6 +50,14 @@ struct CLITests {
             #expect(out == refText + "\n", "\(err)")
             #expect(code == refCode)
         }
+        // Values after a space, as pollers often write them (was: `t1` and `mailbox-usage` stayed
+        // in the request's arguments and the worker dead-lettered it).
+        let spaced = ["--filter-counters", "^status$", "--critical-status", "%{used} > 0"]
+        let (spacedCode, spacedOut, spacedErr) = try await exocheck(["submit", "--config", config, "--wait", "--tenant", "t1",
+                                                                     "--mode", "mailbox-usage", "--label", "host=h2"] + spaced)
+        let (spacedRef, spacedRefCode) = try await runReference(fleet, tenant: "t1", mode: .mailboxUsage,
+                                                                 args: ["--filter-counters=^status$", "--critical-status=%{used} > 0"])
+        #expect(spacedOut == spacedRef + "\n" && spacedCode == spacedRefCode, "\(spacedOut) \(spacedErr)")
         // A bad threshold: UNKNOWN at once, nothing sent.
         let (badCode, badOut, _) = try await exocheck(["submit", "--config", config, "--wait", "--tenant=t1", "--mode=email-activity", "--warning-active-users=abc"])
         #expect(badCode == 3)

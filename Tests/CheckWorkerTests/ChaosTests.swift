@@ -3,6 +3,7 @@ import ExchangeChecks
 import Foundation
 import GraphSimulator
 import Kafka
+import Synchronization
 import Testing
 
 /// Chaos: a batch through three workers while the broker and Graph misbehave. Afterwards every
@@ -79,6 +80,31 @@ struct ChaosTests {
             // what each live worker's gauges say, and every log line that names one of them.
             let tenants = Set(requests.filter { missing.contains($0.id) }.map(\.tenant)).sorted()
             diagnosis += "tenants of the unanswered: \(tenants)\n"
+            // Read both topics whole, outside any group: where each unanswered request is, whether
+            // a result for it exists after all (then the reader missed it), and the group's
+            // committed offsets (past the request: it was skipped).
+            let requestsFound = await Self.scan(fleet, topic: fleet.requests) { m in
+                guard let id = m.header("traceparent").flatMap({ tp in missing.first { traceparent(for: $0) == tp } }) else { return nil }
+                return "\(id) at \(m.topicPartition)@\(m.offset)"
+            }
+            diagnosis += "in the requests topic: \(requestsFound)\n"
+            let resultsFound = await Self.scan(fleet, topic: fleet.results) { m in
+                guard let r = CheckResultMessage.decode(m.value), let id = r.id, missing.contains(id) else { return nil }
+                return "\(id) answered by \(r.worker) attempt \(r.attempt) at \(m.topicPartition)@\(m.offset)"
+            }
+            diagnosis += "in the results topic after all: \(resultsFound)\n"
+            if let consumer = try? KafkaConsumer(configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers,
+                                                                                     "group.id": fleet.group, "log_level": "3"]),
+                                                 assignment: [:]),
+               let parts = try? await KafkaMetadata.partitions(of: fleet.requests, configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers])) {
+                let committed = try? await consumer.committed(parts.map { TopicPartition(fleet.requests, $0) })
+                diagnosis += "committed: \(committed.map { $0.sorted { $0.key.partition < $1.key.partition }.map { "\($0.key.partition)=\($0.value)" } } ?? [])\n"
+                await consumer.close()
+            }
+            // Keep the workers' logs (the fleet's folder is removed at shutdown).
+            let kept = NSTemporaryDirectory() + "exocheck-chaos-logs-\(UUID().uuidString.prefix(6))"
+            try? FileManager.default.copyItem(atPath: fleet.dir, toPath: kept)
+            diagnosis += "worker logs kept in \(kept)\n"
             for w in fleet.workers where w.process.isRunning {
                 let name = URL(fileURLWithPath: w.logPath).deletingPathExtension().lastPathComponent
                 let gauges = ((try? await fleet.metrics(name)) ?? "").split(separator: "\n")
@@ -104,5 +130,29 @@ struct ChaosTests {
         let duplicates = byId.values.filter { $0.count > 1 }.count
         print("chaos: \(wanted.count) requests, \(await sink.results.count) results (\(duplicates) duplicated), \(elapsed); Graph: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download requests; busiest tenant/report: \(stats.byTenantReport.values.max() ?? 0) calls")
         await fleet.shutdown()
+    }
+
+    /// Reads `topic` whole (every partition from its start to its end at the time of the call,
+    /// outside any group) and returns what `pick` makes of its records.
+    static func scan(_ fleet: WorkerFleet, topic: String, pick: @escaping @Sendable (KafkaMessage) -> String?) async -> [String] {
+        let config = KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers, "log_level": "3"])
+        guard let ends = try? await KafkaMetadata.startOffsets(topic: topic, position: .end, configuration: config),
+              let starts = try? await KafkaMetadata.startOffsets(topic: topic, position: .beginning, configuration: config),
+              let consumer = try? KafkaConsumer(configuration: config, assignment: starts) else { return ["(cannot read \(topic))"] }
+        let found = Mutex<[String]>([])
+        let reached = Mutex<[TopicPartition: Int64]>([:])
+        let task = Task {
+            for await event in consumer.events {
+                guard case .message(let m) = event else { continue }
+                if let text = pick(m) { found.withLock { $0.append(text) } }
+                reached.withLock { $0[m.topicPartition] = m.offset + 1 }
+            }
+        }
+        _ = await eventually(timeout: .seconds(60)) {
+            reached.withLock { r in ends.allSatisfy { (r[$0.key] ?? starts[$0.key] ?? 0) >= $0.value } }
+        }
+        await consumer.close()
+        await task.value
+        return found.withLock { $0 }
     }
 }

@@ -24,6 +24,19 @@ struct ArgumentTests {
         #expect(a.last("units") == "count")
     }
 
+    @Test("normalized: one written form whatever the command line used, in order, without the excluded options")
+    func normalized() throws {
+        let spaced = try CentreonArguments(["--tenant", "contoso", "--mode", "mailbox-usage", "--warning-x", "5", "--verbose",
+                                            "-critical-status", "%{used} > 0", "--filter-user="])
+        #expect(spaced.normalized(excluding: ["tenant", "mode"]) == ["--warning-x=5", "--verbose", "--critical-status=%{used} > 0", "--filter-user="])
+        let joined = try CentreonArguments(["--tenant=contoso", "--mode=mailbox-usage", "--warning-x=5", "--verbose",
+                                            "--critical-status=%{used} > 0", "--filter-user="])
+        #expect(joined.normalized(excluding: ["tenant", "mode"]) == spaced.normalized(excluding: ["tenant", "mode"]))
+        // Re-parsing the normalized form gives the same options.
+        let again = try CentreonArguments(spaced.normalized())
+        #expect(again.entries.map(\.name) == spaced.entries.map(\.name) && again.entries.map(\.value) == spaced.entries.map(\.value))
+    }
+
     @Test("a value option followed by another option gets an empty value (Getopt ':s')")
     func optionalValue() throws {
         let a = try CentreonArguments(["--warning-status", "--verbose"])
