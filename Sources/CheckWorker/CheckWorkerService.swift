@@ -241,12 +241,20 @@ public final class CheckWorkerService: Service, Sendable {
         logger.info("worker stopping: flushing results and committing offsets")
         // Flushing, committing and leaving the group talk to the broker, which may be down: they
         // get what is left of the grace period, and the process ends when it is over.
+        // Commit first: an offset is stored only once its answer was acknowledged, so the
+        // commit cannot wait for the flush; the flush then gets half of what is left.
         let deadline = shutdown.deadline
-        await Self.finish(by: deadline, logger: logger) {
-            _ = await producer.flush(timeout: max(.zero, ContinuousClock.now.duration(to: deadline)))
-            await consumer.close()
-            await producer.close(timeout: .milliseconds(200))
-        }
+        let logger = self.logger
+        // Not a child task: if the service group cancelled the worker (another service failed),
+        // closing must still run rather than end at once with the cancelled timer.
+        await Task {
+            await Self.finish(by: deadline, logger: logger) {
+                try? await consumer.commit()
+                _ = await producer.flush(timeout: max(.zero, ContinuousClock.now.duration(to: deadline) / 2))
+                await consumer.close()
+                await producer.close(timeout: .milliseconds(200))
+            }
+        }.value
         continuation.finish()
         forwarder.cancel()
         logger.info("worker stopped")

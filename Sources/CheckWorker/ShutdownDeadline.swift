@@ -17,9 +17,15 @@ final class ShutdownDeadline: Sendable {
         started.withLock { if $0 == nil { $0 = .now } }
     }
 
+    /// Closing always gets at least this long from the end of the loop, whatever the grace
+    /// (0 included): enough to commit and leave the group with a reachable broker.
+    static let minimumClose: Duration = .seconds(2)
+
     /// The end of the grace period, or, when the loop ended without a stop request, the close
-    /// reserve from now.
+    /// reserve from now; never less than `minimumClose` from now.
     var deadline: ContinuousClock.Instant {
-        started.withLock { $0 }.map { $0 + grace } ?? .now + Self.closeReserve(grace)
+        let now = ContinuousClock.now
+        let end = started.withLock { $0 }.map { $0 + grace } ?? now + Self.closeReserve(grace)
+        return max(end, now + Self.minimumClose)
     }
 }

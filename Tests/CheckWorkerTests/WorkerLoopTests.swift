@@ -311,3 +311,25 @@ fileprivate extension TopicPartition {
         #expect(health.ready)
     }
 }
+
+@Suite struct ShutdownDeadlineTests {
+    @Test("the checks' share and the close reserve: a quarter of the grace, at most 5 s")
+    func closeReserve() {
+        #expect(ShutdownDeadline.closeReserve(.seconds(30)) == .seconds(5))
+        #expect(ShutdownDeadline.closeReserve(.seconds(4)) == .seconds(1))
+        #expect(ShutdownDeadline.closeReserve(.zero) == .zero)
+    }
+
+    @Test("the deadline is the grace after SIGTERM, and closing gets at least 2 s whatever the grace (was: grace 0 exited 75 with nothing committed)")
+    func deadline() {
+        let long = ShutdownDeadline(grace: .seconds(30))
+        long.begin()
+        let left = ContinuousClock.now.duration(to: long.deadline)
+        #expect(left > .seconds(29) && left <= .seconds(30))
+        let zero = ShutdownDeadline(grace: .zero)
+        zero.begin()
+        #expect(ContinuousClock.now.duration(to: zero.deadline) > .milliseconds(1_900))
+        // Without SIGTERM (the loop ended another way): the close reserve, at least 2 s.
+        #expect(ContinuousClock.now.duration(to: ShutdownDeadline(grace: .seconds(4)).deadline) > .milliseconds(1_900))
+    }
+}
