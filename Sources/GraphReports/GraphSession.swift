@@ -82,7 +82,7 @@ public struct GraphSession: Sendable {
     var key: TokenKey { TokenKey(app: app) }
 
     func remaining(_ deadline: ContinuousClock.Instant) -> Double {
-        let d = clock.now.duration(to: deadline)
+        let d = remainingDuration(deadline)
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
