@@ -153,8 +153,23 @@ public final class CheckWorkerService: Service, Sendable {
         let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog, onError: { error in
             if error.isFatal { continuation.yield(.fatal(error)) }
         })
-        try await requireOutputTopics(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
-        let store = await quarantineStore(KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) }))
+        // Start-up talks to the broker and may wait for it: SIGTERM/SIGINT here ends the worker
+        // at once (exit 0), with nothing consumed.
+        let clientConfig = KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) })
+        let started: QuarantineStore?? = try await cancelWhenGracefulShutdown {
+            do {
+                try await self.requireOutputTopics(clientConfig)
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                return nil
+            }
+            return .some(await self.quarantineStore(clientConfig))
+        }
+        guard let started else {
+            await producer.close(timeout: .milliseconds(200))
+            logger.info("worker stopped before taking requests (shutdown requested during start-up)")
+            return
+        }
+        let store = started
         metrics.quarantineEnabled(store != nil)
         // The quarantine's marks: read when partitions arrive, a clean one written when they go
         // in order (docs/poison-records.md). Both run on the consumer's poll thread.
@@ -294,7 +309,8 @@ public final class CheckWorkerService: Service, Sendable {
             while true {
                 try Task.checkCancellation()
                 do throws(KafkaError) {
-                    let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig)
+                    // A short wait per try, so that a shutdown during start-up is not held up.
+                    let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig, timeout: .seconds(3))
                     if partitions.isEmpty { throw KafkaError(message: "the topic has no partitions") }
                     break
                 } catch where error.isRetriable {

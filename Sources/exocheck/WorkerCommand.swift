@@ -79,10 +79,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let endpoints = Set(configuration.tenants.values.map(\.endpoints.graph))
         let probe = GraphProbe(transport: transport, endpoints: Array(endpoints), health: health)
         let group = ServiceGroup(configuration: .init(
+            // Services shut down in reverse order: the worker first, so that /metrics and
+            // /healthz keep answering while it finishes its checks and commits.
             services: [
-                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: http),
                 .init(service: probe),
+                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))

@@ -237,6 +237,26 @@ struct WorkerFleetTests {
         #expect(w.log.contains("worker stopped") || w.log.contains("shutdown did not finish"), "\(w.log.suffix(2_000))")
     }
 
+    @Test("SIGTERM while starting with the broker down: the worker stops within its grace period, exit 0 (was: it kept retrying the topic check and ignored the signal)")
+    func sigtermDuringStartup() async throws {
+        let grace = 4.0
+        let fleet = try await WorkerFleet(tenants: 1, worker: #"{concurrency: 4, listen: "127.0.0.1:0", shutdownGraceSeconds: \#(grace)}"#)
+        defer { Task { await fleet.shutdown() } }
+        try fleet.cluster.setBroker(-1, up: false)
+        let w = try fleet.startWorker("w")
+        // The worker is in its start-up check of the output topics, retrying.
+        #expect(await eventually(timeout: .seconds(30)) { w.log.contains("retrying") }, "\(w.log.suffix(1_000))")
+        let start = ContinuousClock.now
+        w.signal(SIGTERM)
+        let code = await w.wait(timeout: .seconds(30))
+        let took = start.duration(to: .now)
+        try? fleet.cluster.setBroker(-1, up: true)
+        #expect(code == 0, "exit code \(code.map(String.init) ?? "none: still running 30 s after SIGTERM")")
+        #expect(took < .seconds(grace + 2), "stopping took \(took) with shutdownGraceSeconds \(grace)")
+        #expect(w.log.contains("stopped before taking requests"), "\(w.log.suffix(1_000))")
+        #expect(!w.log.contains("partitions assigned"))
+    }
+
     @Test("a fatal producer error: the worker exits 69 at once and the request it could not answer is answered after a restart (was: kept running, results failing)")
     func fatalProducerError() async throws {
         let fleet = try await WorkerFleet(tenants: 1, partitions: 1, faults: ["t0": [FaultRule(on: .report, delay: 3)]])
