@@ -168,6 +168,7 @@ public struct CheckProcessor: Sendable {
             transport: transport, tokenCache: tokens, requestTimeout: configuration.graph.timeoutSeconds,
             warn: { [log] in log.warning("\($0)") })
         session.redirectPolicy.allowedHosts = configuration.graph.allowedDownloadHosts
+        session.tokenRetry = .graph
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
         let stats = FetchStatsBox()

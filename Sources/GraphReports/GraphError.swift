@@ -17,6 +17,9 @@ public struct GraphError: Error, Sendable, Equatable, CustomStringConvertible {
     public var details: [String]
     /// For throttling: seconds the server asked us to wait.
     public var retryAfterSeconds: Double?
+    /// The server failed or could not be reached (5xx, 429, connection refused): trying again
+    /// may succeed. Only what a retry policy looks at; never shown.
+    public var transient = false
 
     public init(_ kind: Kind, _ message: String, details: [String] = [], retryAfterSeconds: Double? = nil) {
         self.kind = kind

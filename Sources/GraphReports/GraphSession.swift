@@ -60,13 +60,16 @@ public struct GraphSession: Sendable {
     public var requestTimeout: Double
     /// Retries of report requests and downloads (429/503/5xx, unreachable): `RetryPolicy.graph`.
     public var retry = RetryPolicy.graph
+    /// Retries of the token request after a transient failure (login 5xx or 429, unreachable).
+    /// nil: one request, as the plugin makes (`run`); the worker sets `RetryPolicy.graph`, so that
+    /// a short login outage does not fail every check waiting on the tenant's token.
+    public var tokenRetry: RetryPolicy?
     /// Where the report redirect may lead (https, no internal addresses, optional host list).
     public var redirectPolicy: RedirectPolicy
     /// Where warnings go (stderr for `run`, the log for the worker).
     let warn: @Sendable (String) -> Void
     /// Told about every Graph HTTP answer: (report name, HTTP status, 0 for a transport failure).
     public var observer: (@Sendable (_ report: String, _ status: Int) -> Void)?
-    let clock = ContinuousClock()
 
     public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
                 requestTimeout: Double = 10, warn: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -82,8 +85,7 @@ public struct GraphSession: Sendable {
     var key: TokenKey { TokenKey(app: app) }
 
     func remaining(_ deadline: ContinuousClock.Instant) -> Double {
-        let d = remainingDuration(deadline)
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        Self.seconds(remainingDuration(deadline))
     }
 
     /// A token: memory cache, then disk cache, then the identity platform.
@@ -92,15 +94,27 @@ public struct GraphSession: Sendable {
         let app = self.app
         let transport = self.transport
         let diskStore = self.diskStore
-        let timeout = min(requestTimeout, max(0.001, remaining(deadline)))
+        let requestTimeout = self.requestTimeout
         let warn = self.warn
         let requested = RequestFlag()
+        let tokenRetry = self.tokenRetry
         let (token, _) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
             if let disk = diskStore?.load(key) { return disk }
             requested.set()
-            let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
-            if let warning = diskStore?.save(token, for: key) { warn(warning) }
-            return token
+            var tries = (tokenRetry ?? RetryPolicy(maxAttempts: 1, initialBackoff: .zero, maxBackoff: .zero)).start()
+            while true {
+                let left = Self.remainingDuration(deadline)
+                let timeout = min(requestTimeout, max(0.001, Self.seconds(left)))
+                do throws(GraphError) {
+                    let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
+                    if let warning = diskStore?.save(token, for: key) { warn(warning) }
+                    return token
+                } catch where error.transient {
+                    guard case .retry(let wait) = tries.next(remaining: Self.remainingDuration(deadline)) else { throw error }
+                    warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(Self.seconds(wait)))")
+                    do { try await Task.sleep(for: wait) } catch { throw GraphError(.timeout, "The check was cancelled while waiting to retry the token request.") }
+                }
+            }
         }
         if requested.isSet { stats.tokenRequests += 1 }
         return token
@@ -294,7 +308,13 @@ public struct GraphSession: Sendable {
         return s == s.rounded() ? "\(Int64(s)) s" : String(format: "%.1f s", s)
     }
 
-    func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { clock.now.duration(to: deadline) }
+    func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { Self.remainingDuration(deadline) }
+    static func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { ContinuousClock.now.duration(to: deadline) }
+
+    /// A duration in seconds.
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
 
     /// Seconds (finite, at most `maxRetryAfterSeconds`, from `parseRetryAfter`) as a Duration.
     static func duration(_ seconds: Double) -> Duration {

@@ -72,17 +72,23 @@ public struct IdentityClient: Sendable {
             case .timeout(let s):
                 throw GraphError(.timeout, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) did not answer within \(Self.seconds(s)) (--timeout).")
             case .unreachable(let why):
-                throw GraphError(.graph, "Cannot reach the login endpoint \(HTTPTransport.hostPort(app.tokenURL)): \(why).")
+                var error = GraphError(.graph, "Cannot reach the login endpoint \(HTTPTransport.hostPort(app.tokenURL)): \(why).")
+                error.transient = true
+                throw error
             }
         }
         let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
         if let json, let code = json["error"] as? String {
             let description = (json["error_description"] as? String) ?? ""
-            throw Self.loginError(code: code, description: description, status: answer.status)
+            var error = Self.loginError(code: code, description: description, status: answer.status)
+            error.transient = Self.isTransient(status: answer.status)
+            throw error
         }
         guard answer.status == 200, let json else {
             let type = answer.header("Content-Type").map { " (\($0.split(separator: ";").first.map(String.init) ?? $0))" } ?? ""
-            throw GraphError(.graph, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later.")
+            var error = GraphError(.graph, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later.")
+            error.transient = Self.isTransient(status: answer.status)
+            throw error
         }
         guard let token = json["access_token"] as? String, !token.isEmpty else {
             throw GraphError(.auth, "Login endpoint answered HTTP 200 without an access_token.")
@@ -90,6 +96,9 @@ public struct IdentityClient: Sendable {
         let lifetime = (json["expires_in"] as? Double) ?? (json["expires_in"] as? String).flatMap(Double.init) ?? 3599
         return AccessToken(value: token, expiresAt: now().addingTimeInterval(lifetime))
     }
+
+    /// A login answer worth another try: the identity platform's own failure or throttling.
+    static func isTransient(status: Int) -> Bool { status >= 500 || status == 429 }
 
     /// Keeps the plugin's first line (`Login endpoint API return error code '<code>' ...`,
     /// monitoring rules match on it) and explains the AADSTS code in the details.

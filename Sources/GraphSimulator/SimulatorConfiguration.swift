@@ -64,6 +64,7 @@ public struct SimulatorConfiguration: Sendable, Codable {
             $0.faults = [FaultRule(on: .report, status: 401, message: "Lifetime validation failed, the token is expired.")]
         }
         add("fault-token-500", .fixture("small")) { $0.faults = [FaultRule(on: .token, status: 500)] }
+        add("fault-token-503-twice", .fixture("small")) { $0.faults = [FaultRule(on: .token, status: 503, times: 2)] }
         add("fault-token-503-html", .fixture("small")) {
             $0.faults = [FaultRule(on: .token, status: 503, body: "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n", contentType: "text/html")]
         }

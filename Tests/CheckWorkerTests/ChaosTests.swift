@@ -31,8 +31,8 @@ struct ChaosTests {
             "t2": [FaultRule(on: .report, status: 503, times: 4), FaultRule(on: .report, status: 500, skip: 4, times: 2)],
             "t3": [FaultRule(on: .report, delay: 2)],
             "t4": [FaultRule(on: .download, stallBody: 1.5, times: 2)],
-            // Not here: a login 5xx. Like the plugin, a token request is not retried, so every check
-            // waiting on a failed one answers UNKNOWN (issue 9's note lists it as a finding).
+            // A login outage: the worker retries the token request (`run`, like the plugin, does not).
+            "t5": [FaultRule(on: .token, status: 503, times: 2)],
         ]
         let fleet = try await WorkerFleet(tenants: 12, partitions: 8, faults: faults, brokers: 3)
         let a = try fleet.startWorker("a")

@@ -133,6 +133,33 @@ struct GraphSessionTests {
         }
     }
 
+    @Test("login 5xx: one token request and the plugin's error without a token retry policy (run); retried with one (the worker) (was: every check waiting on the token failed)")
+    func tokenRetry() async throws {
+        try await withSimulator { sim in
+            try await withTransport { transport in
+                // As the plugin: one request, its error.
+                var stats = FetchStats()
+                await #expect(throws: GraphError.self) {
+                    _ = try await session(sim, tenant: "fault-token-503-twice.onmicrosoft.com", transport: transport)
+                        .token(deadline: deadline(), stats: &stats)
+                }
+                #expect(await sim.stats().tokenRequests == 1)
+                // The worker's policy: the second failure is retried too, the third request succeeds.
+                var s = session(sim, tenant: "fault-token-503-twice.onmicrosoft.com", transport: transport)
+                s.tokenRetry = .graph
+                let token = try await s.token(deadline: deadline(), stats: &stats)
+                #expect(!token.value.isEmpty)
+                #expect(await sim.stats().tokenRequests == 3)
+                // Not transient: a wrong secret is not retried.
+                var wrong = session(sim, tenant: "contoso.onmicrosoft.com", secret: "wrong", transport: transport)
+                wrong.tokenRetry = .graph
+                let before = await sim.stats().tokenRequests
+                await #expect(throws: GraphError.self) { _ = try await wrong.token(deadline: deadline(), stats: &stats) }
+                #expect(await sim.stats().tokenRequests == before + 1)
+            }
+        }
+    }
+
     @Test("ETag revalidation answers 304 Not Modified")
     func etag() async throws {
         try await withSimulator { sim in
