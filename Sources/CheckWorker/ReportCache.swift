@@ -136,7 +136,7 @@ public actor ReportCache {
         // No Graph call made (e.g. the token request failed): the budget slot is given back.
         if calledBox.value.graphCalls == 0, var times = calls[budgetKey], let i = times.firstIndex(of: slot) {
             times.remove(at: i)
-            calls[budgetKey] = times
+            calls[budgetKey] = times.isEmpty ? nil : times
         }
         let waiting = joiners.removeValue(forKey: key) ?? [:]
         switch result {
@@ -166,9 +166,11 @@ public actor ReportCache {
         let outcome: Result<[UInt8], GraphError>? = await withTaskGroup(of: Result<[UInt8], GraphError>??.self) { group in
             group.addTask { .some(await self.wait(key, id)) }
             group.addTask {
-                // At the deadline, the waiter above is resumed with a timeout (then this ends).
+                // At the deadline, or when the check is cancelled, the waiter above is resumed
+                // with an error (then this ends). Also reached when the waiter got its value and
+                // cancelled this timer: `expire` then finds nothing to resume.
                 try? await Task.sleep(until: deadline, clock: .continuous)
-                if !Task.isCancelled { await self.expire(key, id) }
+                await self.expire(key, id, cancelled: Task.isCancelled)
                 return .none
             }
             var value: Result<[UInt8], GraphError>?? = nil
@@ -192,12 +194,15 @@ public actor ReportCache {
         return await withCheckedContinuation { c in joiners[key, default: [:]][id] = c }
     }
 
-    private func expire(_ key: Key, _ id: Int) {
+    private func expire(_ key: Key, _ id: Int, cancelled: Bool) {
         guard let c = joiners[key]?.removeValue(forKey: id) else {
             expiredJoiners.insert(id)
             return
         }
-        c.resume(returning: .failure(Self.joinTimeout(key)))
+        if joiners[key]?.isEmpty == true { joiners[key] = nil }
+        c.resume(returning: .failure(cancelled
+            ? GraphError(.timeout, "The check was cancelled while waiting for a download of \(key.request) that another check started.")
+            : Self.joinTimeout(key)))
     }
 
     private func forgetExpiry(_ id: Int) {

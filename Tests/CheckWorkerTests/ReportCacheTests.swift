@@ -151,6 +151,26 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("a cancelled joiner stops waiting at once (was: it waited for the shared download to end)")
+    func cancelledJoiner() async throws {
+        try await withSession("slow-short.onmicrosoft.com") { session, sim in
+            let cache = ReportCache(ttl: .seconds(60))
+            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            try await Task.sleep(for: .milliseconds(200))
+            let joiner = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            try await Task.sleep(for: .milliseconds(100))
+            let cancelled = ContinuousClock.now
+            joiner.cancel()
+            let result = await joiner.result
+            // The simulator holds the report for 1 s: the joiner ended well before it answered.
+            #expect(cancelled.duration(to: .now) < .milliseconds(500), "the cancelled joiner took \(cancelled.duration(to: .now))")
+            #expect(throws: GraphError.self) { _ = try result.get() }
+            let (_, outcome) = try await leader.value
+            #expect(outcome == .miss)
+            #expect(await sim.stats().reportRequests == 1)
+        }
+    }
+
     @Test("checks that waited for budget together share one download afterwards (was: each fetched on its own)")
     func singleFlightAfterBudgetWait() async throws {
         try await withSession("slow-short.onmicrosoft.com") { session, sim in
