@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs, builds once, runs every test, lints the deploy
 # files, fuzzes the parsers that read untrusted text (libFuzzer + ASan, fixed seed, 60 s each,
 # committed corpus and reproducers), then runs the Kafka tests again under AddressSanitizer (own
-# scratch path, only the Kafka targets declared: EXOCHECK_PACKAGE_SUBSET=kafka). EXOCHECK_SKIP_ASAN=1 skips the ASan run, EXOCHECK_SKIP_FUZZ=1 the fuzzing.
+# scratch path, only the Kafka targets declared: EXOCHECK_PACKAGE_SUBSET=kafka). EXOCHECK_SKIP_ASAN=1 skips the ASan run, EXOCHECK_SKIP_FUZZ=1 the fuzzing, EXOCHECK_SKIP_CHAOS=1
+# the chaos phase (which also does not run when test arguments such as --filter are given).
 # Each phase prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,12 @@ phase build
 # assertions (rebalances, thread counts) must not compete for 2 cores.
 swift test --skip-build --no-parallel "$@"
 phase tests
+if [ "${EXOCHECK_SKIP_CHAOS:-0}" != "1" ] && [ $# -eq 0 ]; then
+    # Chaos (ChaosTests): 20,000 requests through 3 worker processes while brokers, Graph and a
+    # worker fail. Its own phase: about two minutes, and its own process.
+    EXOCHECK_CHAOS=1 swift test --skip-build --no-parallel --filter ChaosTests
+    phase chaos
+fi
 bash deploy/lint.sh
 phase deploy-lint
 if [ "${EXOCHECK_SKIP_FUZZ:-0}" != "1" ]; then

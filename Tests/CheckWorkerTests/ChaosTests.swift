@@ -9,11 +9,10 @@ import Testing
 /// Chaos: a batch through three workers while the broker and Graph misbehave. Afterwards every
 /// request has an answer, every answer is what `exocheck run` prints for its data, and Graph
 /// calls per tenant and report stayed within the call budget.
-/// Not in the default run (`EXOCHECK_CHAOS=1` enables it): under CPU contention it has twice left a
-/// few requests unanswered while every live worker had nothing uncommitted (docs/benchmarks.md,
-/// "Chaos"); when it fails it now prints where those requests are in both topics and the group's
-/// committed offsets, and keeps the workers' logs. Until that is found, a failure here must not
-/// block every landing; the finding is in issue 9's note.
+/// Runs in its own phase of `scripts/test.sh` (`EXOCHECK_CHAOS=1` enables it; about two minutes).
+/// When requests are left unanswered it prints where they are in both topics, the group's
+/// committed offsets and the live workers' gauges, and keeps the workers' logs
+/// (docs/benchmarks.md, "Chaos", has the runs so far).
 @Suite("Chaos: brokers, Graph and workers fail during a batch", .serialized,
        .enabled(if: ProcessInfo.processInfo.environment["EXOCHECK_CHAOS"] == "1", "set EXOCHECK_CHAOS=1"))
 struct ChaosTests {
@@ -50,7 +49,13 @@ struct ChaosTests {
             await at(0.10)
             fleet.cluster.pushRequestErrors(apiKey: 0, [6, 7, 6])     // Produce: NOT_LEADER, REQUEST_TIMED_OUT
             fleet.cluster.pushRequestErrors(apiKey: 1, [6, 6])        // Fetch: NOT_LEADER
-            fleet.cluster.pushRequestErrors(apiKey: 8, [15, 16, 15])  // OffsetCommit: coordinator moving
+            // OffsetCommit: the coordinator is loading. Not COORDINATOR_NOT_AVAILABLE/NOT_COORDINATOR:
+            // after those the client looks the coordinator up again and may re-join on a new
+            // connection while its JoinGroup is still pending on the old one, which librdkafka
+            // 2.0.2's mock cluster answers with an assertion (rdkafka_mock_cgrp.c:567, seen once
+            // under load), ending the test process. Coordinator loss is still covered by the
+            // broker that goes down below.
+            fleet.cluster.pushRequestErrors(apiKey: 8, [14, 14, 14])
             await at(0.25)
             try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 0, broker: 2)
             try? fleet.cluster.setPartitionLeader(topic: fleet.results, partition: 1, broker: 3)
