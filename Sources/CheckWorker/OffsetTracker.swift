@@ -31,13 +31,16 @@ struct OffsetTracker {
         for tp in tps { partitions[tp] = nil }
     }
 
-    /// Records a received request; returns its generation.
-    /// A record delivered again within the same assignment (librdkafka 2.0 re-fetches from the
-    /// stored position after a pause and resume) is not begun twice: nil. Running it twice would
-    /// answer it twice, and its second entry would hold the partition's commit.
+    /// Records a received request; returns its generation, or nil when it must not run here:
+    /// * a record delivered again within the same assignment (librdkafka 2.0 re-fetches from the
+    ///   stored position after a pause and resume) is not begun twice. Running it twice would
+    ///   answer it twice, and its second entry would hold the partition's commit;
+    /// * a record of a partition not assigned here (rebalance events and records come in one
+    ///   ordered stream, so this should not happen) is left to the partition's owner: begun
+    ///   under no assignment, its offset could never be stored and its state would outlive it.
     mutating func begin(_ tp: TopicPartition, offset: Int64, at time: ContinuousClock.Instant = .now) -> Int? {
-        if partitions[tp] == nil { assign([tp]) }
-        if let state = partitions[tp], state.pendingSet.contains(offset) || offset < state.lastStored { return nil }
+        guard let state = partitions[tp] else { return nil }
+        if state.pendingSet.contains(offset) || offset < state.lastStored { return nil }
         partitions[tp]?.pending.append(offset)
         partitions[tp]?.pendingSet.insert(offset)
         partitions[tp]?.receivedAt.append(time)

@@ -189,6 +189,17 @@ struct OffsetTrackerTests {
         #expect(t.uncommitted == 0)
     }
 
+    @Test("a record of a partition that is not assigned is not begun (was: it created state for it)")
+    func unassigned() {
+        var t = OffsetTracker()
+        #expect(t.begin(tp, offset: 3) == nil)
+        t.assign([tp])
+        t.revoke([tp])
+        #expect(t.begin(tp, offset: 4) == nil)
+        #expect(t.uncommitted == 0)
+        #expect(t.assigned.isEmpty)
+    }
+
     @Test("completions from before a revocation are ignored")
     func revoked() throws {
         var t = OffsetTracker()
