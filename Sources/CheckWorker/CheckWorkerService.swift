@@ -162,7 +162,9 @@ public final class CheckWorkerService: Service, Sendable {
             } catch is CancellationError where Task.isShuttingDownGracefully {
                 return nil
             }
-            return .some(await self.quarantineStore(clientConfig))
+            if Task.isShuttingDownGracefully { return nil }
+            let store = await self.quarantineStore(clientConfig)
+            return Task.isShuttingDownGracefully ? nil : .some(store)
         }
         guard let started else {
             await producer.close(timeout: .milliseconds(200))
@@ -309,10 +311,12 @@ public final class CheckWorkerService: Service, Sendable {
             while true {
                 try Task.checkCancellation()
                 do throws(KafkaError) {
-                    // A short wait per try, so that a shutdown during start-up is not held up.
-                    let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig, timeout: .seconds(3))
+                    // A shutdown stops waiting for this at once (the lookup is abandoned).
+                    let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig)
                     if partitions.isEmpty { throw KafkaError(message: "the topic has no partitions") }
                     break
+                } catch where Task.isCancelled {
+                    throw CancellationError()
                 } catch where error.isRetriable {
                     logger.warning("cannot describe the \(topic.role) topic '\(topic.name)' yet, retrying: \(error)")
                     try await Task.sleep(for: delay)

@@ -29,4 +29,9 @@ public struct GraphError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// What the error says; `transient` (a hint for retry policies) is not part of it.
+    public static func == (a: GraphError, b: GraphError) -> Bool {
+        a.kind == b.kind && a.message == b.message && a.details == b.details && a.retryAfterSeconds == b.retryAfterSeconds
+    }
 }

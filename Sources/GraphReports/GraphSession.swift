@@ -100,23 +100,29 @@ public struct GraphSession: Sendable {
         let tokenRetry = self.tokenRetry
         let (token, _) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
             if let disk = diskStore?.load(key) { return disk }
-            requested.set()
             var tries = (tokenRetry ?? RetryPolicy(maxAttempts: 1, initialBackoff: .zero, maxBackoff: .zero)).start()
+            // A retry must leave the report request its time: the budget it may use ends one
+            // request timeout before the check's deadline.
+            let reportReserve = Duration.milliseconds(Int64(min(requestTimeout, 3_600) * 1000))
             while true {
                 let left = Self.remainingDuration(deadline)
                 let timeout = min(requestTimeout, max(0.001, Self.seconds(left)))
+                requested.set()
                 do throws(GraphError) {
                     let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
                     if let warning = diskStore?.save(token, for: key) { warn(warning) }
                     return token
                 } catch where error.transient {
-                    guard case .retry(let wait) = tries.next(remaining: Self.remainingDuration(deadline)) else { throw error }
+                    let decision = tries.next(serverDelay: error.retryAfterSeconds.map(Self.duration),
+                                              remaining: Self.remainingDuration(deadline) - reportReserve)
+                    guard case .retry(let wait) = decision else { throw error }
                     warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(Self.seconds(wait)))")
-                    do { try await Task.sleep(for: wait) } catch { throw GraphError(.timeout, "The check was cancelled while waiting to retry the token request.") }
+                    try? await Task.sleep(for: wait)
+                    if Task.isCancelled { throw error }
                 }
             }
         }
-        if requested.isSet { stats.tokenRequests += 1 }
+        stats.tokenRequests += requested.count
         return token
     }
 
@@ -337,10 +343,11 @@ public struct GraphSession: Sendable {
 }
 
 /// A set-once flag read after the token closure ran (the closure may run in another task).
+/// Token requests sent by one `token` call (retries included).
 final class RequestFlag: Sendable {
-    private let storage = Mutex(false)
-    func set() { storage.withLock { $0 = true } }
-    var isSet: Bool { storage.withLock { $0 } }
+    private let storage = Mutex(0)
+    func set() { storage.withLock { $0 += 1 } }
+    var count: Int { storage.withLock { $0 } }
 }
 
 import Synchronization

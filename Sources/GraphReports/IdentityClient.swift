@@ -82,12 +82,14 @@ public struct IdentityClient: Sendable {
             let description = (json["error_description"] as? String) ?? ""
             var error = Self.loginError(code: code, description: description, status: answer.status)
             error.transient = Self.isTransient(status: answer.status)
+            error.retryAfterSeconds = answer.header("Retry-After").flatMap(GraphSession.parseRetryAfter)
             throw error
         }
         guard answer.status == 200, let json else {
             let type = answer.header("Content-Type").map { " (\($0.split(separator: ";").first.map(String.init) ?? $0))" } ?? ""
             var error = GraphError(.graph, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later.")
             error.transient = Self.isTransient(status: answer.status)
+            error.retryAfterSeconds = answer.header("Retry-After").flatMap(GraphSession.parseRetryAfter)
             throw error
         }
         guard let token = json["access_token"] as? String, !token.isEmpty else {

@@ -173,6 +173,28 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     }
 }
 
+/// `blocking`, except that a cancelled caller stops waiting at once and gets `cancelled`; the
+/// thread finishes `body` in the background (it must clean up after itself).
+func blocking<T: Sendable>(orWhenCancelled cancelled: T, _ body: @escaping @Sendable () -> T) async -> T {
+    let waiting = Mutex<CheckedContinuation<T, Never>?>(nil)
+    return await withTaskCancellationHandler {
+        await withCheckedContinuation { continuation in
+            waiting.withLock { $0 = continuation }
+            // Cancelled before the continuation was stored: the handler found nothing to resume.
+            if Task.isCancelled, let c = waiting.withLock({ $0.take() }) {
+                c.resume(returning: cancelled)
+                return
+            }
+            Thread {
+                let value = body()
+                waiting.withLock { $0.take() }?.resume(returning: value)
+            }.start()
+        }
+    } onCancel: {
+        waiting.withLock { $0.take() }?.resume(returning: cancelled)
+    }
+}
+
 /// A NUL-terminated C buffer as a String.
 func cString(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -19,7 +19,7 @@ public enum KafkaMetadata {
         if config.properties["log_level"] == nil { config.properties["log_level"] = "3" }
         // The conf is handed to the helper thread and used there only (rd_kafka_new takes it).
         let holder = ConfHandle(pointer: try config.makeConf())
-        let result: Result<T, KafkaError> = await blocking {
+        let result: Result<T, KafkaError> = await blocking(orWhenCancelled: .failure(KafkaError(message: "cancelled while waiting for the broker"))) {
             var errstr = [CChar](repeating: 0, count: 512)
             guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, holder.pointer, &errstr, errstr.count) else {
                 rd_kafka_conf_destroy(holder.pointer)

@@ -245,7 +245,7 @@ struct WorkerFleetTests {
         try fleet.cluster.setBroker(-1, up: false)
         let w = try fleet.startWorker("w")
         // The worker is in its start-up check of the output topics, retrying.
-        #expect(await eventually(timeout: .seconds(30)) { w.log.contains("retrying") }, "\(w.log.suffix(1_000))")
+        #expect(await eventually(timeout: .seconds(30)) { w.log.contains("cannot describe the results topic") }, "\(w.log.suffix(1_000))")
         let start = ContinuousClock.now
         w.signal(SIGTERM)
         let code = await w.wait(timeout: .seconds(30))
