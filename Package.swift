@@ -91,12 +91,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What the test targets share (binary locator, polling); Foundation only.
+        .target(name: "ExocheckTestSupport", path: "Tests/Support"),
         .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"], resources: [.copy("Resources")]),
-        .testTarget(name: "CheckWorkerTests", dependencies: ["CheckWorker", "ExchangeChecks", "GraphReports", "GraphSimulator", "Kafka"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "ExocheckTestSupport"], resources: [.copy("Resources")]),
+        .testTarget(name: "CheckWorkerTests", dependencies: ["CheckWorker", "ExchangeChecks", "GraphReports", "GraphSimulator", "Kafka",
+                                                            "ExocheckTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator"],
+            dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator", "ExocheckTestSupport"],
             resources: [.copy("Resources")]
         ),
     ],
@@ -104,7 +107,7 @@ let package = Package(
 )
 
 if kafkaOnly {
-    let kept: Set<String> = ["CRdKafka", "Kafka", "KafkaTests"]
+    let kept: Set<String> = ["CRdKafka", "Kafka", "KafkaTests", "ExocheckTestSupport"]
     package.targets = package.targets.filter { kept.contains($0.name) }
     package.products = package.products.filter { $0.name == "Kafka" }
 }

@@ -20,9 +20,25 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         public var report: String
     }
 
+    /// Why a check has no state of its own.
     public struct Failure: Sendable, Codable, Equatable {
-        public var kind: String
+        /// The kind as written on the wire (kept as is when this build does not know it).
+        public var kindName: String
+        /// What the operator should know or do; never a secret.
         public var message: String
+
+        enum CodingKeys: String, CodingKey {
+            case kindName = "kind"
+            case message
+        }
+
+        public init(kind: CheckErrorKind, message: String) {
+            self.kindName = kind.rawValue
+            self.message = message
+        }
+
+        /// The typed kind; nil for a kind this build does not know (a newer worker wrote it).
+        public var kind: CheckErrorKind? { CheckErrorKind(rawValue: kindName) }
     }
 
     public var id: String?
@@ -90,7 +106,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         return CheckResultMessage(
             id: id, tenant: tenant, mode: mode, labels: labels, status: "UNKNOWN", exitCode: 3, output: output,
             summary: CheckProcessor.summary(output), perfdata: [], reportDate: reportDate, checkedAt: checkedAt,
-            durationMs: durationMs, worker: worker, attempt: attempt, cache: cache, error: .init(kind: "publish", message: message))
+            durationMs: durationMs, worker: worker, attempt: attempt, cache: cache, error: .init(kind: .publish, message: message))
     }
 
     public func encoded() -> [UInt8] {

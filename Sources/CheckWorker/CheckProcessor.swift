@@ -21,7 +21,7 @@ public struct CheckProcessor: Sendable {
     public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
                 metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil) {
         self.pool = pool ?? EvaluationPool(threads: configuration.worker.evaluationThreads,
-                                           grace: .milliseconds(Int64(configuration.worker.evaluationGraceSeconds * 1000)))
+                                           grace: configuration.worker.evaluationGrace)
         self.configuration = configuration
         self.resultPolicy = ResultSizePolicy(kafkaProperties: configuration.kafka.properties)
         self.transport = transport
@@ -68,11 +68,11 @@ public struct CheckProcessor: Sendable {
         switch decoded {
         case .failure(let rejection):
             let result = errorResult(id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
-                                     kind: "invalid-request", message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
+                                     kind: .invalidRequest, message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
                                      started: started, checkedAt: checkedAt, attempt: attempt)
             var log = logger
             if let id = rejection.id { log[metadataKey: "request.id"] = "\(id)" }
-            log.notice("check refused", metadata: ["error.kind": "invalid-request", "error.message": "\(rejection.reason)"])
+            log.notice("check refused", metadata: ["error.kind": "\(CheckErrorKind.invalidRequest.rawValue)", "error.message": "\(rejection.reason)"])
             return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
                            deadLetterReason: rejection.reason)
         case .success(let request):
@@ -86,12 +86,12 @@ public struct CheckProcessor: Sendable {
         let id = CheckRequestDecoder.identify(value, headerId: Self.headerId(headers))
         let safeKey = Self.safeKey(key)
         let reason = Self.poisonReason
-        let result = errorResult(id: id, tenant: safeKey, mode: nil, labels: [:], kind: "poison",
+        let result = errorResult(id: id, tenant: safeKey, mode: nil, labels: [:], kind: .poison,
                                  message: "This request was in progress when two workers stopped unexpectedly (the second time running alone), so it was not run again; it was copied to the dead-letter topic for inspection.",
                                  started: .now, checkedAt: Date(), attempt: attempt)
         var log = logger
         if let id { log[metadataKey: "request.id"] = "\(id)" }
-        log.error("poison request dead-lettered without running", metadata: ["error.kind": "poison"])
+        log.error("poison request dead-lettered without running", metadata: ["error.kind": "\(CheckErrorKind.poison.rawValue)"])
         return Outcome(result: result, topic: configuration.kafka.results, key: safeKey, deadLetterReason: reason)
     }
 
@@ -115,15 +115,15 @@ public struct CheckProcessor: Sendable {
         // A refusal is a plain UNKNOWN: the request's own output options (--opt-exit,
         // --change-exit, --change-short-output) never apply to it, so a request that names an
         // unconfigured tenant cannot dress its refusal up as any status and text it likes.
-        func refuse(_ kind: String, _ message: String, deadLetter: Bool) async -> Outcome {
+        func refuse(_ kind: CheckErrorKind, _ message: String, deadLetter: Bool) async -> Outcome {
             let result = errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
                                      kind: kind, message: message, started: started, checkedAt: checkedAt, attempt: attempt)
-            log.notice("check refused", metadata: ["error.kind": "\(kind)", "error.message": "\(message)"])
+            log.notice("check refused", metadata: ["error.kind": "\(kind.rawValue)", "error.message": "\(message)"])
             return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
         }
         if let replyTo = request.replyTo {
             guard configuration.kafka.allowedReplyTopics.contains(replyTo) else {
-                return await refuse("invalid-request", "Invalid check request: the replyTo topic is not allowed by this worker (kafka.allowedReplyTopics).", deadLetter: true)
+                return await refuse(.invalidRequest, "Invalid check request: the replyTo topic is not allowed by this worker (kafka.allowedReplyTopics).", deadLetter: true)
             }
             topic = replyTo
         }
@@ -148,20 +148,20 @@ public struct CheckProcessor: Sendable {
         let config: CheckConfiguration
         switch parsedOutcome {
         case .check(let c): config = c
-        case .refused(let reason): return await refuse("invalid-request", "Invalid check request: \(reason)", deadLetter: true)
+        case .refused(let reason): return await refuse(.invalidRequest, "Invalid check request: \(reason)", deadLetter: true)
         }
         guard let tenant = configuration.tenants[request.tenant] else {
-            return await refuse("unknown-tenant", "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
+            return await refuse(.unknownTenant, "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
                           deadLetter: true)
         }
         let now = Date()
         if let deadline = request.deadline, deadline <= now {
-            return await refuse("expired", "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
+            return await refuse(.expired, "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
                           deadLetter: false)
         }
         var budget = configuration.worker.checkTimeoutSeconds
         if let deadline = request.deadline { budget = min(budget, deadline.timeIntervalSince(now)) }
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(budget * 1000)))
+        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: budget))
 
         var session = GraphSession(
             app: AppIdentity(tenant: tenant.tenantId, clientId: tenant.clientId, credential: tenant.credential, endpoints: tenant.endpoints),
@@ -195,8 +195,8 @@ public struct CheckProcessor: Sendable {
             reportDate: outcome.result.reportDate, checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration),
             worker: configuration.worker.name, attempt: attempt,
             cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
-            error: outcome.error.map { .init(kind: $0.kind.rawValue, message: $0.message) }
-                ?? rendered.optionFailure.map { .init(kind: $0.rawValue, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
+            error: outcome.error.map { .init(kind: $0.kind, message: $0.message) }
+                ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
         let policy = resultPolicy
         let result: CheckResultMessage
@@ -230,10 +230,10 @@ public struct CheckProcessor: Sendable {
     }
 
     var refusalDeadline: ContinuousClock.Instant {
-        .now.advanced(by: .milliseconds(Int64(configuration.worker.checkTimeoutSeconds * 1000)))
+        .now.advanced(by: configuration.worker.checkTimeout)
     }
 
-    func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: String, message: String,
+    func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: CheckErrorKind, message: String,
                      started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) -> CheckResultMessage {
         // A refusal is rendered plain (no output options, so no user regex): no pool needed.
         let rendered = OutputRenderer.render(CheckResult.error(message), options: OutputOptions(), isError: true)

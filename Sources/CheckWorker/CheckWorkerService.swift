@@ -578,7 +578,7 @@ public final class CheckWorkerService: Service, Sendable {
             dltHeaders.append(contentsOf: [
                 KafkaHeader("exocheck-source-topic", message.topic), KafkaHeader("exocheck-source-partition", String(message.partition)),
                 KafkaHeader("exocheck-source-offset", String(message.offset)), KafkaHeader("exocheck-dlt-reason", reason),
-                KafkaHeader("exocheck-error-kind", outcome.result.error?.kind ?? "invalid-request"),
+                KafkaHeader("exocheck-error-kind", outcome.result.error?.kindName ?? CheckErrorKind.invalidRequest.rawValue),
             ])
             let copy = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key, value: message.value, headers: dltHeaders)
             switch await send(copy, producer: producer, what: "dead-letter copy") {
@@ -604,7 +604,7 @@ public final class CheckWorkerService: Service, Sendable {
                 case .failed(let error), .tooLarge(let error): return .failed(topic: stub.topic, error)
                 }
             }
-            metrics.deadLettered(kind: outcome.result.error?.kind ?? "invalid-request")
+            metrics.deadLettered(kind: outcome.result.error?.kind ?? .invalidRequest)
         }
         return .published
     }

@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import GraphReports
 import Kafka
@@ -28,7 +29,13 @@ public struct WorkerConfiguration: Sendable {
         /// SIGTERM: the whole shutdown (in-flight checks, then flush, commit, leave the group)
         /// ends within this long, even with the broker down (ShutdownDeadline).
         public var shutdownGraceSeconds = 30.0
-        public var shutdownGrace: Duration { .milliseconds(Int64(shutdownGraceSeconds * 1000)) }
+        public var shutdownGrace: Duration { Duration(clampedSeconds: shutdownGraceSeconds) }
+        /// `checkTimeoutSeconds` as a Duration.
+        public var checkTimeout: Duration { Duration(clampedSeconds: checkTimeoutSeconds) }
+        /// `evaluationGraceSeconds` as a Duration.
+        public var evaluationGrace: Duration { Duration(clampedSeconds: evaluationGraceSeconds) }
+        /// `livenessSeconds` as a Duration.
+        public var liveness: Duration { Duration(clampedSeconds: livenessSeconds) }
         /// Longest time one check may take (token, reports, retries), whatever its deadline.
         public var checkTimeoutSeconds = 20.0
         public var maxRequestBytes = 65_536
@@ -64,6 +71,10 @@ public struct WorkerConfiguration: Sendable {
         public var reportCallsPer10Minutes = 14
         /// How long past its TTL a cached report may still be served when the call budget is spent.
         public var reportMaxStaleSeconds = 3_600.0
+        /// `reportCacheSeconds` as a Duration (the report cache's TTL).
+        public var reportCacheTTL: Duration { Duration(clampedSeconds: reportCacheSeconds) }
+        /// `reportMaxStaleSeconds` as a Duration.
+        public var reportMaxStale: Duration { Duration(clampedSeconds: reportMaxStaleSeconds) }
         /// Bytes of report bodies the cache keeps (past dates, then least recently used, go first).
         public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
         /// Hosts the report download may be redirected to (nil: any public https host).

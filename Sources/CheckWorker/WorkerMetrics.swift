@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Metrics
 
 /// The worker's metrics (swift-metrics; exported in Prometheus text format on /metrics).
@@ -26,8 +27,9 @@ public struct WorkerMetrics: Sendable {
         Counter(label: "exocheck_graph_throttled_total").increment(by: n)
     }
 
-    public func deadLettered(kind: String) {
-        Counter(label: "exocheck_dead_lettered_total", dimensions: [("kind", kind)]).increment()
+    /// One more dead-letter copy; the `kind` label takes only the closed set of error kinds.
+    public func deadLettered(kind: CheckErrorKind) {
+        Counter(label: "exocheck_dead_lettered_total", dimensions: [("kind", kind.rawValue)]).increment()
     }
 
     public func inFlight(_ n: Int) {

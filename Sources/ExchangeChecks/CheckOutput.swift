@@ -211,16 +211,10 @@ public struct RenderedOutput: Sendable, Equatable {
     public let status: CheckStatus
     /// The process exit code (after `--change-exit`).
     public let exitCode: Int32
-    /// Set when the output options themselves failed (the text is then their error).
-    public var optionFailure: OutputOptionFailure? = nil
-}
-
-/// Why the output options could not be applied.
-public enum OutputOptionFailure: String, Sendable, Equatable {
-    /// A regular expression of the output options ran out of time (error kind `timeout`).
-    case timeout
-    /// The rewrite rules made the output too long (error kind `invalid-request`).
-    case invalidRequest = "invalid-request"
+    /// Set when the output options themselves failed (the text is then their error): `timeout`
+    /// when one of their regular expressions ran out of time, `invalidRequest` when the rewrite
+    /// rules made the output too long.
+    public var optionFailure: CheckErrorKind? = nil
 }
 
 public enum OutputRenderer {
@@ -234,7 +228,7 @@ public enum OutputRenderer {
         return RegexBudget.$current.withValue(budget) {
             var problem: String? = nil
             let rendered = renderUnchecked(result, options: options, isError: isError, problem: &problem)
-            let failure: OutputOptionFailure = problem != nil ? .invalidRequest : .timeout
+            let failure: CheckErrorKind = problem != nil ? .invalidRequest : .timeout
             guard let message = problem ?? budget.exceededMessage else { return rendered }
             // The output options themselves failed: answer with their error, printed without them.
             var plain = options

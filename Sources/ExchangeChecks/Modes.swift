@@ -30,80 +30,35 @@ public enum EmailActivityCheck {
             users[row.userPrincipalName] = row
         }
 
-        let mode = CheckMode.emailActivity
-        let groups = mode.groups
-        let options = config.output
-        var engine = CounterEngine()
-
-        // Group 1: active users (+ perfdate, printed by the same counter).
-        if !config.blocks(groups[0]) {
-            let spec = groups[0].counters[0]
-            if config.selects(spec) {
-                if let p = CounterFormatting.perfdate(reportDate, timeZone: timeZone) { engine.addPerfdata(p) }
-                let c = CounterFormatting.active(
-                    noun: "users", unit: "users", oldLabel: "active_users", nlabel: "exchange.users.active.count",
-                    active: active, total: total, reportDate: reportDate, config: config, counter: spec)
-                engine.addGlobal(prefix: "", counters: [c])
-            }
-        }
-
-        // Group 2: totals of the report date.
-        if !config.blocks(groups[1]) {
-            let values = [sums.send, sums.receive, sums.read]
-            let texts = ["Send Count", "Receive Count", "Read Count"]
-            let perfLabels = ["total_send_count", "total_receive_count", "total_read_count"]
-            var counters: [EvaluatedCounter] = []
-            for (i, spec) in groups[1].counters.enumerated() where config.selects(spec) {
-                counters.append(count(spec, value: values[i], text: texts[i], perfLabel: perfLabels[i],
-                                      instance: nil, multiple: false, config: config, options: options))
-            }
-            engine.addGlobal(prefix: "Total (active users) ", counters: counters)
-        }
-
-        // Group 3: per user.
-        // With several users and no per-user counter selected the group prints nothing: skip it.
-        if !config.blocks(groups[2]), users.count <= 1 || groups[2].counters.contains(where: config.selects) {
-            let specs = groups[2].counters.filter(config.selects)
-            let ids = users.keys.sorted(by: CounterFormatting.byteOrder)
-            let multiple = ids.count > 1
-            var instances: [EvaluatedInstance] = []
-            for id in ids {
-                guard let row = users[id] else { continue }
-                var counters: [EvaluatedCounter] = []
-                for spec in specs {
-                    switch spec.label {
-                    case "send-count":
-                        counters.append(count(spec, value: row.sendCount, text: "Send Count", perfLabel: "send_count",
-                                              instance: id, multiple: multiple, config: config, options: options))
-                    case "receive-count":
-                        counters.append(count(spec, value: row.receiveCount, text: "Receive Count", perfLabel: "receive_count",
-                                              instance: id, multiple: multiple, config: config, options: options))
-                    default:
-                        counters.append(count(spec, value: row.readCount, text: "Read Count", perfLabel: "read_count",
-                                              instance: id, multiple: multiple, config: config, options: options))
-                    }
-                }
-                instances.append(EvaluatedInstance(prefix: "User '\(id)' ", counters: counters))
-            }
-            engine.addInstances(instances, anyCounterSelected: !specs.isEmpty, messageMultiple: "All email activity are ok")
-            if !specs.isEmpty, ids.contains(where: CounterFormatting.looksConcealed) {
-                engine.noteConcealed()
-            }
-        }
-        var result = engine.result
-        result.reportDate = reportDate
-        return result
+        let data = CounterTable<Totals, EmailActivityRow>.Data(
+            reportDate: reportDate, active: active, total: total,
+            totals: Totals(send: sums.send, receive: sums.receive, read: sums.read), instances: users)
+        return table.evaluate(data, config: config, timeZone: timeZone)
     }
 
-    static func count(_ spec: CounterSpec, value: Double, text: String, perfLabel: String, instance: String?,
-                      multiple: Bool, config: CheckConfiguration, options: OutputOptions) -> EvaluatedCounter {
-        let t = config.thresholds(for: spec)
-        let n = PerlNumber.integerPart(value)
-        let metric = CounterFormatting.countMetric(
-            oldLabel: perfLabel, nlabel: spec.nlabel, instance: instance, multiple: multiple,
-            value: String(n), thresholds: t, options: options)
-        return EvaluatedCounter(text: "\(text): \(n)", status: t.status(of: value), perfdata: [metric])
+    /// The report date's totals of the active users.
+    struct Totals: Sendable {
+        var send: Double
+        var receive: Double
+        var read: Double
     }
+
+    /// The mode's counters (the plugin's `set_counters` of `mode/emailactivity.pm`).
+    static let table = CounterTable<Totals, EmailActivityRow>(
+        mode: .emailActivity, activeNoun: "users", activeOldLabel: "active_users", activeNlabel: "exchange.users.active.count",
+        totalsPrefix: "Total (active users) ",
+        totals: [
+            .value(label: "total-send-count", text: "Send Count", perfLabel: "total_send_count", unit: .count, value: { $0.send }),
+            .value(label: "total-receive-count", text: "Receive Count", perfLabel: "total_receive_count", unit: .count, value: { $0.receive }),
+            .value(label: "total-read-count", text: "Read Count", perfLabel: "total_read_count", unit: .count, value: { $0.read }),
+        ],
+        instancePrefix: { "User '\($0)' " },
+        instances: [
+            .value(label: "send-count", text: "Send Count", perfLabel: "send_count", unit: .count, value: { $0.sendCount }),
+            .value(label: "receive-count", text: "Receive Count", perfLabel: "receive_count", unit: .count, value: { $0.receiveCount }),
+            .value(label: "read-count", text: "Read Count", perfLabel: "read_count", unit: .count, value: { $0.readCount }),
+        ],
+        allOK: "All email activity are ok")
 }
 
 /// `--mode=mailbox-usage`: active mailboxes, storage of active and inactive mailboxes, and per
@@ -129,68 +84,34 @@ public enum MailboxUsageCheck {
             mailboxes[row.userPrincipalName] = row
         }
 
-        let groups = CheckMode.mailboxUsage.groups
-        let options = config.output
-        var engine = CounterEngine()
-
-        if !config.blocks(groups[0]) {
-            let spec = groups[0].counters[0]
-            if config.selects(spec) {
-                if let p = CounterFormatting.perfdate(reportDate, timeZone: timeZone) { engine.addPerfdata(p) }
-                let c = CounterFormatting.active(
-                    noun: "mailboxes", unit: "mailboxes", oldLabel: "active_mailboxes", nlabel: "exchange.mailboxes.active.count",
-                    active: active, total: total, reportDate: reportDate, config: config, counter: spec)
-                engine.addGlobal(prefix: "", counters: [c])
-            }
-        }
-
-        if !config.blocks(groups[1]) {
-            var counters: [EvaluatedCounter] = []
-            for spec in groups[1].counters where config.selects(spec) {
-                let isActive = spec.label == "total-usage-active"
-                let value = isActive ? usedActive : usedInactive
-                let t = config.thresholds(for: spec)
-                let metric = CounterFormatting.countMetric(
-                    oldLabel: isActive ? "total_usage_active" : "total_usage_inactive", nlabel: spec.nlabel,
-                    instance: nil, multiple: false, value: String(PerlNumber.integerPart(value)), unit: "B",
-                    thresholds: t, options: options)
-                let text = "Usage (\(isActive ? "active" : "inactive") mailboxes): \(PerlNumber.humanBytes(value))"
-                counters.append(EvaluatedCounter(text: text, status: t.status(of: value), perfdata: [metric]))
-            }
-            engine.addGlobal(prefix: "Total ", counters: counters)
-        }
-
-        if !config.blocks(groups[2]), mailboxes.count <= 1 || groups[2].counters.contains(where: config.selects) {
-            let specs = groups[2].counters.filter(config.selects)
-            let ids = mailboxes.keys.sorted(by: CounterFormatting.byteOrder)
-            let multiple = ids.count > 1
-            var instances: [EvaluatedInstance] = []
-            for id in ids {
-                guard let row = mailboxes[id] else { continue }
-                var counters: [EvaluatedCounter] = []
-                for spec in specs {
-                    if spec.isStatusExpression {
-                        counters.append(status(row, id: id, multiple: multiple, config: config))
-                    } else {
-                        let t = config.thresholds(for: spec)
-                        let n = PerlNumber.integerPart(row.itemCount)
-                        let metric = CounterFormatting.countMetric(
-                            oldLabel: "items", nlabel: spec.nlabel, instance: id, multiple: multiple,
-                            value: String(n), thresholds: t, options: options)
-                        counters.append(EvaluatedCounter(text: "Items: \(n)", status: t.status(of: row.itemCount), perfdata: [metric]))
-                    }
-                }
-                instances.append(EvaluatedInstance(prefix: "Mailbox '\(id)' ", counters: counters))
-            }
-            engine.addInstances(instances, anyCounterSelected: !specs.isEmpty, messageMultiple: "All mailboxes usage are ok")
-            if !specs.isEmpty, ids.contains(where: CounterFormatting.looksConcealed) {
-                engine.noteConcealed()
-            }
-        }
-        var result = engine.result
-        result.reportDate = reportDate
-        return result
+        let data = CounterTable<Totals, MailboxUsageRow>.Data(
+            reportDate: reportDate, active: active, total: total,
+            totals: Totals(usedActive: usedActive, usedInactive: usedInactive), instances: mailboxes)
+        return table.evaluate(data, config: config, timeZone: timeZone)
     }
+
+    /// Storage used by the active and by the inactive mailboxes.
+    struct Totals: Sendable {
+        var usedActive: Double
+        var usedInactive: Double
+    }
+
+    /// The mode's counters (the plugin's `set_counters` of `mode/mailboxusage.pm`).
+    static let table = CounterTable<Totals, MailboxUsageRow>(
+        mode: .mailboxUsage, activeNoun: "mailboxes", activeOldLabel: "active_mailboxes", activeNlabel: "exchange.mailboxes.active.count",
+        totalsPrefix: "Total ",
+        totals: [
+            .value(label: "total-usage-active", text: "Usage (active mailboxes)", perfLabel: "total_usage_active", unit: .bytes,
+                   value: { $0.usedActive }),
+            .value(label: "total-usage-inactive", text: "Usage (inactive mailboxes)", perfLabel: "total_usage_inactive", unit: .bytes,
+                   value: { $0.usedInactive }),
+        ],
+        instancePrefix: { "Mailbox '\($0)' " },
+        instances: [
+            .custom(label: "status", evaluate: { row, id, multiple, config in MailboxUsageCheck.status(row, id: id, multiple: multiple, config: config) }),
+            .value(label: "items", text: "Items", perfLabel: "items", unit: .count, value: { $0.itemCount }),
+        ],
+        allOK: "All mailboxes usage are ok")
 
     /// The `status` counter: quota texts, the status expressions, and the `used` metric
     /// (which never carries thresholds).
@@ -223,12 +144,5 @@ public enum MailboxUsageCheck {
         }
         let metric = Perfdatum(label: label, value: used, unit: "B", min: "0", instance: id)
         return EvaluatedCounter(text: text, status: status, perfdata: [metric])
-    }
-}
-
-extension CounterEngine {
-    /// Concealed names: say so in the long output (exocheck addition; Centreon prints nothing).
-    mutating func noteConcealed() {
-        addLongLine(CounterFormatting.concealedNote)
     }
 }

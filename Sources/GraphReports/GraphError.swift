@@ -1,16 +1,12 @@
+import ExchangeChecks
+
 /// Why a check could not get its report data. `kind` is the `error.kind` of a check result;
 /// `message` is the first output line after `UNKNOWN: ` and tells the operator what to do;
 /// `details` are extra lines shown with `--verbose`/`--debug` (never secrets).
 public struct GraphError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Codable {
-        case auth
-        case permission
-        case throttled
-        case graph
-        case timeout
-        case parse
-        case unknownTenant = "unknown-tenant"
-    }
+    /// The kinds are the check's error kinds (a Graph client uses auth, permission, throttled,
+    /// graph, timeout, parse and unknown-tenant).
+    public typealias Kind = CheckErrorKind
 
     public var kind: Kind
     public var message: String

@@ -103,7 +103,7 @@ public struct GraphSession: Sendable {
             var tries = (tokenRetry ?? RetryPolicy(maxAttempts: 1, initialBackoff: .zero, maxBackoff: .zero)).start()
             // A retry must leave the report request its time: the budget it may use ends one
             // request timeout before the check's deadline.
-            let reportReserve = Duration.milliseconds(Int64(min(requestTimeout, 3_600) * 1000))
+            let reportReserve = Duration(clampedSeconds: requestTimeout)
             while true {
                 let left = Self.remainingDuration(deadline)
                 let timeout = min(requestTimeout, max(0.001, Self.seconds(left)))
@@ -318,13 +318,11 @@ public struct GraphSession: Sendable {
     static func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { ContinuousClock.now.duration(to: deadline) }
 
     /// A duration in seconds.
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    static func seconds(_ d: Duration) -> Double { d.inSeconds }
 
     /// Seconds (finite, at most `maxRetryAfterSeconds`, from `parseRetryAfter`) as a Duration.
     static func duration(_ seconds: Double) -> Duration {
-        .milliseconds(Int64(min(max(seconds, 0), maxRetryAfterSeconds) * 1000))
+        Duration(clampedSeconds: min(seconds, maxRetryAfterSeconds))
     }
 
     func sleep(_ wait: Duration) async throws(GraphError) {

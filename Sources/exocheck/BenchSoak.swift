@@ -53,7 +53,7 @@ struct BenchSoak: AsyncParsableCommand {
                 }
                 guard let event = await iterator.next() else { break }
                 guard case .message(let m) = event, let r = CheckResultMessage.decode(m.value), let id = r.id, pending.remove(id) != nil else { continue }
-                statuses[r.error?.kind ?? r.status, default: 0] += 1
+                statuses[r.error?.kindName ?? r.status, default: 0] += 1
             }
         }
         let argsets: [(CheckMode, [String])] = [(.mailboxUsage, []), (.emailActivity, []), (.mailboxUsage, ["--filter-counters=.*"])]

@@ -102,7 +102,7 @@ struct DemoCommand: AsyncParsableCommand {
         var latencies: [Double] = []
         var lastView = ContinuousClock.now
         let wanted = Set(requests.map(\.id))
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
+        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: timeout))
         // Closing the reader at the deadline ends its event stream, so the loop below cannot hang.
         let watchdog = Task {
             try? await Task.sleep(until: deadline, clock: .continuous)
@@ -155,7 +155,7 @@ struct DemoCommand: AsyncParsableCommand {
         var tokenHits = 0, reportHits = 0, reportMisses = 0
         for r in results {
             by[r.status, default: 0] += 1
-            if let e = r.error { errors[e.kind, default: 0] += 1 }
+            if let e = r.error { errors[e.kindName, default: 0] += 1 }
             if r.cache.token == "hit" { tokenHits += 1 }
             if r.cache.report == "hit" || r.cache.report == "revalidated" || r.cache.report == "stale" { reportHits += 1 }
             if r.cache.report == "miss" { reportMisses += 1 }
@@ -173,7 +173,7 @@ struct DemoCommand: AsyncParsableCommand {
           report cache         \(reportHits) checks served from cache, \(reportMisses) downloaded
           Graph report calls   \(actualReportCalls) made instead of \(neededReportCalls) without the cache (\(max(0, neededReportCalls - actualReportCalls)) saved; \(stats.byStatus["429"] ?? 0) answered 429 and were retried)
         """)
-        if let sample = results.first(where: { $0.error?.kind == "auth" }) {
+        if let sample = results.first(where: { $0.error?.kind == .auth }) {
             SafeOutput.print("  the wrong-secret tenant says: \(sample.summary)")
         }
     }

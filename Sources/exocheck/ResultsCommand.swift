@@ -105,7 +105,7 @@ struct ResultsCommand: AsyncParsableCommand {
             let c = Task {
                 guard let idle = idleTimeout else { return }
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64(idle * 1000)))
+                    try? await Task.sleep(for: Duration(clampedSeconds: idle))
                     continuation.yield(.error(KafkaError(code: -1, message: "idle")))
                 }
             }
@@ -116,7 +116,7 @@ struct ResultsCommand: AsyncParsableCommand {
             switch event {
             case nil: break loop
             case .error(let e)? where e.message == "idle":
-                if let idle = idleTimeout, lastMatch.duration(to: .now) >= .milliseconds(Int64(idle * 1000)) { break loop }
+                if let idle = idleTimeout, lastMatch.duration(to: .now) >= Duration(clampedSeconds: idle) { break loop }
             case .message(let m)?:
                 guard let r = CheckResultMessage.decode(m.value), filter.matches(r) else { continue }
                 lastMatch = .now

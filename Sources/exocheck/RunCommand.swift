@@ -51,7 +51,7 @@ enum RunCommand {
             warn: { message in SafeOutput.printError(message) })
         // The whole check ends within --time-budget (default 20 s, inside the usual 60 s
         // service check timeout).
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(connection.timeBudgetSeconds * 1000)))
+        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: connection.timeBudgetSeconds))
         let outcome = await ExchangeCheckRunner.run(config, reports: session, deadline: deadline)
         await transport.shutdown()
         if let error = outcome.error, !error.details.isEmpty, !(config.output.verbose || config.output.debug) {

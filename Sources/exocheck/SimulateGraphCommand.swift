@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckWorker
+import ExchangeChecks
 import Foundation
 import GraphSimulator
 
@@ -63,7 +64,7 @@ enum ProcessSignals {
         }
         if lifetime > 0 {
             Task {
-                try? await Task.sleep(for: .milliseconds(Int64(lifetime * 1000)))
+                try? await Task.sleep(for: Duration(clampedSeconds: lifetime))
                 continuation.yield()
             }
         }

@@ -158,7 +158,7 @@ enum SubmitCommand {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                try? await Task.sleep(for: Duration(clampedSeconds: timeout))
                 return nil
             }
             let first = await group.next() ?? nil

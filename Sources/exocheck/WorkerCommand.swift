@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckWorker
+import ExchangeChecks
 import Foundation
 import GraphReports
 import Kafka
@@ -57,13 +58,13 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let transport = HTTPTransport.make()
         let metrics = WorkerMetrics()
-        let health = WorkerHealth(livenessWindow: .milliseconds(Int64(configuration.worker.livenessSeconds * 1000)))
+        let health = WorkerHealth(livenessWindow: configuration.worker.liveness)
         let processor = CheckProcessor(
             configuration: configuration, transport: transport,
             tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
-            reports: ReportCache(ttl: .milliseconds(Int64(configuration.graph.reportCacheSeconds * 1000)),
+            reports: ReportCache(ttl: configuration.graph.reportCacheTTL,
                                  budget: configuration.graph.reportCallsPer10Minutes,
-                                 maxStale: .milliseconds(Int64(configuration.graph.reportMaxStaleSeconds * 1000)),
+                                 maxStale: configuration.graph.reportMaxStale,
                                  maxBytes: configuration.graph.reportCacheMaxBytes),
             metrics: metrics, logger: logger)
         let worker = CheckWorkerService(configuration: configuration, kafka: kafka, processor: processor,

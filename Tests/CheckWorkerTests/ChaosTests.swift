@@ -5,6 +5,7 @@ import GraphSimulator
 import Kafka
 import Synchronization
 import Testing
+import ExocheckTestSupport
 
 /// Chaos: a batch through three workers while the broker and Graph misbehave. Afterwards every
 /// request has an answer, every answer is what `exocheck run` prints for its data, and Graph
@@ -34,107 +35,108 @@ struct ChaosTests {
             "t5": [FaultRule(on: .token, status: 503, times: 2)],
         ]
         let fleet = try await WorkerFleet(tenants: 12, partitions: 8, faults: faults, brokers: 3)
-        let a = try fleet.startWorker("a")
-        _ = try fleet.startWorker("b")
-        let c = try fleet.startWorker("c")
-        #expect(await fleet.waitForAssignments(3))
-        let requests = WorkerFleetTests.batch(Self.requestCount, tenants: fleet.tenantNames, prefix: "chaos")
-        let wanted = Set(requests.map(\.id))
-        let sink = ResultSink()
-        let started = ContinuousClock.now
-        let chaos = Task {
-            func at(_ fraction: Double) async {
-                _ = await eventually(timeout: .seconds(300)) { await sink.results.count >= Int(Double(wanted.count) * fraction) }
+        try await fleet.use {
+            let a = try fleet.startWorker("a")
+            _ = try fleet.startWorker("b")
+            let c = try fleet.startWorker("c")
+            #expect(await fleet.waitForAssignments(3))
+            let requests = WorkerFleetTests.batch(Self.requestCount, tenants: fleet.tenantNames, prefix: "chaos")
+            let wanted = Set(requests.map(\.id))
+            let sink = ResultSink()
+            let started = ContinuousClock.now
+            let chaos = Task {
+                func at(_ fraction: Double) async {
+                    _ = await eventually(timeout: .seconds(300)) { await sink.results.count >= Int(Double(wanted.count) * fraction) }
+                }
+                await at(0.10)
+                fleet.cluster.pushRequestErrors(apiKey: 0, [6, 7, 6])     // Produce: NOT_LEADER, REQUEST_TIMED_OUT
+                fleet.cluster.pushRequestErrors(apiKey: 1, [6, 6])        // Fetch: NOT_LEADER
+                // OffsetCommit: the coordinator is loading. Not COORDINATOR_NOT_AVAILABLE/NOT_COORDINATOR:
+                // after those the client looks the coordinator up again and may re-join on a new
+                // connection while its JoinGroup is still pending on the old one, which librdkafka
+                // 2.0.2's mock cluster answers with an assertion (rdkafka_mock_cgrp.c:567, seen once
+                // under load), ending the test process. Coordinator loss is still covered by the
+                // broker that goes down below.
+                fleet.cluster.pushRequestErrors(apiKey: 8, [14, 14, 14])
+                await at(0.25)
+                try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 0, broker: 2)
+                try? fleet.cluster.setPartitionLeader(topic: fleet.results, partition: 1, broker: 3)
+                await at(0.40)
+                c.signal(SIGKILL)
+                await at(0.50)
+                try? fleet.cluster.setBroker(2, up: false)
+                try? await Task.sleep(for: .seconds(5))
+                try? fleet.cluster.setBroker(2, up: true)
+                _ = try? fleet.startWorker("c2")
+                await at(0.70)
+                fleet.cluster.pushRequestErrors(apiKey: 0, [7, 7])
+                try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 3, broker: 1)
             }
-            await at(0.10)
-            fleet.cluster.pushRequestErrors(apiKey: 0, [6, 7, 6])     // Produce: NOT_LEADER, REQUEST_TIMED_OUT
-            fleet.cluster.pushRequestErrors(apiKey: 1, [6, 6])        // Fetch: NOT_LEADER
-            // OffsetCommit: the coordinator is loading. Not COORDINATOR_NOT_AVAILABLE/NOT_COORDINATOR:
-            // after those the client looks the coordinator up again and may re-join on a new
-            // connection while its JoinGroup is still pending on the old one, which librdkafka
-            // 2.0.2's mock cluster answers with an assertion (rdkafka_mock_cgrp.c:567, seen once
-            // under load), ending the test process. Coordinator loss is still covered by the
-            // broker that goes down below.
-            fleet.cluster.pushRequestErrors(apiKey: 8, [14, 14, 14])
-            await at(0.25)
-            try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 0, broker: 2)
-            try? fleet.cluster.setPartitionLeader(topic: fleet.results, partition: 1, broker: 3)
-            await at(0.40)
-            c.signal(SIGKILL)
-            await at(0.50)
-            try? fleet.cluster.setBroker(2, up: false)
-            try? await Task.sleep(for: .seconds(5))
-            try? fleet.cluster.setBroker(2, up: true)
-            _ = try? fleet.startWorker("c2")
-            await at(0.70)
-            fleet.cluster.pushRequestErrors(apiKey: 0, [7, 7])
-            try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 3, broker: 1)
+            try await fleet.submit(requests)
+            let complete = try await fleet.collect(into: sink, timeout: .seconds(600)) { await $0.ids.isSuperset(of: wanted) }
+            chaos.cancel()
+            let elapsed = started.duration(to: .now)
+            let byId = await sink.byId()
+            let missing = wanted.subtracting(byId.keys)
+            let quarantineLog = fleet.workers.flatMap { w in
+                w.log.split(separator: "\n").filter { $0.contains("quarantine") || $0.contains("suspect") || $0.contains("poison") }.suffix(15)
+            }.joined(separator: "\n")
+            var diagnosis = ""
+            if !missing.isEmpty {
+                // Where the unanswered requests are: their tenants (the record key, so the partition),
+                // what each live worker's gauges say, and every log line that names one of them.
+                let tenants = Set(requests.filter { missing.contains($0.id) }.map(\.tenant)).sorted()
+                diagnosis += "tenants of the unanswered: \(tenants)\n"
+                // Read both topics whole, outside any group: where each unanswered request is, whether
+                // a result for it exists after all (then the reader missed it), and the group's
+                // committed offsets (past the request: it was skipped).
+                let requestsFound = await Self.scan(fleet, topic: fleet.requests) { m in
+                    guard let id = m.header("traceparent").flatMap({ tp in missing.first { traceparent(for: $0) == tp } }) else { return nil }
+                    return "\(id) at \(m.topicPartition)@\(m.offset)"
+                }
+                diagnosis += "in the requests topic: \(requestsFound)\n"
+                let resultsFound = await Self.scan(fleet, topic: fleet.results) { m in
+                    guard let r = CheckResultMessage.decode(m.value), let id = r.id, missing.contains(id) else { return nil }
+                    return "\(id) answered by \(r.worker) attempt \(r.attempt) at \(m.topicPartition)@\(m.offset)"
+                }
+                diagnosis += "in the results topic after all: \(resultsFound)\n"
+                if let consumer = try? KafkaConsumer(configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers,
+                                                                                         "group.id": fleet.group, "log_level": "3"]),
+                                                     assignment: [:]),
+                   let parts = try? await KafkaMetadata.partitions(of: fleet.requests, configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers])) {
+                    let committed = try? await consumer.committed(parts.map { TopicPartition(fleet.requests, $0) })
+                    diagnosis += "committed: \(committed.map { $0.sorted { $0.key.partition < $1.key.partition }.map { "\($0.key.partition)=\($0.value)" } } ?? [])\n"
+                    await consumer.close()
+                }
+                // Keep the workers' logs (the fleet's folder is removed at shutdown).
+                let kept = NSTemporaryDirectory() + "exocheck-chaos-logs-\(UUID().uuidString.prefix(6))"
+                try? FileManager.default.copyItem(atPath: fleet.dir, toPath: kept)
+                diagnosis += "worker logs kept in \(kept)\n"
+                for w in fleet.workers where w.process.isRunning {
+                    let name = URL(fileURLWithPath: w.logPath).deletingPathExtension().lastPathComponent
+                    let gauges = ((try? await fleet.metrics(name)) ?? "").split(separator: "\n")
+                        .filter { !$0.hasPrefix("#") && ($0.contains("in_flight") || $0.contains("uncommitted") || $0.contains("paused") || $0.contains("lag")) }
+                    diagnosis += "worker \(name): \(gauges.joined(separator: "; "))\n"
+                    let lines = w.log.split(separator: "\n").filter { line in missing.contains { line.contains("\"\($0)\"") } }
+                    diagnosis += lines.suffix(10).joined(separator: "\n") + "\n"
+                    diagnosis += w.log.split(separator: "\n").filter { $0.contains("assigned") || $0.contains("revoked") || $0.contains("pause") || $0.contains("kafka") }.suffix(15).joined(separator: "\n") + "\n"
+                }
+            }
+            #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5)); the workers' quarantine events:\n\(quarantineLog)\n\(diagnosis)")
+            // Duplicates are allowed (at least once), but each must be the same answer.
+            let inconsistent = byId.values.filter { Set($0.map(\.output)).count > 1 }
+            #expect(inconsistent.isEmpty, "\(inconsistent.count) requests answered differently, e.g. \(inconsistent.first.map { $0.map(\.output) } ?? [])")
+            let errors = byId.values.compactMap(\.first).filter { $0.error != nil }
+            #expect(errors.isEmpty, "\(errors.count) error answers, e.g. \(errors.prefix(3).map { "\($0.error?.kindName ?? ""): \($0.error?.message ?? "")" })")
+            try await WorkerFleetTests.checkAgainstRun(fleet, byId.values.compactMap(\.first))
+            // Graph calls per tenant and report within the budget (14 per 10 minutes).
+            let stats = await fleet.simulator.stats()
+            let over = stats.byTenantReport.filter { $0.value > 14 }
+            #expect(over.isEmpty, "over the call budget: \(over)")
+            #expect(a.process.isRunning)
+            let duplicates = byId.values.filter { $0.count > 1 }.count
+            print("chaos: \(wanted.count) requests, \(await sink.results.count) results (\(duplicates) duplicated), \(elapsed); Graph: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download requests; busiest tenant/report: \(stats.byTenantReport.values.max() ?? 0) calls")
         }
-        try await fleet.submit(requests)
-        let complete = try await fleet.collect(into: sink, timeout: .seconds(600)) { await $0.ids.isSuperset(of: wanted) }
-        chaos.cancel()
-        let elapsed = started.duration(to: .now)
-        let byId = await sink.byId()
-        let missing = wanted.subtracting(byId.keys)
-        let quarantineLog = fleet.workers.flatMap { w in
-            w.log.split(separator: "\n").filter { $0.contains("quarantine") || $0.contains("suspect") || $0.contains("poison") }.suffix(15)
-        }.joined(separator: "\n")
-        var diagnosis = ""
-        if !missing.isEmpty {
-            // Where the unanswered requests are: their tenants (the record key, so the partition),
-            // what each live worker's gauges say, and every log line that names one of them.
-            let tenants = Set(requests.filter { missing.contains($0.id) }.map(\.tenant)).sorted()
-            diagnosis += "tenants of the unanswered: \(tenants)\n"
-            // Read both topics whole, outside any group: where each unanswered request is, whether
-            // a result for it exists after all (then the reader missed it), and the group's
-            // committed offsets (past the request: it was skipped).
-            let requestsFound = await Self.scan(fleet, topic: fleet.requests) { m in
-                guard let id = m.header("traceparent").flatMap({ tp in missing.first { traceparent(for: $0) == tp } }) else { return nil }
-                return "\(id) at \(m.topicPartition)@\(m.offset)"
-            }
-            diagnosis += "in the requests topic: \(requestsFound)\n"
-            let resultsFound = await Self.scan(fleet, topic: fleet.results) { m in
-                guard let r = CheckResultMessage.decode(m.value), let id = r.id, missing.contains(id) else { return nil }
-                return "\(id) answered by \(r.worker) attempt \(r.attempt) at \(m.topicPartition)@\(m.offset)"
-            }
-            diagnosis += "in the results topic after all: \(resultsFound)\n"
-            if let consumer = try? KafkaConsumer(configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers,
-                                                                                     "group.id": fleet.group, "log_level": "3"]),
-                                                 assignment: [:]),
-               let parts = try? await KafkaMetadata.partitions(of: fleet.requests, configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers])) {
-                let committed = try? await consumer.committed(parts.map { TopicPartition(fleet.requests, $0) })
-                diagnosis += "committed: \(committed.map { $0.sorted { $0.key.partition < $1.key.partition }.map { "\($0.key.partition)=\($0.value)" } } ?? [])\n"
-                await consumer.close()
-            }
-            // Keep the workers' logs (the fleet's folder is removed at shutdown).
-            let kept = NSTemporaryDirectory() + "exocheck-chaos-logs-\(UUID().uuidString.prefix(6))"
-            try? FileManager.default.copyItem(atPath: fleet.dir, toPath: kept)
-            diagnosis += "worker logs kept in \(kept)\n"
-            for w in fleet.workers where w.process.isRunning {
-                let name = URL(fileURLWithPath: w.logPath).deletingPathExtension().lastPathComponent
-                let gauges = ((try? await fleet.metrics(name)) ?? "").split(separator: "\n")
-                    .filter { !$0.hasPrefix("#") && ($0.contains("in_flight") || $0.contains("uncommitted") || $0.contains("paused") || $0.contains("lag")) }
-                diagnosis += "worker \(name): \(gauges.joined(separator: "; "))\n"
-                let lines = w.log.split(separator: "\n").filter { line in missing.contains { line.contains("\"\($0)\"") } }
-                diagnosis += lines.suffix(10).joined(separator: "\n") + "\n"
-                diagnosis += w.log.split(separator: "\n").filter { $0.contains("assigned") || $0.contains("revoked") || $0.contains("pause") || $0.contains("kafka") }.suffix(15).joined(separator: "\n") + "\n"
-            }
-        }
-        #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5)); the workers' quarantine events:\n\(quarantineLog)\n\(diagnosis)")
-        // Duplicates are allowed (at least once), but each must be the same answer.
-        let inconsistent = byId.values.filter { Set($0.map(\.output)).count > 1 }
-        #expect(inconsistent.isEmpty, "\(inconsistent.count) requests answered differently, e.g. \(inconsistent.first.map { $0.map(\.output) } ?? [])")
-        let errors = byId.values.compactMap(\.first).filter { $0.error != nil }
-        #expect(errors.isEmpty, "\(errors.count) error answers, e.g. \(errors.prefix(3).map { "\($0.error?.kind ?? ""): \($0.error?.message ?? "")" })")
-        try await WorkerFleetTests.checkAgainstRun(fleet, byId.values.compactMap(\.first))
-        // Graph calls per tenant and report within the budget (14 per 10 minutes).
-        let stats = await fleet.simulator.stats()
-        let over = stats.byTenantReport.filter { $0.value > 14 }
-        #expect(over.isEmpty, "over the call budget: \(over)")
-        #expect(a.process.isRunning)
-        let duplicates = byId.values.filter { $0.count > 1 }.count
-        print("chaos: \(wanted.count) requests, \(await sink.results.count) results (\(duplicates) duplicated), \(elapsed); Graph: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download requests; busiest tenant/report: \(stats.byTenantReport.values.max() ?? 0) calls")
-        await fleet.shutdown()
     }
 
     /// Reads `topic` whole (every partition from its start to its end at the time of the call,

@@ -1,5 +1,6 @@
 @testable import ExchangeChecks
 import Foundation
+import GraphReports
 import Kafka
 import Testing
 
@@ -281,6 +282,40 @@ struct RequestSchemaTests {
         for name in refused { #expect(OptionTable.requestRefusal(name) != nil, "\(name)") }
         let labels = (schema?["properties"] as? [String: Any])?["labels"] as? [String: Any]
         #expect(labels?["maxProperties"] as? Int == CheckRequestDecoder.maxLabels)
+    }
+}
+
+@Suite("Error kinds: one closed set for errors, the wire and the schema")
+struct ErrorKindTests {
+    @Test("the result schema lists exactly the error kinds of CheckErrorKind")
+    func schemaMatchesEnum() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("schemas/check-result.schema.json")
+        let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any]
+        let error = (schema?["properties"] as? [String: Any])?["error"] as? [String: Any]
+        let kind = (error?["properties"] as? [String: Any])?["kind"] as? [String: Any]
+        let names = try #require(kind?["enum"] as? [String])
+        #expect(Set(names) == Set(CheckErrorKind.allCases.map(\.rawValue)))
+        #expect(names.count == CheckErrorKind.allCases.count)
+    }
+
+    @Test("a result with an error kind this build does not know is read, not dropped (rolling upgrades); known kinds are typed")
+    func unknownKindIsRead() throws {
+        let known = CheckResultMessage.Failure(kind: .publish, message: "m")
+        let encoded = try JSONEncoder().encode(known)
+        #expect(String(decoding: encoded, as: UTF8.self).contains(#""kind":"publish""#))
+        #expect(try JSONDecoder().decode(CheckResultMessage.Failure.self, from: encoded).kind == .publish)
+        let future = try JSONDecoder().decode(CheckResultMessage.Failure.self, from: Data(#"{"kind":"quota-exceeded","message":"m"}"#.utf8))
+        #expect(future.kind == nil)
+        #expect(future.kindName == "quota-exceeded")
+        #expect(String(decoding: try JSONEncoder().encode(future), as: UTF8.self).contains(#""kind":"quota-exceeded""#))
+    }
+
+    @Test("Graph errors use the same kinds")
+    func graphKinds() {
+        let e = GraphError(.unknownTenant, "x")
+        #expect(e.kind.rawValue == "unknown-tenant")
+        #expect(CheckErrorKind(rawValue: "unknown-tenant") == GraphError.Kind.unknownTenant)
     }
 }
 

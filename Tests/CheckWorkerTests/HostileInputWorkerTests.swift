@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import Kafka
 import Testing
+import ExocheckTestSupport
 
 /// Issue 8: no single record can crash, freeze or jam a worker. Each crash or freeze case gets a
 /// fresh broker and worker (so that one crash cannot hide the next), configured as in the issue's
@@ -89,48 +90,49 @@ struct HostileInputWorkerTests {
     static func run(_ name: String, _ makeRecords: @autoclosure () -> [Record], deadLettered: Int? = nil, secret: String = "hunter2",
                     during: (@Sendable (WorkerFleet) async throws -> Void)? = nil) async throws {
         let fleet = try await WorkerFleet(tenants: 1, users: 40, partitions: 2, worker: workerSettings)
-        defer { Task { await fleet.shutdown() } }
-        let worker = try fleet.startWorker("w")
-        #expect(await fleet.waitForAssignments(1), "\(name): the worker joined")
-        let tenant = fleet.tenantNames[0]
-        let records = makeRecords()
-        try await send(fleet, records, key: tenant)
-        if let during { try await during(fleet) }
-        let ids = Set(records.compactMap(\.id))
-        let sink = ResultSink()
-        let answered = try await fleet.collect(into: sink, timeout: .seconds(60)) { await $0.ids.isSuperset(of: ids) }
-        let got = await sink.ids
-        #expect(answered, "\(name): every hostile request answered; missing \(ids.subtracting(got).sorted())")
-        #expect(worker.process.isRunning, "\(name): the worker is still running")
-        let byId = await sink.byId()
-        for r in records {
-            guard let id = r.id, let result = byId[id]?.first else { continue }
-            #expect(result.error?.kind == r.kind, "\(name)/\(id): kind \(result.error?.kind ?? "none"): \(result.output)")
-            if r.kind != nil { #expect(result.status == "UNKNOWN" && result.exitCode == 3 && result.output.hasPrefix("UNKNOWN: "), "\(name)/\(id): \(result.output.prefix(200))") }
-            #expect(result.durationMs <= answerWithinMs, "\(name)/\(id): answered within its budget (\(result.durationMs) ms)")
+        try await fleet.use {
+            let worker = try fleet.startWorker("w")
+            #expect(await fleet.waitForAssignments(1), "\(name): the worker joined")
+            let tenant = fleet.tenantNames[0]
+            let records = makeRecords()
+            try await send(fleet, records, key: tenant)
+            if let during { try await during(fleet) }
+            let ids = Set(records.compactMap(\.id))
+            let sink = ResultSink()
+            let answered = try await fleet.collect(into: sink, timeout: .seconds(60)) { await $0.ids.isSuperset(of: ids) }
+            let got = await sink.ids
+            #expect(answered, "\(name): every hostile request answered; missing \(ids.subtracting(got).sorted())")
+            #expect(worker.process.isRunning, "\(name): the worker is still running")
+            let byId = await sink.byId()
+            for r in records {
+                guard let id = r.id, let result = byId[id]?.first else { continue }
+                #expect(result.error?.kindName == r.kind, "\(name)/\(id): kind \(result.error?.kindName ?? "none"): \(result.output)")
+                if r.kind != nil { #expect(result.status == "UNKNOWN" && result.exitCode == 3 && result.output.hasPrefix("UNKNOWN: "), "\(name)/\(id): \(result.output.prefix(200))") }
+                #expect(result.durationMs <= answerWithinMs, "\(name)/\(id): answered within its budget (\(result.durationMs) ms)")
+            }
+            // A normal request afterwards is answered correctly.
+            let after = CheckRequest(id: "after-\(name)", tenant: tenant, mode: .mailboxUsage)
+            try await fleet.submit([after])
+            let afterSink = ResultSink()
+            #expect(try await fleet.collect(into: afterSink, timeout: .seconds(60)) { await $0.ids.contains(after.id) },
+                    "\(name): a normal request afterwards is answered")
+            let normal = await afterSink.byId()[after.id]?.first
+            #expect(normal?.error == nil && normal?.status != "UNKNOWN", "\(name): \(normal?.output ?? "no answer")")
+            #expect(worker.process.isRunning)
+            // Nothing secret-looking anywhere; /metrics small.
+            let metrics = try await fleet.metrics("w")
+            #expect(metrics.utf8.count < 64_000, "\(name): /metrics is \(metrics.utf8.count) bytes")
+            let expectedDLT = deadLettered ?? records.filter { $0.kind != nil && $0.kind != "timeout" && $0.kind != "expired" }.count
+            let copies = try await deadLetters(fleet, count: expectedDLT)
+            #expect(copies.count >= expectedDLT, "\(name): dead-letter copies")
+            let dltHeaders = copies.flatMap { $0.headers.filter { $0.name.hasPrefix("exocheck-") } }
+                .map { "\($0.name)=\($0.value.map { String(decoding: $0, as: UTF8.self) } ?? "")" }.joined(separator: "\n")
+            let everything = (await sink.raw).joined() + worker.log + metrics + dltHeaders
+            let leaked = everything.contains(secret)
+            let context = leaked ? everything.components(separatedBy: secret).first.map { String($0.suffix(300)) } ?? "" : ""
+            #expect(!leaked, "\(name): a secret-looking value from a request was echoed after: \(context)")
+            #expect(!everything.contains(WorkerFleet.secret))
         }
-        // A normal request afterwards is answered correctly.
-        let after = CheckRequest(id: "after-\(name)", tenant: tenant, mode: .mailboxUsage)
-        try await fleet.submit([after])
-        let afterSink = ResultSink()
-        #expect(try await fleet.collect(into: afterSink, timeout: .seconds(60)) { await $0.ids.contains(after.id) },
-                "\(name): a normal request afterwards is answered")
-        let normal = await afterSink.byId()[after.id]?.first
-        #expect(normal?.error == nil && normal?.status != "UNKNOWN", "\(name): \(normal?.output ?? "no answer")")
-        #expect(worker.process.isRunning)
-        // Nothing secret-looking anywhere; /metrics small.
-        let metrics = try await fleet.metrics("w")
-        #expect(metrics.utf8.count < 64_000, "\(name): /metrics is \(metrics.utf8.count) bytes")
-        let expectedDLT = deadLettered ?? records.filter { $0.kind != nil && $0.kind != "timeout" && $0.kind != "expired" }.count
-        let copies = try await deadLetters(fleet, count: expectedDLT)
-        #expect(copies.count >= expectedDLT, "\(name): dead-letter copies")
-        let dltHeaders = copies.flatMap { $0.headers.filter { $0.name.hasPrefix("exocheck-") } }
-            .map { "\($0.name)=\($0.value.map { String(decoding: $0, as: UTF8.self) } ?? "")" }.joined(separator: "\n")
-        let everything = (await sink.raw).joined() + worker.log + metrics + dltHeaders
-        let leaked = everything.contains(secret)
-        let context = leaked ? everything.components(separatedBy: secret).first.map { String($0.suffix(300)) } ?? "" : ""
-        #expect(!leaked, "\(name): a secret-looking value from a request was echoed after: \(context)")
-        #expect(!everything.contains(WorkerFleet.secret))
     }
 
     // MARK: - Crash and freeze cases, each on a fresh broker and worker

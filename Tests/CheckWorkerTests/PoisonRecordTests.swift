@@ -4,6 +4,7 @@ import Foundation
 import GraphSimulator
 import Kafka
 import Testing
+import ExocheckTestSupport
 
 /// Issue 8, item 3: a record that kills workers is found and dead-lettered after its second
 /// death, across restarts and group members, while its neighbours are answered. The "poison"
@@ -37,8 +38,9 @@ struct PoisonRecordTests {
     /// A fresh fleet (the poison and slow tenants) for `body`; its teardown is awaited.
     static func withFleet(_ body: (WorkerFleet) async throws -> Void) async throws {
         let fleet = try await WorkerFleet(tenants: 5, users: 20, partitions: 2, worker: worker, faults: faults)
-        do { try await body(fleet) } catch { Issue.record(error) }
-        await fleet.shutdown()
+        try await fleet.use {
+            do { try await body(fleet) } catch { Issue.record(error) }
+        }
     }
 
     @Test("a record in flight during two worker deaths is dead-lettered, not run a third time; innocent neighbours are answered")
@@ -71,7 +73,7 @@ struct PoisonRecordTests {
             for id in innocents {
                 let results = byId[id] ?? []
                 #expect(results.contains { $0.status == "OK" && $0.error == nil }, "\(id) answered: \(results.map(\.output))")
-                #expect(!results.contains { $0.error?.kind == "poison" }, "\(id) is innocent")
+                #expect(!results.contains { $0.error?.kind == .poison }, "\(id) is innocent")
             }
             // Answered as poison, never run. (At least once: if its partition changes hands again
             // before the commit of that answer lands, the next owner answers it again — as poison.)
@@ -79,7 +81,7 @@ struct PoisonRecordTests {
             let groupEvents = w3.log.split(separator: "\n").filter {
                 $0.contains("assigned") || $0.contains("revoked") || $0.contains("poison") || $0.contains("quarantine")
             }.joined(separator: "\n")
-            #expect(!poison.isEmpty && poison.allSatisfy { $0.error?.kind == "poison" && $0.status == "UNKNOWN" },
+            #expect(!poison.isEmpty && poison.allSatisfy { $0.error?.kind == .poison && $0.status == "UNKNOWN" },
                     "\(poison.map(\.output)); worker 3: \(groupEvents)")
             #expect((poison.first?.attempt ?? 0) >= 3)
             let tokenRequests = await fleet.simulator.stats().tokensByTenant["t0.onmicrosoft.com"] ?? 0

@@ -114,7 +114,7 @@ struct ResultSizePolicyTests {
         let f = r.publishFailure(topic: "results", bytes: 2_000_000)
         #expect(f.id == "x" && f.tenant == "t" && f.mode == "mailbox-usage")
         #expect(f.status == "UNKNOWN" && f.exitCode == 3)
-        #expect(f.error?.kind == "publish")
+        #expect(f.error?.kind == .publish)
         #expect(f.error?.message.contains("2000000 bytes") == true)
         #expect(f.error?.message.contains("CRITICAL") == true, "says what the check found")
         #expect(Set(f.labels.keys) == ["host", "service"])

@@ -1,4 +1,5 @@
 import CheckWorker
+import ExocheckTestSupport
 import Foundation
 import GraphSimulator
 import Kafka
@@ -238,73 +239,75 @@ struct SafeOutputTests {
     @Test("exocheck with stderr closed (2>&-) exits with its normal code; a worker logging to a closed stderr keeps running")
     func closedStderr() async throws {
         let fleet = try await WorkerFleet(tenants: 1)
-        defer { Task { await fleet.shutdown() } }
-        // A refused secret: the first line on stdout, the explanation on stderr.
-        let wrongSecret = ["run", "--mode=mailbox-usage", "--tenant=contoso.onmicrosoft.com", "--client-id=\(SimulatorConfiguration.defaultClientId)",
-                           "--client-secret=wrong", "--login-endpoint=\(fleet.simulator.baseURL)", "--graph-endpoint=\(fleet.simulator.baseURL)",
-                           "--statefile-dir=\(fleet.dir)/state"]
-        let (code, out, err) = try await exocheck(wrongSecret)
-        #expect(code == 3 && out.hasPrefix("UNKNOWN: ") && err.contains("AADSTS7000215"), "it does write to stderr")
-        #expect(try await ChildProcess.run(wrongSecret, stdout: .devNull, stderr: .closed) == .exited(3))
-        #expect(try await ChildProcess.run(wrongSecret, stdout: .brokenPipe, stderr: .closed) == .exited(3))
-        // submit's usage errors go to stderr only.
-        #expect(try await ChildProcess.run(["submit", "--bootstrap-servers", "127.0.0.1:9", "--file", "/nonexistent/requests.jsonl"],
-                                           stdout: .devNull, stderr: .closed) == .exited(2))
+        try await fleet.use {
+            // A refused secret: the first line on stdout, the explanation on stderr.
+            let wrongSecret = ["run", "--mode=mailbox-usage", "--tenant=contoso.onmicrosoft.com", "--client-id=\(SimulatorConfiguration.defaultClientId)",
+                               "--client-secret=wrong", "--login-endpoint=\(fleet.simulator.baseURL)", "--graph-endpoint=\(fleet.simulator.baseURL)",
+                               "--statefile-dir=\(fleet.dir)/state"]
+            let (code, out, err) = try await exocheck(wrongSecret)
+            #expect(code == 3 && out.hasPrefix("UNKNOWN: ") && err.contains("AADSTS7000215"), "it does write to stderr")
+            #expect(try await ChildProcess.run(wrongSecret, stdout: .devNull, stderr: .closed) == .exited(3))
+            #expect(try await ChildProcess.run(wrongSecret, stdout: .brokenPipe, stderr: .closed) == .exited(3))
+            // submit's usage errors go to stderr only.
+            #expect(try await ChildProcess.run(["submit", "--bootstrap-servers", "127.0.0.1:9", "--file", "/nonexistent/requests.jsonl"],
+                                               stdout: .devNull, stderr: .closed) == .exited(2))
 
-        // A worker logs (JSONLogHandler) from the start; with stderr closed it must still come up and stop cleanly.
-        let portFile = fleet.dir + "/closed-stderr.port"
-        var environment = ProcessInfo.processInfo.environment
-        environment["EXOCHECK_TEST_SECRET"] = WorkerFleet.secret
-        let worker = try ChildProcess.spawn(["worker", "--config", fleet.dir + "/worker.yaml", "--bootstrap-servers", fleet.cluster.bootstrapServers,
-                                             "--port-file", portFile],
-                                            environment: environment, stdout: .devNull, stderr: .closed)
-        let cameUp = await eventually(timeout: .seconds(60)) {
-            FileManager.default.fileExists(atPath: portFile) || worker.hasEnded
+            // A worker logs (JSONLogHandler) from the start; with stderr closed it must still come up and stop cleanly.
+            let portFile = fleet.dir + "/closed-stderr.port"
+            var environment = ProcessInfo.processInfo.environment
+            environment["EXOCHECK_TEST_SECRET"] = WorkerFleet.secret
+            let worker = try ChildProcess.spawn(["worker", "--config", fleet.dir + "/worker.yaml", "--bootstrap-servers", fleet.cluster.bootstrapServers,
+                                                 "--port-file", portFile],
+                                                environment: environment, stdout: .devNull, stderr: .closed)
+            let cameUp = await eventually(timeout: .seconds(60)) {
+                FileManager.default.fileExists(atPath: portFile) || worker.hasEnded
+            }
+            #expect(cameUp && FileManager.default.fileExists(atPath: portFile))
+            worker.signal(SIGTERM)
+            let ended = await worker.wait(timeout: .seconds(60))
+            #expect(ended == .exited(0))
         }
-        #expect(cameUp && FileManager.default.fileExists(atPath: portFile))
-        worker.signal(SIGTERM)
-        let ended = await worker.wait(timeout: .seconds(60))
-        #expect(ended == .exited(0))
     }
 
     @Test("exocheck results feeds a FIFO command pipe, skips unsafe and unlabelled results and counts them in its summary")
     func resultsFeedFIFO() async throws {
         let fleet = try await WorkerFleet(tenants: 1)
-        defer { Task { await fleet.shutdown() } }
-        _ = try fleet.startWorker("solo")
-        #expect(await fleet.waitForAssignments(1))
-        let config = fleet.dir + "/worker.yaml"
-        for labels in [["host=h1", "service=svc-ok"], ["host=h1", "service=a;b"], []] {
-            let (code, out, err) = try await exocheck(["submit", "--config", config, "--wait", "--tenant=t0", "--mode=mailbox-usage"]
-                                                      + labels.flatMap { ["--label", $0] })
-            #expect((0...3).contains(code) && !out.isEmpty, "\(err)")
-        }
-        // The workers refuse control characters in labels; a rogue producer on the results topic is not stopped by them.
-        let (_, json, _) = try await exocheck(["results", "--config", config, "--from", "beginning", "--format", "json",
-                                               "--label", "service=svc-ok", "--count", "1", "--idle-timeout", "20"])
-        var doc = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        doc["labels"] = ["host": "h1", "service": "x\n[1] PROCESS_HOST_CHECK_RESULT;h1;0;injected"]
-        doc["id"] = "rogue-1"
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers, "log_level": "3"]))
-        _ = try await producer.send(OutgoingMessage(topic: fleet.results, key: nil, value: Array(try JSONSerialization.data(withJSONObject: doc))))
-        await producer.close()
+        try await fleet.use {
+            _ = try fleet.startWorker("solo")
+            #expect(await fleet.waitForAssignments(1))
+            let config = fleet.dir + "/worker.yaml"
+            for labels in [["host=h1", "service=svc-ok"], ["host=h1", "service=a;b"], []] {
+                let (code, out, err) = try await exocheck(["submit", "--config", config, "--wait", "--tenant=t0", "--mode=mailbox-usage"]
+                                                          + labels.flatMap { ["--label", $0] })
+                #expect((0...3).contains(code) && !out.isEmpty, "\(err)")
+            }
+            // The workers refuse control characters in labels; a rogue producer on the results topic is not stopped by them.
+            let (_, json, _) = try await exocheck(["results", "--config", config, "--from", "beginning", "--format", "json",
+                                                   "--label", "service=svc-ok", "--count", "1", "--idle-timeout", "20"])
+            var doc = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            doc["labels"] = ["host": "h1", "service": "x\n[1] PROCESS_HOST_CHECK_RESULT;h1;0;injected"]
+            doc["id"] = "rogue-1"
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": fleet.cluster.bootstrapServers, "log_level": "3"]))
+            _ = try await producer.send(OutgoingMessage(topic: fleet.results, key: nil, value: Array(try JSONSerialization.data(withJSONObject: doc))))
+            await producer.close()
 
-        let fifo = fleet.dir + "/nagios.cmd"
-        #expect(mkfifo(fifo, 0o600) == 0)
-        let reader = FIFOReader(path: fifo)
-        defer { reader.stop() }
-        let (code, out, err) = try await exocheck(["results", "--config", config, "--from", "beginning", "--format", "json",
-                                                   "--nagios-command-file", fifo, "--count", "4", "--idle-timeout", "20"])
-        #expect(code == 0, "\(err)")
-        #expect(out.split(separator: "\n").count == 4)
-        #expect(await eventually(timeout: .seconds(10)) { reader.sawEOF })
-        let commands = reader.text.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(commands.count == 2 && commands.last == "", "\(reader.text)")
-        #expect(commands.first?.range(of: #"^\[\d+\] PROCESS_SERVICE_CHECK_RESULT;h1;svc-ok;[0-3];"#, options: .regularExpression) != nil)
-        #expect(!reader.text.contains("injected"))
-        #expect(err.contains("1 command(s) written"), "\(err)")
-        #expect(err.contains("skipped 2 with an unsafe host/service label, 1 without host/service labels"), "\(err)")
-        #expect(err.contains("contains ';'") || err.contains("control character"), "the first skipped one is explained: \(err)")
+            let fifo = fleet.dir + "/nagios.cmd"
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let reader = FIFOReader(path: fifo)
+            defer { reader.stop() }
+            let (code, out, err) = try await exocheck(["results", "--config", config, "--from", "beginning", "--format", "json",
+                                                       "--nagios-command-file", fifo, "--count", "4", "--idle-timeout", "20"])
+            #expect(code == 0, "\(err)")
+            #expect(out.split(separator: "\n").count == 4)
+            #expect(await eventually(timeout: .seconds(10)) { reader.sawEOF })
+            let commands = reader.text.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(commands.count == 2 && commands.last == "", "\(reader.text)")
+            #expect(commands.first?.range(of: #"^\[\d+\] PROCESS_SERVICE_CHECK_RESULT;h1;svc-ok;[0-3];"#, options: .regularExpression) != nil)
+            #expect(!reader.text.contains("injected"))
+            #expect(err.contains("1 command(s) written"), "\(err)")
+            #expect(err.contains("skipped 2 with an unsafe host/service label, 1 without host/service labels"), "\(err)")
+            #expect(err.contains("contains ';'") || err.contains("control character"), "the first skipped one is explained: \(err)")
+        }
     }
 
     // MARK: - Helpers

@@ -7,6 +7,7 @@ import FoundationNetworking
 import GraphSimulator
 import Kafka
 import Testing
+import ExocheckTestSupport
 
 /// A test fleet: an in-process mock Kafka cluster and Graph simulator (both reachable over
 /// loopback by other processes), and `exocheck worker` processes.
@@ -46,19 +47,7 @@ final class WorkerFleet: @unchecked Sendable {
         }
     }
 
-    static var exocheck: String {
-        // EXOCHECK_BIN: run the suites against another build (e.g. an older commit, to show
-        // that a hostile-input test fails there).
-        if let bin = ProcessInfo.processInfo.environment["EXOCHECK_BIN"], !bin.isEmpty { return bin }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("exocheck").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/exocheck").path
-    }
+    static var exocheck: String { ExocheckBinary.path }
 
     /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …).
     init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
@@ -87,7 +76,7 @@ final class WorkerFleet: @unchecked Sendable {
         dir = NSTemporaryDirectory() + "exocheck-fleet-\(suffix)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // An older build (EXOCHECK_BIN) may not know the key.
-        let stateLine = ProcessInfo.processInfo.environment["EXOCHECK_BIN"] == nil ? "stateTopic: \(stateTopic)" : "# stateTopic: \(stateTopic)"
+        let stateLine = !ExocheckBinary.isOverridden ? "stateTopic: \(stateTopic)" : "# stateTopic: \(stateTopic)"
         var yaml = """
         kafka:
           properties:
@@ -180,7 +169,24 @@ final class WorkerFleet: @unchecked Sendable {
         return ok
     }
 
+    private var isShutDown = false
+
+    /// Runs `body`, then shuts the fleet down and waits for that, also when `body` throws.
+    func use<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let value = try await body()
+            await shutdown()
+            return value
+        } catch {
+            await shutdown()
+            throw error
+        }
+    }
+
+    /// Stops the workers, the simulator and the cluster, and removes the fleet's folder; once.
     func shutdown() async {
+        guard !isShutDown else { return }
+        isShutDown = true
         for w in workers { w.signal(SIGKILL) }
         for w in workers { _ = await w.wait(timeout: .seconds(10)) }
         await simulator.stop()
@@ -218,15 +224,6 @@ func traceparent(for id: String) -> String {
     let hex = String(h, radix: 16)
     let trace = String(repeating: "0", count: 16 - hex.count) + hex
     return "00-\(trace)\(trace)-\(trace)-01"
-}
-
-func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(200))
-    }
-    return await condition()
 }
 
 /// Runs `exocheck run` for a tenant of the fleet and returns (stdout without final newline, exit).

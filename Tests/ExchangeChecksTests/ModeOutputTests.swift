@@ -324,3 +324,24 @@ struct ConcealedNameTests {
         #expect(!CounterFormatting.looksConcealed("adele.vance@contoso.com"))
     }
 }
+
+/// The modes as tables (CounterTable): one row per counter of the mode, no more.
+@Suite("Counter tables")
+struct CounterTableTests {
+    @Test("every totals and per-instance counter of each mode has exactly one row in its table, in the mode's order")
+    func rowsMatchCounters() {
+        let email = EmailActivityCheck.table
+        let mailbox = MailboxUsageCheck.table
+        for (mode, totals, instances) in [(CheckMode.emailActivity, email.totals.map(\.label), email.instances.map(\.label)),
+                                          (.mailboxUsage, mailbox.totals.map(\.label), mailbox.instances.map(\.label))] {
+            let groups = mode.groups
+            #expect(groups.count == 3, "\(mode)")
+            #expect(groups.map(\.kind) == [.global, .global, .instances], "\(mode)")
+            #expect(groups[0].counters.count == 1, "\(mode): one active counter")
+            #expect(totals == groups[1].counters.map(\.label), "\(mode)")
+            #expect(instances == groups[2].counters.map(\.label), "\(mode)")
+        }
+        #expect(email.mode == .emailActivity)
+        #expect(mailbox.mode == .mailboxUsage)
+    }
+}

@@ -73,3 +73,18 @@ struct RetryPolicyTests {
         #expect(waits(policy, failures: 1) == [.giveUp(.attemptsExhausted)])
     }
 }
+
+/// Seconds → Duration at the boundary (`Duration(clampedSeconds:)`).
+@Suite("Durations from seconds")
+struct DurationTests {
+    @Test("fractions are kept to the millisecond; NaN, negative and absurd values never trap (was: Int64(x * 1000) at about twenty places)")
+    func clamped() {
+        #expect(Duration(clampedSeconds: 0.25) == .milliseconds(250))
+        #expect(Duration(clampedSeconds: 20) == .seconds(20))
+        #expect(Duration(clampedSeconds: -3) == .zero)
+        #expect(Duration(clampedSeconds: .nan) == .zero)
+        #expect(Duration(clampedSeconds: .infinity) == .seconds(Int64(Duration.maximumSeconds)))
+        #expect(Duration(clampedSeconds: 1e300) == .seconds(Int64(Duration.maximumSeconds)))
+        #expect(Duration(clampedSeconds: 1.5).inSeconds == 1.5)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import GraphSimulator
 import Testing
+import ExocheckTestSupport
 
 /// The Centreon compatibility cases (a copy of the public conformance cases, kept in this
 /// repository), run end to end: the `exocheck` binary, real HTTP on loopback, the project's own

@@ -5,6 +5,7 @@ import GraphSimulator
 import Testing
 
 @testable import GraphReports
+import ExocheckTestSupport
 
 /// The Graph client against the simulator over real HTTP on loopback.
 @Suite("Graph client")

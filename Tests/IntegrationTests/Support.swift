@@ -1,21 +1,9 @@
 import Foundation
 import GraphSimulator
+import ExocheckTestSupport
 
-/// Locates and runs the built `exocheck` binary.
-enum ExocheckBinary {
-    static var path: String {
-        // The test bundle sits next to the products of the same build (.build/<config>/).
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = testBinary.deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("exocheck").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        // Fallback: the package's debug build.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/exocheck").path
-    }
+/// Runs the built `exocheck` binary (ExocheckBinary.path, from ExocheckTestSupport).
+extension ExocheckBinary {
 
     struct Output: Sendable {
         var stdout: String

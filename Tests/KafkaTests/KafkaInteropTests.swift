@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Testing
+import ExocheckTestSupport
 
 /// A background process (dev-broker, noida-db, a Python member) killed at the end.
 final class BackgroundProcess: Sendable {
@@ -48,16 +49,7 @@ final class BackgroundProcess: Sendable {
 }
 
 enum Tools {
-    static var exocheck: String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("exocheck").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/exocheck").path
-    }
+    static var exocheck: String { ExocheckBinary.path }
 
     static var interopScript: String {
         Bundle.module.url(forResource: "Resources/interop", withExtension: "py")?.path ?? ""

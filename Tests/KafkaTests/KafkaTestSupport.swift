@@ -54,16 +54,6 @@ func collect(_ consumer: KafkaConsumer) -> (EventLog, Task<Void, Never>) {
     return (log, task)
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(100))
-    }
-    return await condition()
-}
-
 /// Threads of this process that belong to librdkafka ("rdk:…") or to the Swift layer's poll
 /// loops ("kafka-…"), from /proc (Linux).
 func threadCount() -> Int {

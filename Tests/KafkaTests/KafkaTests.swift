@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Synchronization
 import Testing
+import ExocheckTestSupport
 
 /// The Kafka layer against librdkafka's mock cluster: the real wire protocol over TCP on loopback.
 @Suite("Kafka layer on the mock cluster", .serialized)
