@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what exocheck builds and tests with (Debian/Ubuntu): librdkafka, kcat, pkg-config
+# Installs what exocheck builds and tests with (Debian/Ubuntu): librdkafka, kcat, pkg-config and
+# Nagios Core 4 (the monitoring engine of NagiosEngineTests)
 # through apt; the independent Kafka client (confluent-kafka), the second broker implementation
 # (noida-db) and jsonschema through pip. Idempotent: nothing happens when all is there.
 set -euo pipefail
 
-packages=(librdkafka-dev kcat pkg-config)
+packages=(librdkafka-dev kcat pkg-config nagios4-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
