@@ -1,4 +1,5 @@
 @testable import ExchangeChecks
+import ExocheckTestSupport
 import Foundation
 import GraphReports
 import Kafka
@@ -272,8 +273,7 @@ struct WorkerConfigurationTests {
 struct RequestSchemaTests {
     @Test("the schema refuses exactly the options the option table refuses in requests")
     func schemaMatchesTable() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("schemas/check-request.schema.json")
+        let path = ExocheckBinary.packageRoot.appendingPathComponent("schemas/check-request.schema.json")
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any]
         let options = (schema?["properties"] as? [String: Any])?["options"] as? [String: Any]
         let names = ((options?["propertyNames"] as? [String: Any])?["not"] as? [String: Any])?["enum"] as? [String]
@@ -289,8 +289,7 @@ struct RequestSchemaTests {
 struct ErrorKindTests {
     @Test("the result schema lists exactly the error kinds of CheckErrorKind")
     func schemaMatchesEnum() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("schemas/check-result.schema.json")
+        let path = ExocheckBinary.packageRoot.appendingPathComponent("schemas/check-result.schema.json")
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any]
         let error = (schema?["properties"] as? [String: Any])?["error"] as? [String: Any]
         let kind = (error?["properties"] as? [String: Any])?["kind"] as? [String: Any]

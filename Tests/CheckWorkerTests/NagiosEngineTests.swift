@@ -44,34 +44,44 @@ struct NagiosEngineTests {
             let dir = fleet.dir + "/nagios"
             try Self.writeConfiguration(dir: dir, fleetConfig: fleet.dir + "/worker.yaml")
             let verify = try await runProcess(Self.nagios, ["-v", dir + "/nagios.cfg"])
-            #expect(verify.exitCode == 0, "nagios -v: \(verify.stdout.suffix(2_000))")
+            try #require(verify.exitCode == 0, "nagios -v: \(verify.stdout.suffix(2_000))")
 
-            // The passive feed first (from now on), then Nagios, which creates its command pipe.
-            let feed = Process()
-            feed.executableURL = URL(fileURLWithPath: ExocheckBinary.path)
-            feed.arguments = ["results", "--config", fleet.dir + "/worker.yaml", "--from", "now",
-                              "--nagios-command-file", dir + "/nagios.cmd", "--format", "json"]
+            // The passive feed first, then Nagios, which creates its command pipe. The feed starts
+            // at a time before any result of this test (not "now", which it resolves only once it
+            // has looked up the offsets: a result published before that would be missed).
+            let from = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-2))
+            let feed = Self.unblocked(ExocheckBinary.path, ["results", "--config", fleet.dir + "/worker.yaml", "--from", from,
+                                                            "--nagios-command-file", dir + "/nagios.cmd", "--format", "json"])
             feed.standardOutput = FileHandle.nullDevice
             let feedLog = dir + "/feed.log"
             _ = FileManager.default.createFile(atPath: feedLog, contents: nil)
             feed.standardError = FileHandle(forWritingAtPath: feedLog)
             try feed.run()
-            // Started through a wrapper that unblocks every signal first: a child inherits the
-            // signal mask of the thread that spawns it, and the test's threads block SIGTERM,
-            // which Nagios would then never see.
-            let engine = Process()
-            engine.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            engine.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
-                                Self.nagios, dir + "/nagios.cfg"]
+            let engine = Self.unblocked(Self.nagios, [dir + "/nagios.cfg"])
             engine.standardOutput = FileHandle.nullDevice
             engine.standardError = FileHandle.nullDevice
-            try engine.run()
-            do { try await Self.check(fleet: fleet, dir: dir, feedLog: feedLog) } catch { Issue.record(error) }
+            do {
+                try engine.run()
+                try await Self.check(fleet: fleet, dir: dir, feedLog: feedLog)
+            } catch {
+                Issue.record(error)
+            }
             for p in [engine, feed] where p.isRunning { p.terminate() }
             for p in [engine, feed] where !(await eventually(timeout: .seconds(10)) { !p.isRunning }) {
                 kill(p.processIdentifier, SIGKILL)
             }
         }
+    }
+
+    /// A process started through a wrapper that unblocks every signal first: a child inherits
+    /// the signal mask of the thread that spawns it, and the test's threads block SIGTERM, which
+    /// the child would then never see.
+    static func unblocked(_ path: String, _ arguments: [String]) -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                       path] + arguments
+        return p
     }
 
     /// Submits the passive request, waits for Nagios to have every service checked, and compares.
@@ -122,7 +132,8 @@ struct NagiosEngineTests {
     /// What Nagios 4 makes of a plugin's output (`parse_check_output`): the first line up to
     /// its first `|` is the plugin output, the rest of it perfdata; later lines are long output
     /// until a line with `|`, after which all is perfdata. Leading and trailing whitespace of the
-    /// plugin output and perfdata is removed. Outputs under 8,192 bytes only.
+    /// plugin output and perfdata is removed. (Passive results go through the command pipe, whose
+    /// commands Nagios caps at 8,192 bytes: the cases stay under that.)
     static func nagiosParse(_ output: String) -> (short: String, long: String, perf: String) {
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         func strip(_ s: String) -> String { s.trimmingCharacters(in: .whitespaces) }

@@ -111,8 +111,7 @@ struct WorkerFleetTests {
     static func validate(_ raw: [String], fleet: WorkerFleet) async throws {
         let file = fleet.dir + "/results.jsonl"
         try raw.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("schemas")
+        let schema = ExocheckBinary.packageRoot.appendingPathComponent("schemas")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", schema.appendingPathComponent("validate.py").path, schema.appendingPathComponent("check-result.schema.json").path, file, "--lines"]

@@ -49,7 +49,7 @@ public struct ProcessOutput: Sendable {
 }
 
 /// Runs `path` with `arguments` (and `stdin`, then closed), waiting for it off the cooperative
-/// pool; terminated after `timeout` seconds. The one process runner of the test targets.
+/// pool; stopped after `timeout` seconds.
 public func runProcess(_ path: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
                        timeout: Double = 120) async throws -> ProcessOutput {
     let p = Process()
@@ -67,7 +67,12 @@ public func runProcess(_ path: String, _ arguments: [String], stdin: String? = n
     try? input.fileHandleForWriting.close()
     return await withCheckedContinuation { c in
         Thread {
-            let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+            // Past the timeout: SIGTERM, and SIGKILL 5 s later (a child may block SIGTERM).
+            let killer = DispatchWorkItem {
+                guard p.isRunning else { return }
+                p.terminate()
+                DispatchQueue.global().asyncAfter(deadline: .now() + 5) { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+            }
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
             // Both pipes are drained at once, so a chatty stderr cannot block the process.
             let errData = ErrBuffer()
