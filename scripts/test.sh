@@ -27,7 +27,23 @@ if [ "${EXOCHECK_SKIP_CHAOS:-0}" != "1" ] && [ $# -eq 0 ]; then
     # Chaos (ChaosTests): 20,000 requests through 3 worker processes while brokers, Graph and a
     # worker fail. Its own phase: about two minutes, and its own process. A failure is reported
     # at the end, after the phases below have run too.
-    EXOCHECK_CHAOS=1 swift test --skip-build --no-parallel --filter ChaosTests || chaos_failed=1
+    # The test broker (librdkafka 2.0.2's mock cluster, in the test process) sometimes aborts on
+    # an assertion when a group member re-joins (rdkafka_mock_cgrp.c:567; docs/benchmarks.md,
+    # "Chaos"). Such a run says nothing about exocheck, so it is made once more; any other
+    # failure (unanswered or wrong answers, over budget) is never retried.
+    chaos_log=$(mktemp)
+    run_chaos() { EXOCHECK_CHAOS=1 swift test --skip-build --no-parallel --filter ChaosTests 2>&1 | tee "$chaos_log"; return "${PIPESTATUS[0]}"; }
+    if ! run_chaos; then
+        if grep -q "rdkafka_mock_cgrp.c:[0-9]*: rd_kafka_mock_cgrp_member_add: Assertion" "$chaos_log"; then
+            echo "test.sh: the chaos run was aborted by the test broker's known assertion (not by exocheck); running it once more" >&2
+            # The aborted test process could not stop its worker processes.
+            pkill -f "exocheck worker --config .*/exocheck-fleet-" || true
+            run_chaos || chaos_failed=1
+        else
+            chaos_failed=1
+        fi
+    fi
+    rm -f "$chaos_log"
     phase chaos
 fi
 bash deploy/lint.sh
