@@ -85,7 +85,7 @@ public struct GraphSession: Sendable {
     var key: TokenKey { TokenKey(app: app) }
 
     func remaining(_ deadline: ContinuousClock.Instant) -> Double {
-        Self.seconds(remainingDuration(deadline))
+        remainingDuration(deadline).inSeconds
     }
 
     /// A token: memory cache, then disk cache, then the identity platform.
@@ -106,7 +106,7 @@ public struct GraphSession: Sendable {
             let reportReserve = Duration(clampedSeconds: requestTimeout)
             while true {
                 let left = Self.remainingDuration(deadline)
-                let timeout = min(requestTimeout, max(0.001, Self.seconds(left)))
+                let timeout = min(requestTimeout, max(0.001, left.inSeconds))
                 requested.set()
                 do throws(GraphError) {
                     let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
@@ -116,7 +116,7 @@ public struct GraphSession: Sendable {
                     let decision = tries.next(serverDelay: error.retryAfterSeconds.map(Self.duration),
                                               remaining: Self.remainingDuration(deadline) - reportReserve)
                     guard case .retry(let wait) = decision else { throw error }
-                    warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(Self.seconds(wait)))")
+                    warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(wait.inSeconds))")
                     try? await Task.sleep(for: wait)
                     if Task.isCancelled { throw error }
                 }
@@ -317,8 +317,6 @@ public struct GraphSession: Sendable {
     func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { Self.remainingDuration(deadline) }
     static func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { ContinuousClock.now.duration(to: deadline) }
 
-    /// A duration in seconds.
-    static func seconds(_ d: Duration) -> Double { d.inSeconds }
 
     /// Seconds (finite, at most `maxRetryAfterSeconds`, from `parseRetryAfter`) as a Duration.
     static func duration(_ seconds: Double) -> Duration {
