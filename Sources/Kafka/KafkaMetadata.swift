@@ -69,11 +69,10 @@ public enum KafkaMetadata {
                 for p in parts { out[TopicPartition(topic, p)] = exo_offset_beginning() }
             case .end:
                 for p in parts {
-                    var low: Int64 = 0
-                    var high: Int64 = 0
-                    let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, ms)
-                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "watermarks of \(topic)[\(p)]")) }
-                    out[TopicPartition(topic, p)] = high
+                    switch queryWatermarks(rk, TopicPartition(topic, p), ms) {
+                    case .success(let w): out[TopicPartition(topic, p)] = w.high
+                    case .failure(let e): return .failure(e)
+                    }
                 }
             case .time(let date):
                 let millis = Int64(date.timeIntervalSince1970 * 1000)
@@ -89,5 +88,37 @@ public enum KafkaMetadata {
             }
             return .success(out)
         }
+    }
+
+    /// The first offset a partition still holds (`low`: records before it were deleted by
+    /// retention) and the offset its next record will get (`high`).
+    public struct Watermarks: Sendable, Equatable {
+        public let low: Int64
+        public let high: Int64
+    }
+
+    /// The watermarks of every partition of `topic`, as its leaders report them now.
+    public static func watermarks(of topic: String, configuration: KafkaConfiguration,
+                                  timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Watermarks] {
+        let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
+        let ms = Int32(timeout.components.seconds * 1000)
+        return try await withClient(configuration) { rk in
+            var out: [TopicPartition: Watermarks] = [:]
+            for p in parts {
+                switch queryWatermarks(rk, TopicPartition(topic, p), ms) {
+                case .success(let w): out[TopicPartition(topic, p)] = w
+                case .failure(let e): return .failure(e)
+                }
+            }
+            return .success(out)
+        }
+    }
+
+    private static func queryWatermarks(_ rk: OpaquePointer, _ tp: TopicPartition, _ ms: Int32) -> Result<Watermarks, KafkaError> {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let err = rd_kafka_query_watermark_offsets(rk, tp.topic, tp.partition, &low, &high, ms)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "watermarks of \(tp.topic)[\(tp.partition)]")) }
+        return .success(Watermarks(low: low, high: high))
     }
 }
