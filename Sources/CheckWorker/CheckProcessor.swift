@@ -127,19 +127,18 @@ public struct CheckProcessor: Sendable {
             }
             topic = replyTo
         }
-        // The request's arguments, parsed exactly as `exocheck run` parses a command line (on the
-        // evaluation pool: parsing compiles the request's regular expressions).
+        // The request's check (CheckSpec: its mode field and its options, parsed as `exocheck run`
+        // parses a command line), on the evaluation pool: parsing compiles the request's regular
+        // expressions.
         enum Parsed: Sendable { case check(CheckConfiguration), refused(String) }
-        let arguments = ["--mode=\(request.mode.rawValue)"] + request.arguments
+        let (mode, arguments) = (request.mode, request.arguments)
         let parsedOutcome: Parsed
         do {
             parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
-                let parsed: CentreonArguments
-                do throws(ArgumentError) { parsed = try CentreonArguments(arguments) } catch { return .refused(error.redacted) }
-                switch Invocation.parse(parsed, requireConnection: false) {
-                case .check(let c, _): return .check(c)
-                case .failure(let error, _): return .refused(error.redacted)
-                case .listCounters, .help: return .refused("--list-counters and --help are not checks.")
+                do throws(ArgumentError) {
+                    return .check(try CheckSpec(mode: mode, options: CentreonArguments(arguments)).configuration)
+                } catch {
+                    return .refused(error.redacted)
                 }
             }
         } catch {
@@ -171,9 +170,7 @@ public struct CheckProcessor: Sendable {
         session.tokenRetry = .graph
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
-        let stats = FetchStatsBox()
-        let outcomes = OutcomeBox()
-        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, stats: stats, outcomes: outcomes)
+        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session)
         // The check's own budget (shortened by its deadline) for every regex from here on, so that
         // a regex stops no later than the point where the watchdog would count its thread as stuck.
         let (outcome, rendered) = await RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
@@ -181,10 +178,10 @@ public struct CheckProcessor: Sendable {
             let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline)
             return (outcome, rendered)
         }
-        let fetch = stats.value
+        let fetch = outcome.stats
         let tokenHit = fetch.tokenRequests == 0
         metrics.tokenCache(hit: tokenHit)
-        if let o = outcomes.outcome { metrics.reportCache(o.rawValue) }
+        if let o = outcome.origin { metrics.reportCache(o.rawValue) }
         if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
         let duration = started.duration(to: .now)
         metrics.check(mode: request.mode.rawValue, status: rendered.status.rawValue, duration: duration)
@@ -194,7 +191,7 @@ public struct CheckProcessor: Sendable {
             summary: Self.summary(rendered.shortOutput), perfdata: CheckResultMessage.metrics(rendered.perfdata),
             reportDate: outcome.result.reportDate, checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration),
             worker: configuration.worker.name, attempt: attempt,
-            cache: .init(token: tokenHit ? "hit" : "miss", report: outcomes.outcome?.rawValue ?? "none"),
+            cache: .init(token: tokenHit ? "hit" : "miss", report: outcome.origin?.rawValue ?? "none"),
             error: outcome.error.map { .init(kind: $0.kind, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.

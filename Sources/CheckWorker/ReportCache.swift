@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import GraphReports
 
@@ -29,9 +30,7 @@ public actor ReportCache {
     }
 
     /// How a report was obtained, for result metadata and metrics.
-    public enum Outcome: String, Sendable {
-        case hit, miss, revalidated, stale
-    }
+    public typealias Outcome = ReportOrigin
 
     public let ttl: Duration
     public let budget: Int
@@ -44,7 +43,8 @@ public actor ReportCache {
     public static let defaultMaxBytes = 256 << 20
 
     private var entries: [Key: Entry] = [:]
-    private var inFlight: [Key: Task<(Entry, Outcome), any Error>] = [:]
+    /// Downloads in flight: each ends with its entry (or why not) and what it cost.
+    private var inFlight: [Key: Task<(Result<(Entry, Outcome), GraphError>, FetchStats), Never>] = [:]
     /// Checks waiting for a download another check started, by key and waiter number.
     private var joiners: [Key: [Int: CheckedContinuation<Result<[UInt8], GraphError>?, Never>]] = [:]
     private var nextJoiner = 0
@@ -70,9 +70,29 @@ public actor ReportCache {
     /// Number of cached entries.
     public var count: Int { entries.count }
 
-    /// The report body for `request`, and how it was obtained.
-    public func report(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
-                       stats: FetchStatsBox) async throws(GraphError) -> ([UInt8], Outcome) {
+    /// The report body for `request`, how it was obtained and what this check spent on it
+    /// (calls it made itself; joining another check's download costs nothing). The cost is
+    /// counted also when the answer is an error.
+    public func answer(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant) async -> ReportAnswer {
+        var cost = FetchStats()
+        do throws(GraphError) {
+            let (body, origin) = try await obtain(request, tenant: tenant, session: session, deadline: deadline, cost: &cost)
+            return .data(body, origin, cost: cost)
+        } catch {
+            return .failure(error, cost: cost)
+        }
+    }
+
+    /// `answer` without its cost, as a throwing call.
+    public func report(_ request: ReportRequest, tenant: String, session: GraphSession,
+                       deadline: ContinuousClock.Instant) async throws(GraphError) -> ([UInt8], Outcome) {
+        let a = await answer(request, tenant: tenant, session: session, deadline: deadline)
+        let body = try a.body.get()
+        return (body, a.origin ?? .miss)
+    }
+
+    private func obtain(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
+                        cost: inout FetchStats) async throws(GraphError) -> ([UInt8], Outcome) {
         let key = Key(tenant: tenant, request: request)
         if let body = freshBody(key) { return (body, .hit) }
         if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
@@ -109,32 +129,27 @@ public actor ReportCache {
             if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
         }
         let stale = entries[key]
-        let calledBox = FetchStatsBox()
-        let task = Task<(Entry, Outcome), any Error> {
+        let task = Task<(Result<(Entry, Outcome), GraphError>, FetchStats), Never> {
             var local = FetchStats()
-            defer {
-                stats.add(local)
-                calledBox.add(local)
-            }
             let now = ContinuousClock.now
-            switch try await session.fetch(request, deadline: deadline, etag: stale?.etag, stats: &local) {
-            case .body(let bytes, let etag):
-                return (Entry(body: bytes, etag: etag, fetchedAt: now, lastUsed: now), .miss)
-            case .notModified:
-                guard let stale else { throw GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.") }
-                return (Entry(body: stale.body, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)
+            do throws(GraphError) {
+                switch try await session.fetch(request, deadline: deadline, etag: stale?.etag, stats: &local) {
+                case .body(let bytes, let etag):
+                    return (.success((Entry(body: bytes, etag: etag, fetchedAt: now, lastUsed: now), .miss)), local)
+                case .notModified:
+                    guard let stale else { return (.failure(GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.")), local) }
+                    return (.success((Entry(body: stale.body, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)), local)
+                }
+            } catch {
+                return (.failure(error), local)
             }
         }
         inFlight[key] = task
-        let result: Result<(Entry, Outcome), GraphError>
-        do {
-            result = .success(try await task.value)
-        } catch {
-            result = .failure((error as? GraphError) ?? GraphError(.graph, "\(error)"))
-        }
+        let (result, spent) = await task.value
+        cost = cost + spent
         inFlight[key] = nil
         // No Graph call made (e.g. the token request failed): the budget slot is given back.
-        if calledBox.value.graphCalls == 0, var times = calls[budgetKey], let i = times.firstIndex(of: slot) {
+        if spent.graphCalls == 0, var times = calls[budgetKey], let i = times.firstIndex(of: slot) {
             times.remove(at: i)
             calls[budgetKey] = times.isEmpty ? nil : times
         }
@@ -245,50 +260,19 @@ public actor ReportCache {
     }
 }
 
-/// Fetch statistics gathered across tasks (the download may run in another task).
-public final class FetchStatsBox: Sendable {
-    private let stats = Mutex(FetchStats())
-    public init() {}
-    public func add(_ s: FetchStats) {
-        stats.withLock {
-            $0.tokenRequests += s.tokenRequests
-            $0.graphCalls += s.graphCalls
-            $0.throttled += s.throttled
-        }
-    }
-    public var value: FetchStats { stats.withLock { $0 } }
-}
-
-/// The `ReportProvider` a worker check uses: the shared cache in front of the tenant's session.
-public struct CachedReports: ReportProvider {
+/// The `ReportSource` a worker check uses: the shared cache in front of the tenant's session.
+public struct CachedReports: ReportSource {
     let cache: ReportCache
     let tenant: String
     let session: GraphSession
-    let stats: FetchStatsBox
-    let outcomes: OutcomeBox
 
-    public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant, stats _: inout FetchStats) async throws(GraphError) -> [UInt8] {
-        let (body, outcome) = try await cache.report(request, tenant: tenant, session: session, deadline: deadline, stats: stats)
-        outcomes.record(outcome)
-        return body
+    public init(cache: ReportCache, tenant: String, session: GraphSession) {
+        self.cache = cache
+        self.tenant = tenant
+        self.session = session
+    }
+
+    public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
+        await cache.answer(request, tenant: tenant, session: session, deadline: deadline)
     }
 }
-
-/// The worst cache outcome across the reports of one check (miss > revalidated > stale > hit).
-public final class OutcomeBox: Sendable {
-    private let value = Mutex<ReportCache.Outcome?>(nil)
-    public init() {}
-    func record(_ o: ReportCache.Outcome) {
-        let rank: [ReportCache.Outcome: Int] = [.hit: 0, .stale: 1, .revalidated: 2, .miss: 3]
-        value.withLock { current in
-            guard let c = current else {
-                current = o
-                return
-            }
-            if (rank[o] ?? 0) > (rank[c] ?? 0) { current = o }
-        }
-    }
-    public var outcome: ReportCache.Outcome? { value.withLock { $0 } }
-}
-
-import Synchronization

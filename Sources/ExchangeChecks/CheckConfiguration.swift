@@ -85,22 +85,30 @@ public enum Invocation: Sendable {
 
     /// Reads the arguments. With `requireConnection` (the `run` command), `--tenant`,
     /// `--client-id` and `--client-secret` are mandatory.
-    public static func parse(_ args: CentreonArguments, requireConnection: Bool = true) -> Invocation {
+    /// `mode`: the mode when it is not among the arguments (a check request's `mode` field);
+    /// nil reads `--mode`.
+    public static func parse(_ args: CentreonArguments, mode givenMode: CheckMode? = nil, requireConnection: Bool = true) -> Invocation {
         var output = OutputOptions()
         // --opt-exit and --output-ignore-label shape even the error line, so read them first.
         if let o = args.last("opt-exit"), let s = CheckStatus(name: o) { output.errorStatus = s }
         output.ignoreLabel = args.has("output-ignore-label")
 
         if args.has("help") {
-            return .help(args.last("mode").flatMap(CheckMode.init(rawValue:)))
+            return .help(givenMode ?? args.last("mode").flatMap(CheckMode.init(rawValue:)))
         }
         do throws(ArgumentError) {
-            guard let modeName = args.last("mode"), !modeName.isEmpty else {
-                throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
-            }
-            guard let mode = CheckMode(rawValue: modeName) else {
-                throw ArgumentError("mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
-                                    redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
+            let mode: CheckMode
+            if let givenMode {
+                mode = givenMode
+            } else {
+                guard let modeName = args.last("mode"), !modeName.isEmpty else {
+                    throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
+                }
+                guard let named = CheckMode(rawValue: modeName) else {
+                    throw ArgumentError("mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
+                                        redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
+                }
+                mode = named
             }
             let useNew = args.has("use-new-perfdata")
             try rejectUnknownOptions(args, mode: mode, useNewPerfdata: useNew)

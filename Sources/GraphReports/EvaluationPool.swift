@@ -3,21 +3,6 @@ import ExchangeChecks
 import Foundation
 import Synchronization
 
-/// Where the CPU-bound part of a check runs: CSV parsing, evaluation and rendering.
-public protocol EvaluationExecutor: Sendable {
-    /// Runs `work`; throws `timeout` when it has not finished by `deadline` plus the executor's
-    /// grace period (the work may go on in the background, but nobody waits for it).
-    func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(GraphError) -> T
-}
-
-/// Runs the work on the calling task (`exocheck run`: one check, one process, its own time limit).
-public struct InlineExecutor: EvaluationExecutor {
-    public init() {}
-    public func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(GraphError) -> T {
-        work()
-    }
-}
-
 /// A bounded pool of dedicated threads for evaluation, so that CPU-heavy checks never run on
 /// Swift's cooperative pool (two threads on two cores: two runaway checks would freeze every
 /// task of the worker, its Kafka loop and health endpoints included).

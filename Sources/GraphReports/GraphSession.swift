@@ -2,32 +2,8 @@ import ExchangeChecks
 import Foundation
 import NIOHTTP1
 
-/// One Graph usage report request: `getMailboxUsageDetail(period='D7')`,
-/// `getEmailActivityUserDetail(date=2025-06-28)`.
-public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
-    public enum Parameter: Sendable, Hashable {
-        case period(String)
-        case date(String)
-    }
-
-    public var report: String
-    public var parameter: Parameter
-
-    public init(report: String, parameter: Parameter) {
-        self.report = report
-        self.parameter = parameter
-    }
-
-    /// `period='D7'` / `date=2025-06-28`.
-    public var parameterText: String {
-        switch parameter {
-        case .period(let p): return "period='\(p)'"
-        case .date(let d): return "date=\(d)"
-        }
-    }
-
-    public var description: String { "\(report)(\(parameterText))" }
-
+extension ReportRequest {
+    /// The request path under the Graph endpoint.
     var path: String {
         let encoded = parameterText.replacingOccurrences(of: "'", with: "%27")
         return "/v1.0/reports/\(report)(\(encoded))"
@@ -38,15 +14,6 @@ public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
 public enum ReportDownload: Sendable {
     case body([UInt8], etag: String?)
     case notModified
-}
-
-/// What a fetch cost, for result metadata and metrics.
-public struct FetchStats: Sendable, Equatable {
-    /// Token requests sent to the identity platform (0: the token came from a cache).
-    public var tokenRequests = 0
-    public var graphCalls = 0
-    public var throttled = 0
-    public init() {}
 }
 
 /// Talks to Graph for one app identity (tenant + client): tokens through the shared caches,
@@ -347,3 +314,19 @@ final class RequestFlag: Sendable {
 }
 
 import Synchronization
+
+extension GraphSession: ReportSource {
+    /// Straight from Graph (`exocheck run`, no cache): every answer is a `miss`.
+    public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
+        var stats = FetchStats()
+        do throws(GraphError) {
+            switch try await fetch(request, deadline: deadline, stats: &stats) {
+            case .body(let bytes, _): return .data(bytes, .miss, cost: stats)
+            case .notModified:
+                return .failure(GraphError(.graph, "Graph answered 304 Not Modified to \(request) without a cached copy."), cost: stats)
+            }
+        } catch {
+            return .failure(error, cost: stats)
+        }
+    }
+}

@@ -106,9 +106,9 @@ enum SubmitCommand {
         case .check(let c, _): options = c.output
         }
         guard !tenant.isEmpty else { return emitError("Need to specify --tenant option.", options) }
-        guard let mode = parsedArgs.last("mode").flatMap(CheckMode.init(rawValue:)) else { return emitError("Need to specify --mode option.", options) }
-        // The option table decides what a request may carry (the tenant and mode become fields).
-        for name in parsedArgs.order where !["tenant", "mode", "plugin", "custommode"].contains(name) {
+        // The option table decides what a request may carry (the tenant and mode become fields);
+        // submit's own wording first, then CheckSpec, as the worker will build it.
+        for name in parsedArgs.order where !CheckSpec.requestFields.contains(name) {
             guard OptionTable.requestRefusal(name) != nil else { continue }
             if OptionTable.use(of: name) == .connection {
                 return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
@@ -117,9 +117,10 @@ enum SubmitCommand {
         }
         // From the parsed options, so that `--tenant contoso` (value after a space, as pollers
         // often write it) does not leave `contoso` behind as an argument.
-        let requestArgs = parsedArgs.normalized(excluding: ["tenant", "mode", "plugin", "custommode"])
+        let spec: CheckSpec
+        do { spec = try CheckSpec(commandLine: parsedArgs) } catch { return emitError(error.message, options) }
         let request = CheckRequest(
-            id: id ?? "exocheck-submit-\(UUID().uuidString.lowercased())", tenant: tenant, mode: mode, arguments: requestArgs,
+            id: id ?? "exocheck-submit-\(UUID().uuidString.lowercased())", tenant: tenant, mode: spec.mode, arguments: spec.requestOptions,
             deadline: deadlineSeconds.map { Date().addingTimeInterval($0) } ?? (wait ? Date().addingTimeInterval(timeout) : nil),
             labels: labels)
         do {
@@ -178,7 +179,13 @@ enum SubmitCommand {
         var requests: [CheckRequest] = []
         for (n, line) in lines.enumerated() {
             switch CheckRequestDecoder.decode(Array(line.utf8), maxBytes: 65_536) {
-            case .success(let r): requests.append(r)
+            case .success(let r):
+                // The check itself, as the worker will build it: a bad threshold is found here,
+                // not as an UNKNOWN result later.
+                do { _ = try CheckSpec(mode: r.mode, options: CentreonArguments(r.arguments)) } catch {
+                    return fail("line \(n + 1): \(error.message)")
+                }
+                requests.append(r)
             case .failure(let e): return fail("line \(n + 1): \(e.reason)")
             }
         }

@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import GraphReports
 import GraphSimulator
@@ -38,13 +39,13 @@ struct ReportCacheTests {
             let cache = ReportCache(ttl: .seconds(60))
             let outcomes = try await withThrowingTaskGroup(of: ReportCache.Outcome.self) { group in
                 for _ in 0..<10 {
-                    group.addTask { try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: self.deadline, stats: FetchStatsBox()).1 }
+                    group.addTask { try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: self.deadline).1 }
                 }
                 return try await group.reduce(into: [ReportCache.Outcome]()) { $0.append($1) }
             }
             #expect(outcomes.filter { $0 == .miss }.count == 1)
             #expect(outcomes.filter { $0 == .hit }.count == 9)
-            let (_, again) = try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, again) = try await cache.report(Self.d7, tenant: "contoso", session: session, deadline: deadline)
             #expect(again == .hit)
             #expect(await sim.stats().reportRequests == 1)
         }
@@ -54,9 +55,9 @@ struct ReportCacheTests {
     func revalidation() async throws {
         try await withSession("contoso-direct.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .milliseconds(200))
-            let (first, o1) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (first, o1) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             try await Task.sleep(for: .milliseconds(300))
-            let (second, o2) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (second, o2) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             #expect(o1 == .miss && o2 == .revalidated)
             #expect(first == second)
             #expect(await sim.stats().notModified == 1)
@@ -67,22 +68,22 @@ struct ReportCacheTests {
     func budget() async throws {
         try await withSession("contoso.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .milliseconds(100), budget: 2, window: .seconds(60))
-            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             let d30 = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D30"))
-            _ = try await cache.report(d30, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(d30, tenant: "c", session: session, deadline: deadline)
             try await Task.sleep(for: .milliseconds(200))
             // Expired, budget spent: the stale copy.
-            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             #expect(outcome == .stale)
             // Never fetched, budget spent, deadline too close to wait: throttled.
             let d90 = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D90"))
             await #expect {
-                _ = try await cache.report(d90, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+                _ = try await cache.report(d90, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)))
             } throws: { error in
                 (error as? GraphError).map { $0.kind == .throttled && $0.message.contains("budget") } ?? false
             }
             // Another tenant has its own budget.
-            let (_, other) = try await cache.report(d90, tenant: "other", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, other) = try await cache.report(d90, tenant: "other", session: session, deadline: deadline)
             #expect(other == .miss)
             #expect(await sim.stats().reportRequests == 3)
         }
@@ -93,7 +94,7 @@ struct ReportCacheTests {
         try await withSession("contoso.onmicrosoft.com", credential: .secret("wrong-secret")) { badSession, sim in
             let cache = ReportCache(ttl: .seconds(60), budget: 1, window: .seconds(600))
             await #expect(throws: GraphError.self) {
-                _ = try await cache.report(Self.d7, tenant: "c", session: badSession, deadline: self.deadline, stats: FetchStatsBox())
+                _ = try await cache.report(Self.d7, tenant: "c", session: badSession, deadline: self.deadline)
             }
             #expect(await sim.stats().reportRequests == 0)
             let transport = HTTPTransport.make()
@@ -101,7 +102,7 @@ struct ReportCacheTests {
                                                      credential: .secret(SimulatorConfiguration.defaultClientSecret),
                                                      endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
                                     transport: transport, tokenCache: TokenCache())
-            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: good, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+            let (_, outcome) = try await cache.report(Self.d7, tenant: "c", session: good, deadline: .now.advanced(by: .seconds(2)))
             #expect(outcome == .miss)
             await transport.shutdown()
         }
@@ -111,13 +112,13 @@ struct ReportCacheTests {
     func staleMaxAge() async throws {
         try await withSession("contoso.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .milliseconds(100), budget: 1, window: .seconds(600), maxStale: .milliseconds(200))
-            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             try await Task.sleep(for: .milliseconds(150))
-            let (_, young) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, young) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             #expect(young == .stale)
             try await Task.sleep(for: .milliseconds(300))
             await #expect {
-                _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)), stats: FetchStatsBox())
+                _ = try await cache.report(Self.d7, tenant: "c", session: session, deadline: .now.advanced(by: .seconds(2)))
             } throws: { error in
                 (error as? GraphError).map { $0.kind == .throttled && $0.message.contains("maximum stale age") } ?? false
             }
@@ -129,11 +130,11 @@ struct ReportCacheTests {
     func joinerOwnDeadline() async throws {
         try await withSession("slow-short.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .seconds(60))
-            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15))) }
             try await Task.sleep(for: .milliseconds(200))
             let started = ContinuousClock.now
             await #expect {
-                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(300)), stats: FetchStatsBox())
+                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(300)))
             } throws: { error in
                 (error as? GraphError).map { $0.kind == .timeout && $0.message.contains("another check started") } ?? false
             }
@@ -142,7 +143,7 @@ struct ReportCacheTests {
             // A joiner whose deadline has already passed (its timer fires before it waits) too.
             let late = ContinuousClock.now
             await #expect(throws: GraphError.self) {
-                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(-100)), stats: FetchStatsBox())
+                _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .milliseconds(-100)))
             }
             #expect(late.duration(to: .now) < .milliseconds(500))
             let (_, outcome) = try await leader.value
@@ -155,9 +156,9 @@ struct ReportCacheTests {
     func cancelledJoiner() async throws {
         try await withSession("slow-short.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .seconds(60))
-            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            let leader = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15))) }
             try await Task.sleep(for: .milliseconds(200))
-            let joiner = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15)), stats: FetchStatsBox()) }
+            let joiner = Task { try await cache.report(Self.d7, tenant: "s", session: session, deadline: .now.advanced(by: .seconds(15))) }
             try await Task.sleep(for: .milliseconds(100))
             let cancelled = ContinuousClock.now
             joiner.cancel()
@@ -175,11 +176,11 @@ struct ReportCacheTests {
     func singleFlightAfterBudgetWait() async throws {
         try await withSession("slow-short.onmicrosoft.com") { session, sim in
             let cache = ReportCache(ttl: .milliseconds(50), budget: 1, window: .seconds(2), maxStale: .zero)
-            _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(Self.d7, tenant: "s", session: session, deadline: deadline)
             try await Task.sleep(for: .milliseconds(100))
             let outcomes = try await withThrowingTaskGroup(of: ReportCache.Outcome.self) { group in
                 for _ in 0..<3 {
-                    group.addTask { try await cache.report(Self.d7, tenant: "s", session: session, deadline: self.deadline, stats: FetchStatsBox()).1 }
+                    group.addTask { try await cache.report(Self.d7, tenant: "s", session: session, deadline: self.deadline).1 }
                 }
                 return try await group.reduce(into: [ReportCache.Outcome]()) { $0.append($1) }
             }
@@ -195,26 +196,26 @@ struct ReportCacheTests {
             let email = { (d: String) in ReportRequest(report: "getEmailActivityUserDetail", parameter: .date(d)) }
             var sizes: [Int] = []
             for d in ["2025-06-26", "2025-06-27", "2025-06-28"] {
-                sizes.append(try await probe.report(email(d), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox()).0.count)
+                sizes.append(try await probe.report(email(d), tenant: "c", session: session, deadline: deadline).0.count)
             }
             sizes.sort()
             // Room for any two of the bodies, not for all three.
             let budget = sizes[1] + sizes[2]
             #expect(sizes[0] > 0)
             let cache = ReportCache(ttl: .seconds(60), maxBytes: budget)
-            _ = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
-            _ = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline)
+            _ = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline)
             // The older date is used last, yet it goes first: a past date.
-            let (_, o) = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, o) = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline)
             #expect(o == .hit)
-            _ = try await cache.report(email("2025-06-26"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            _ = try await cache.report(email("2025-06-26"), tenant: "c", session: session, deadline: deadline)
             #expect(await cache.count == 2)
             #expect(await cache.evictions == 1)
             #expect(await cache.bytes <= budget)
-            let (_, kept) = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (_, kept) = try await cache.report(email("2025-06-28"), tenant: "c", session: session, deadline: deadline)
             #expect(kept == .hit, "the newest date stays")
             let tiny = ReportCache(ttl: .seconds(60), maxBytes: 10)
-            let (served, first) = try await tiny.report(Self.d7, tenant: "c", session: session, deadline: deadline, stats: FetchStatsBox())
+            let (served, first) = try await tiny.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             #expect(!served.isEmpty && first == .miss)
             #expect(await tiny.count == 0)
             #expect(await tiny.bytes == 0)
@@ -257,14 +258,12 @@ struct ReportCacheTests {
             return cred
         }
         try await withSession("certified.onmicrosoft.com", credential: try credential(key: "app.key"), configuration: config) { session, _ in
-            var stats = FetchStats()
-            let body = try await session.report(Self.d7, deadline: deadline, stats: &stats)
+            let body = try await session.report(Self.d7, deadline: deadline).body.get()
             #expect(!body.isEmpty)
         }
         try await withSession("certified.onmicrosoft.com", credential: try credential(key: "other.key"), configuration: config) { session, _ in
-            var stats = FetchStats()
             await #expect {
-                _ = try await session.report(Self.d7, deadline: deadline, stats: &stats)
+                _ = try await session.report(Self.d7, deadline: deadline).body.get()
             } throws: { error in
                 (error as? GraphError).map { $0.kind == .auth && $0.details.joined().contains("AADSTS700027") } ?? false
             }

@@ -534,3 +534,13 @@ struct EvaluationPoolTests {
         #expect(sum == (0..<500).reduce(0, +))
     }
 }
+
+extension GraphSession {
+    /// The `ReportSource` answer as a throwing call that adds its cost to `stats` (also when it
+    /// fails), as the runner counts it.
+    func report(_ request: ReportRequest, deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> [UInt8] {
+        let answer = await report(request, deadline: deadline)
+        stats = stats + answer.cost
+        return try answer.body.get()
+    }
+}

@@ -1,30 +1,19 @@
-import ExchangeChecks
 import Foundation
-
-/// Something that hands out report bodies: a `GraphSession` directly, or a cache in front of it.
-public protocol ReportProvider: Sendable {
-    func report(_ request: ReportRequest, deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> [UInt8]
-}
-
-extension GraphSession: ReportProvider {
-    public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> [UInt8] {
-        switch try await fetch(request, deadline: deadline, stats: &stats) {
-        case .body(let bytes, _): return bytes
-        case .notModified: throw GraphError(.graph, "Graph answered 304 Not Modified to \(request) without a cached copy.")
-        }
-    }
-}
 
 /// The outcome of one check: what to print, and why it failed when it did.
 public struct CheckOutcome: Sendable {
     public var result: CheckResult
-    public var error: GraphError?
+    public var error: CheckError?
+    /// What the check's report requests cost, also when it failed.
     public var stats: FetchStats
+    /// How its report data was obtained (the dearest of its reports); nil when none came.
+    public var origin: ReportOrigin?
 
-    public init(result: CheckResult, error: GraphError?, stats: FetchStats) {
+    public init(result: CheckResult, error: CheckError?, stats: FetchStats, origin: ReportOrigin? = nil) {
         self.result = result
         self.error = error
         self.stats = stats
+        self.origin = origin
     }
 
     /// Prints like `exocheck run`.
@@ -35,7 +24,7 @@ public struct CheckOutcome: Sendable {
 
 /// Fetch → parse → evaluate, the one code path behind `exocheck run`, the worker and the demo.
 public enum ExchangeCheckRunner {
-    public static func run(_ config: CheckConfiguration, reports: some ReportProvider, deadline: ContinuousClock.Instant,
+    public static func run(_ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
                            timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()) async -> CheckOutcome {
         // Every user regex of the evaluation stops at the check's deadline (an enclosing budget,
         // e.g. the worker's for the whole request, takes precedence).
@@ -44,33 +33,41 @@ public enum ExchangeCheckRunner {
             await evaluate(config, reports: reports, deadline: deadline, timeZone: timeZone, executor: executor)
         }
         if let message = budget.exceededMessage {
-            outcome = failure(GraphError(.timeout, message), options: config.output, stats: outcome.stats)
+            outcome = failure(CheckError(.timeout, message), options: config.output, stats: outcome.stats, origin: outcome.origin)
         }
         return outcome
     }
 
-    static func evaluate(_ config: CheckConfiguration, reports: some ReportProvider, deadline: ContinuousClock.Instant,
+    static func evaluate(_ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
                          timeZone: TimeZone, executor: some EvaluationExecutor) async -> CheckOutcome {
         var stats = FetchStats()
-        do throws(GraphError) {
+        var origin: ReportOrigin? = nil
+        // One report through the source: its cost and origin are kept whatever happens next.
+        func fetch(_ request: ReportRequest) async throws(CheckError) -> [UInt8] {
+            let answer = await reports.report(request, deadline: deadline)
+            stats = stats + answer.cost
+            if let o = answer.origin { origin = max(origin ?? o, o) }
+            return try answer.body.get()
+        }
+        do throws(CheckError) {
             let result: CheckResult
             switch config.mode {
             case .emailActivity:
                 let periodRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .period("D7"))
-                let periodBody = try await reports.report(periodRequest, deadline: deadline, stats: &stats)
+                let periodBody = try await fetch(periodRequest)
                 let period = try await executor.evaluate(deadline: deadline) {
-                    Result { () throws(GraphError) in try parse(periodBody, request: periodRequest, parser: ReportParser.emailActivity) }
+                    Result { () throws(CheckError) in try parse(periodBody, request: periodRequest, parser: ReportParser.emailActivity) }
                 }.get()
                 var daily: [EmailActivityRow] = []
                 let reportDate = EmailActivityCheck.reportDate(of: period)
                 if !period.isEmpty {
                     guard isISODate(reportDate) else {
-                        throw GraphError(.parse, "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested.")
+                        throw CheckError(.parse, "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested.")
                     }
                     let dailyRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .date(reportDate))
-                    let dailyBody = try await reports.report(dailyRequest, deadline: deadline, stats: &stats)
+                    let dailyBody = try await fetch(dailyRequest)
                     daily = try await executor.evaluate(deadline: deadline) {
-                        Result { () throws(GraphError) in try parse(dailyBody, request: dailyRequest, parser: ReportParser.emailActivity) }
+                        Result { () throws(CheckError) in try parse(dailyBody, request: dailyRequest, parser: ReportParser.emailActivity) }
                     }.get()
                 }
                 let dailyRows = daily
@@ -79,34 +76,35 @@ public enum ExchangeCheckRunner {
                 }
             case .mailboxUsage:
                 let request = ReportRequest(report: CheckMode.mailboxUsage.reportName, parameter: .period("D7"))
-                let body = try await reports.report(request, deadline: deadline, stats: &stats)
+                let body = try await fetch(request)
                 result = try await executor.evaluate(deadline: deadline) {
                     let rows: [MailboxUsageRow]
-                    do throws(GraphError) { rows = try parse(body, request: request, parser: ReportParser.mailboxUsage) } catch {
-                        return Result<CheckResult, GraphError>.failure(error)
+                    do throws(CheckError) { rows = try parse(body, request: request, parser: ReportParser.mailboxUsage) } catch {
+                        return Result<CheckResult, CheckError>.failure(error)
                     }
                     return .success(MailboxUsageCheck.evaluate(period: rows, config: config, timeZone: timeZone))
                 }.get()
             }
-            return CheckOutcome(result: result, error: nil, stats: stats)
+            return CheckOutcome(result: result, error: nil, stats: stats, origin: origin)
         } catch {
-            return failure(error, options: config.output, stats: stats)
+            return failure(error, options: config.output, stats: stats, origin: origin)
         }
     }
 
     /// An UNKNOWN (or `--opt-exit`) result for `error`.
-    public static func failure(_ error: GraphError, options: OutputOptions, stats: FetchStats = FetchStats()) -> CheckOutcome {
+    public static func failure(_ error: CheckError, options: OutputOptions, stats: FetchStats = FetchStats(),
+                               origin: ReportOrigin? = nil) -> CheckOutcome {
         var result = CheckResult.error(error.message, status: options.errorStatus)
         result.longOutput = error.details
-        return CheckOutcome(result: result, error: error, stats: stats)
+        return CheckOutcome(result: result, error: error, stats: stats, origin: origin)
     }
 
     static func parse<Row>(_ body: [UInt8], request: ReportRequest,
-                           parser: ([UInt8]) throws(ReportError) -> [Row]) throws(GraphError) -> [Row] {
+                           parser: ([UInt8]) throws(ReportError) -> [Row]) throws(CheckError) -> [Row] {
         do {
             return try parser(body)
         } catch {
-            throw GraphError(.parse, "Report \(request) is malformed: \(error.description). No numbers were computed from it; retry later, and if it persists check what --graph-endpoint serves.")
+            throw CheckError(.parse, "Report \(request) is malformed: \(error.description). No numbers were computed from it; retry later, and if it persists check what --graph-endpoint serves.")
         }
     }
 

@@ -1,0 +1,159 @@
+/// Where a check gets its report data, and the vocabulary of that exchange. The check runner
+/// (`ExchangeCheckRunner`) lives in the core and sees reports only through `ReportSource`:
+/// `GraphSession` (GraphReports) fetches from Graph for `exocheck run`; the worker's
+/// `CachedReports` (CheckWorker) puts the shared report cache in front of a session. Neither the
+/// runner nor its tests know about HTTP.
+
+/// Why a check could not get or read its report data. `kind` is the `error.kind` of a check
+/// result; `message` is the first output line after `UNKNOWN: ` and tells the operator what to
+/// do; `details` are extra lines shown with `--verbose`/`--debug` (never secrets).
+public struct CheckError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The kinds are the check's error kinds (a Graph client uses auth, permission, throttled,
+    /// graph, timeout, parse and unknown-tenant).
+    public typealias Kind = CheckErrorKind
+
+    public var kind: Kind
+    public var message: String
+    public var details: [String]
+    /// For throttling: seconds the server asked us to wait.
+    public var retryAfterSeconds: Double?
+    /// The server failed or could not be reached (5xx, 429, connection refused): trying again
+    /// may succeed. Only what a retry policy looks at; never shown.
+    public var transient = false
+
+    public init(_ kind: Kind, _ message: String, details: [String] = [], retryAfterSeconds: Double? = nil) {
+        self.kind = kind
+        self.message = message
+        self.details = details
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    public var description: String { message }
+
+    /// What the error says; `transient` (a hint for retry policies) is not part of it.
+    public static func == (a: CheckError, b: CheckError) -> Bool {
+        a.kind == b.kind && a.message == b.message && a.details == b.details && a.retryAfterSeconds == b.retryAfterSeconds
+    }
+}
+
+/// One Graph usage report request: `getMailboxUsageDetail(period='D7')`,
+/// `getEmailActivityUserDetail(date=2025-06-28)`.
+public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
+    /// The report's one parameter: a period (`D7`) or a date (`2025-06-28`).
+    public enum Parameter: Sendable, Hashable {
+        case period(String)
+        case date(String)
+    }
+
+    /// The Graph function name, e.g. `getMailboxUsageDetail`.
+    public var report: String
+    public var parameter: Parameter
+
+    public init(report: String, parameter: Parameter) {
+        self.report = report
+        self.parameter = parameter
+    }
+
+    /// `period='D7'` / `date=2025-06-28`.
+    public var parameterText: String {
+        switch parameter {
+        case .period(let p): return "period='\(p)'"
+        case .date(let d): return "date=\(d)"
+        }
+    }
+
+    public var description: String { "\(report)(\(parameterText))" }
+}
+
+/// What getting report data cost, for result metadata and metrics. Counted also when the
+/// check fails: a check that spent three calls and then timed out still spent them.
+public struct FetchStats: Sendable, Equatable {
+    /// Token requests sent to the identity platform (0: the token came from a cache).
+    public var tokenRequests = 0
+    /// HTTP requests to Graph (report requests and downloads, retries included).
+    public var graphCalls = 0
+    /// Graph answers 429 (throttled) among them.
+    public var throttled = 0
+
+    public init(tokenRequests: Int = 0, graphCalls: Int = 0, throttled: Int = 0) {
+        self.tokenRequests = tokenRequests
+        self.graphCalls = graphCalls
+        self.throttled = throttled
+    }
+
+    /// The sum of two costs.
+    public static func + (a: FetchStats, b: FetchStats) -> FetchStats {
+        FetchStats(tokenRequests: a.tokenRequests + b.tokenRequests, graphCalls: a.graphCalls + b.graphCalls,
+                   throttled: a.throttled + b.throttled)
+    }
+}
+
+/// How a report's data was obtained (the `cache.report` of a result). Ordered from cheapest to
+/// dearest: a check that reads two reports reports the dearer one.
+public enum ReportOrigin: String, Sendable, CaseIterable, Comparable {
+    /// A fresh copy from the cache, or a download another check made.
+    case hit
+    /// A copy older than the cache's TTL, served because the call budget is spent.
+    case stale
+    /// Graph confirmed the cached copy (304 to `If-None-Match`).
+    case revalidated
+    /// Downloaded from Graph for this check.
+    case miss
+
+    var rank: Int {
+        switch self {
+        case .hit: 0
+        case .stale: 1
+        case .revalidated: 2
+        case .miss: 3
+        }
+    }
+
+    public static func < (a: ReportOrigin, b: ReportOrigin) -> Bool { a.rank < b.rank }
+}
+
+/// A report source's answer: the body or why not, how it was obtained and what it cost.
+public struct ReportAnswer: Sendable {
+    public var body: Result<[UInt8], CheckError>
+    /// nil when no data came (the request failed).
+    public var origin: ReportOrigin?
+    public var cost: FetchStats
+
+    public init(body: Result<[UInt8], CheckError>, origin: ReportOrigin?, cost: FetchStats) {
+        self.body = body
+        self.origin = origin
+        self.cost = cost
+    }
+
+    /// Data obtained this way.
+    public static func data(_ bytes: [UInt8], _ origin: ReportOrigin, cost: FetchStats = FetchStats()) -> ReportAnswer {
+        ReportAnswer(body: .success(bytes), origin: origin, cost: cost)
+    }
+
+    /// No data: `error` says why; `cost` is what was spent trying.
+    public static func failure(_ error: CheckError, cost: FetchStats = FetchStats()) -> ReportAnswer {
+        ReportAnswer(body: .failure(error), origin: nil, cost: cost)
+    }
+}
+
+/// Something that hands out report bodies: Graph itself, or a cache in front of it.
+public protocol ReportSource: Sendable {
+    /// The body of `request`, no later than `deadline`, with how it was obtained and its cost
+    /// (also when it failed).
+    func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer
+}
+
+/// Where the CPU-bound part of a check runs: CSV parsing, evaluation and rendering.
+public protocol EvaluationExecutor: Sendable {
+    /// Runs `work`; throws `timeout` when it has not finished by `deadline` plus the executor's
+    /// grace period (the work may go on in the background, but nobody waits for it).
+    func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(CheckError) -> T
+}
+
+/// Runs the work on the calling task (`exocheck run`: one check, one process, its own time limit).
+public struct InlineExecutor: EvaluationExecutor {
+    public init() {}
+    public func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(CheckError) -> T {
+        work()
+    }
+}
