@@ -158,13 +158,13 @@ public struct CheckProcessor: Sendable {
             return await refuse(.expired, "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
                           deadLetter: false)
         }
-        var budget = configuration.worker.checkTimeoutSeconds
-        if let deadline = request.deadline { budget = min(budget, deadline.timeIntervalSince(now)) }
-        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: budget))
+        var budget = configuration.worker.checkTimeout
+        if let deadline = request.deadline { budget = min(budget, Duration(clampedSeconds: deadline.timeIntervalSince(now))) }
+        let deadline = ContinuousClock.now.advanced(by: budget)
 
         var session = GraphSession(
             app: AppIdentity(tenant: tenant.tenantId, clientId: tenant.clientId, credential: tenant.credential, endpoints: tenant.endpoints),
-            transport: transport, tokenCache: tokens, requestTimeout: configuration.graph.timeoutSeconds,
+            transport: transport, tokenCache: tokens, requestTimeout: configuration.graph.timeout,
             warn: { [log] in log.warning("\($0)") })
         session.redirectPolicy.allowedHosts = configuration.graph.allowedDownloadHosts
         session.tokenRetry = .graph

@@ -65,7 +65,10 @@ public struct WorkerConfiguration: Sendable {
     public struct GraphSection: Sendable {
         public var loginEndpoint: String?
         public var graphEndpoint: String?
+        /// One Graph or login request at most (the check's own budget may cut it shorter).
         public var timeoutSeconds = 10.0
+        /// `timeoutSeconds` as a Duration (each Graph request's timeout).
+        public var timeout: Duration { Duration(clampedSeconds: timeoutSeconds) }
         public var reportCacheSeconds = 900.0
         /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
         public var reportCallsPer10Minutes = 14

@@ -103,9 +103,10 @@ public struct ConnectionArguments: Sendable, Equatable {
     public var loginEndpoint: String
     public var graphEndpoint: String
     public var statefileDir: String?
-    public var timeoutSeconds: Double
+    /// `--timeout`: one HTTP request (default 10 s).
+    public var timeout: Duration
     /// exocheck's `--time-budget`: the whole check (token, reports, retries) ends within this.
-    public var timeBudgetSeconds: Double
+    public var timeBudget: Duration
     public var proxyURL: String?
 
     public static let defaultLoginEndpoint = "https://login.microsoftonline.com"
@@ -113,7 +114,7 @@ public struct ConnectionArguments: Sendable, Equatable {
 
     public init(tenant: String, clientId: String, clientSecret: String,
                 loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
-                statefileDir: String? = nil, timeoutSeconds: Double = 10, timeBudgetSeconds: Double = 20,
+                statefileDir: String? = nil, timeout: Duration = .seconds(10), timeBudget: Duration = .seconds(20),
                 proxyURL: String? = nil) {
         self.tenant = tenant
         self.clientId = clientId
@@ -121,8 +122,8 @@ public struct ConnectionArguments: Sendable, Equatable {
         self.loginEndpoint = loginEndpoint
         self.graphEndpoint = graphEndpoint
         self.statefileDir = statefileDir
-        self.timeoutSeconds = timeoutSeconds
-        self.timeBudgetSeconds = timeBudgetSeconds
+        self.timeout = timeout
+        self.timeBudget = timeBudget
         self.proxyURL = proxyURL
     }
 
@@ -135,16 +136,20 @@ public struct ConnectionArguments: Sendable, Equatable {
         let tenant = try required("tenant")
         let clientId = try required("client-id")
         let secret = try required("client-secret")
-        func seconds(_ name: String, default value: Double) throws(ArgumentError) -> Double {
+        func seconds(_ name: String, default value: Duration) throws(ArgumentError) -> Duration {
             guard let t = args.last(name), !t.isEmpty else { return value }
-            guard let v = Double(t), v > 0, v.isFinite else {
+            guard let v = Double(t), v > 0, !v.isNaN else {
                 throw ArgumentError("Wrong --\(name) value '\(t)': give a number of seconds greater than 0.",
                                     redacted: "Wrong --\(name) value: give a number of seconds greater than 0.")
             }
-            return v
+            guard v <= Duration.maximumSeconds else {
+                throw ArgumentError("Wrong --\(name) value '\(t)': give at most \(Int(Duration.maximumSeconds)) seconds.",
+                                    redacted: "Wrong --\(name) value: give at most \(Int(Duration.maximumSeconds)) seconds.")
+            }
+            return Duration(clampedSeconds: v)
         }
-        let timeout = try seconds("timeout", default: 10)
-        let budget = try seconds("time-budget", default: 20)
+        let timeout = try seconds("timeout", default: .seconds(10))
+        let budget = try seconds("time-budget", default: .seconds(20))
         func endpoint(_ name: String, _ fallback: String) throws(ArgumentError) -> String {
             guard let v = args.last(name), !v.isEmpty else { return fallback }
             guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
@@ -158,7 +163,7 @@ public struct ConnectionArguments: Sendable, Equatable {
             loginEndpoint: try endpoint("login-endpoint", Self.defaultLoginEndpoint),
             graphEndpoint: try endpoint("graph-endpoint", Self.defaultGraphEndpoint),
             statefileDir: args.last("statefile-dir").flatMap { $0.isEmpty ? nil : $0 },
-            timeoutSeconds: timeout, timeBudgetSeconds: budget,
+            timeout: timeout, timeBudget: budget,
             proxyURL: args.last("proxyurl").flatMap { $0.isEmpty ? nil : $0 })
     }
 }

@@ -24,7 +24,7 @@ public struct GraphSession: Sendable {
     let tokenCache: TokenCache
     let diskStore: DiskTokenStore?
     /// Per-request timeout (`--timeout`).
-    public var requestTimeout: Double
+    public var requestTimeout: Duration
     /// Retries of report requests and downloads (429/503/5xx, unreachable): `RetryPolicy.graph`.
     public var retry = RetryPolicy.graph
     /// Retries of the token request after a transient failure (login 5xx or 429, unreachable).
@@ -39,7 +39,7 @@ public struct GraphSession: Sendable {
     public var observer: (@Sendable (_ report: String, _ status: Int) -> Void)?
 
     public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
-                requestTimeout: Double = 10, warn: @escaping @Sendable (String) -> Void = { _ in }) {
+                requestTimeout: Duration = .seconds(10), warn: @escaping @Sendable (String) -> Void = { _ in }) {
         self.app = app
         self.transport = transport
         self.tokenCache = tokenCache
@@ -51,7 +51,8 @@ public struct GraphSession: Sendable {
 
     var key: TokenKey { TokenKey(app: app) }
 
-    func remaining(_ deadline: ContinuousClock.Instant) -> Double {
+    /// Seconds left until `deadline`, for messages.
+    func secondsLeft(_ deadline: ContinuousClock.Instant) -> Double {
         remainingDuration(deadline).inSeconds
     }
 
@@ -70,10 +71,10 @@ public struct GraphSession: Sendable {
             var tries = (tokenRetry ?? RetryPolicy(maxAttempts: 1, initialBackoff: .zero, maxBackoff: .zero)).start()
             // A retry must leave the report request its time: the budget it may use ends one
             // request timeout before the check's deadline.
-            let reportReserve = Duration(clampedSeconds: requestTimeout)
+            let reportReserve = requestTimeout
             while true {
                 let left = Self.remainingDuration(deadline)
-                let timeout = min(requestTimeout, max(0.001, left.inSeconds))
+                let timeout = min(requestTimeout, max(.milliseconds(1), left))
                 requested.set()
                 do throws(GraphError) {
                     let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
@@ -83,7 +84,7 @@ public struct GraphSession: Sendable {
                     let decision = tries.next(serverDelay: error.retryAfterSeconds.map(Self.duration),
                                               remaining: Self.remainingDuration(deadline) - reportReserve)
                     guard case .retry(let wait) = decision else { throw error }
-                    warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(wait.inSeconds))")
+                    warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(wait))")
                     try? await Task.sleep(for: wait)
                     if Task.isCancelled { throw error }
                 }
@@ -102,8 +103,8 @@ public struct GraphSession: Sendable {
         var attempt: Int { tries.failures + 1 }
         let url = app.endpoints.graph + request.path
         while true {
-            let left = remaining(deadline)
-            if left <= 0 {
+            let left = remainingDuration(deadline)
+            if left <= .zero {
                 throw GraphError(.timeout, "No time left in this check's time budget to request \(request) (the deadline passed).")
             }
             var headers = [("Authorization", "Bearer \(token.value)"), ("Accept", "text/csv, application/octet-stream")]
@@ -150,7 +151,7 @@ public struct GraphSession: Sendable {
             case 429, 503:
                 stats.throttled += 1
                 let retryAfter = answer.header("Retry-After").flatMap(Self.parseRetryAfter)
-                let left = remaining(deadline)
+                let left = secondsLeft(deadline)
                 let tried = attempt
                 if case .retry(let wait) = tries.next(serverDelay: retryAfter.map(Self.duration), remaining: remainingDuration(deadline)) {
                     try await sleep(wait)
@@ -163,9 +164,9 @@ public struct GraphSession: Sendable {
                     try await sleep(wait)
                     continue
                 }
-                throw graphError(answer, request: request, attempts: tried, retryAfter: nil, budgetLeft: remaining(deadline))
+                throw graphError(answer, request: request, attempts: tried, retryAfter: nil, budgetLeft: secondsLeft(deadline))
             default:
-                throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: remaining(deadline))
+                throw graphError(answer, request: request, attempts: attempt, retryAfter: nil, budgetLeft: secondsLeft(deadline))
             }
         }
     }
@@ -176,8 +177,8 @@ public struct GraphSession: Sendable {
         var tries = retry.start()
         var attempt: Int { tries.failures + 1 }
         while true {
-            let left = remaining(deadline)
-            if left <= 0 { throw GraphError(.timeout, "No time left in this check's time budget to download \(request).") }
+            let left = remainingDuration(deadline)
+            if left <= .zero { throw GraphError(.timeout, "No time left in this check's time budget to download \(request).") }
             var headers: [(String, String)] = []
             if let etag { headers.append(("If-None-Match", etag)) }
             stats.graphCalls += 1

@@ -39,7 +39,7 @@ struct HTTPAnswer: Sendable {
 
 /// Transport failures, before any HTTP status exists.
 enum TransportFailure: Error {
-    case timeout(seconds: Double)
+    case timeout(Duration)
     case unreachable(String)
 }
 
@@ -77,13 +77,15 @@ public struct HTTPTransport: Sendable {
     }
 
     func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-              timeout seconds: Double) async throws(TransportFailure) -> HTTPAnswer {
+              timeout requested: Duration) async throws(TransportFailure) -> HTTPAnswer {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "User-Agent", value: "exocheck/1.0")
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let nanoseconds = Int64(min(max(0.001, seconds), 86_400) * 1e9)
+        // 1 ms to 1 day: a deadline already passed still makes one short attempt.
+        let limited = min(max(.milliseconds(1), requested), .seconds(86_400))
+        let nanoseconds = limited.components.seconds * 1_000_000_000 + limited.components.attoseconds / 1_000_000_000
         let timeout = TimeAmount.nanoseconds(nanoseconds)
         // AsyncHTTPClient's timeout covers the response head only: the body is collected under
         // the same deadline, so that a download that stalls after its headers cannot hang a check.
@@ -106,7 +108,7 @@ public struct HTTPTransport: Sendable {
         } catch let error as HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
-                throw .timeout(seconds: seconds)
+                throw .timeout(requested)
             case .bodyLengthMismatch, .remoteConnectionClosed:
                 throw .unreachable("the connection was closed before the answer was complete")
             default:
@@ -115,7 +117,7 @@ public struct HTTPTransport: Sendable {
         } catch {
             let text = Self.describe(error)
             if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") {
-                throw .timeout(seconds: seconds)
+                throw .timeout(requested)
             }
             throw .unreachable(text)
         }
@@ -165,8 +167,8 @@ extension HTTPTransport {
 }
 
 extension HTTPTransport {
-    /// True when `url` answers HTTP at all (any status) within `timeout` seconds.
-    public func reachable(_ url: String, timeout: Double = 5) async -> Bool {
+    /// True when `url` answers HTTP at all (any status) within `timeout`.
+    public func reachable(_ url: String, timeout: Duration = .seconds(5)) async -> Bool {
         do {
             _ = try await send(.GET, url, timeout: timeout)
             return true

@@ -47,7 +47,7 @@ public struct IdentityClient: Sendable {
     }
 
     /// `POST {login}/{tenant}/oauth2/v2.0/token`.
-    public func requestToken(for app: AppIdentity, timeout: Double, now: @Sendable () -> Date = Date.init) async throws(GraphError) -> AccessToken {
+    public func requestToken(for app: AppIdentity, timeout: Duration, now: @Sendable () -> Date = Date.init) async throws(GraphError) -> AccessToken {
         var form: [(String, String)] = [("grant_type", "client_credentials"), ("client_id", app.clientId)]
         switch app.credential {
         case .secret(let secret):
@@ -133,8 +133,11 @@ public struct IdentityClient: Sendable {
         }
     }
 
-    static func seconds(_ s: Double) -> String {
-        s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+    /// `10 s`, `2.5 s`.
+    static func seconds(_ d: Duration) -> String {
+        let s = d.inSeconds
+        if s == s.rounded(), let whole = Int64(exactly: s) { return "\(whole) s" }
+        return String(format: "%.1f s", s)
     }
 }
 

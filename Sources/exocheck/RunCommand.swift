@@ -47,11 +47,11 @@ enum RunCommand {
         let session = GraphSession(
             app: app, transport: transport, tokenCache: TokenCache(refreshMargin: DiskTokenStore.minimumRemaining),
             diskStore: DiskTokenStore(directory: connection.statefileDir ?? defaultStateDirectory()),
-            requestTimeout: connection.timeoutSeconds,
+            requestTimeout: connection.timeout,
             warn: { message in SafeOutput.printError(message) })
         // The whole check ends within --time-budget (default 20 s, inside the usual 60 s
         // service check timeout).
-        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: connection.timeBudgetSeconds))
+        let deadline = ContinuousClock.now.advanced(by: connection.timeBudget)
         let outcome = await ExchangeCheckRunner.run(config, reports: session, deadline: deadline)
         await transport.shutdown()
         if let error = outcome.error, !error.details.isEmpty, !(config.output.verbose || config.output.debug) {

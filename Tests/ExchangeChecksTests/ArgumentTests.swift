@@ -124,7 +124,7 @@ struct ArgumentTests {
         }
         #expect(c.loginEndpoint == "http://x:1")
         #expect(c.graphEndpoint == "https://graph.microsoft.com")
-        #expect(c.timeoutSeconds == 3.5)
+        #expect(c.timeout == .milliseconds(3500))
         #expect(c.statefileDir == "/tmp/s")
         #expect(try failure(["--mode=mailbox-usage", "--timeout=0"] + connection)?.hasPrefix("Wrong --timeout value") == true)
         #expect(try failure(["--mode=mailbox-usage", "--graph-endpoint=graph.microsoft.com"] + connection)?.hasPrefix("Wrong --graph-endpoint value") == true)
@@ -165,8 +165,20 @@ struct ArgumentTests {
             Issue.record("expected a check")
             return
         }
-        #expect(c.timeBudgetSeconds == 20)
+        #expect(c.timeBudget == .seconds(20))
         #expect(try failure(["--mode=mailbox-usage", "--time-budget=soon"] + connection) == "Wrong --time-budget value 'soon': give a number of seconds greater than 0.")
+    }
+
+    @Test("--timeout and --time-budget past 10^9 seconds (about 31 years, the largest Duration exocheck makes) or not a number are refused, not clamped or trapped", arguments: ["timeout", "time-budget"])
+    func timeLimitsInRange(option: String) throws {
+        #expect(try failure(["--mode=mailbox-usage", "--\(option)=1e300"] + connection) == "Wrong --\(option) value '1e300': give at most 1000000000 seconds.")
+        #expect(try failure(["--mode=mailbox-usage", "--\(option)=inf"] + connection) == "Wrong --\(option) value 'inf': give at most 1000000000 seconds.")
+        #expect(try failure(["--mode=mailbox-usage", "--\(option)=nan"] + connection) == "Wrong --\(option) value 'nan': give a number of seconds greater than 0.")
+        guard case .check(_, let c?) = try invocation(["--mode=mailbox-usage", "--\(option)=0.25"] + connection) else {
+            Issue.record("expected a check")
+            return
+        }
+        #expect((option == "timeout" ? c.timeout : c.timeBudget) == .milliseconds(250))
     }
 
     @Test("options map form")

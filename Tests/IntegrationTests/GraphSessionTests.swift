@@ -13,7 +13,7 @@ struct GraphSessionTests {
     static let mailbox = ReportRequest(report: "getMailboxUsageDetail", parameter: .period("D7"))
 
     func session(_ sim: RunningGraphSimulator, tenant: String, secret: String = SimulatorConfiguration.defaultClientSecret,
-                 cache: TokenCache = TokenCache(), disk: DiskTokenStore? = nil, timeout: Double = 10,
+                 cache: TokenCache = TokenCache(), disk: DiskTokenStore? = nil, timeout: Duration = .seconds(10),
                  transport: HTTPTransport) -> GraphSession {
         GraphSession(app: AppIdentity(tenant: tenant, clientId: SimulatorConfiguration.defaultClientId, credential: .secret(secret),
                                       endpoints: GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)),
@@ -186,7 +186,7 @@ struct GraphSessionTests {
             try await withTransport { transport in
                 var stats = FetchStats()
                 await #expect {
-                    _ = try await session(sim, tenant: "slow-short.onmicrosoft.com", timeout: 0.3, transport: transport)
+                    _ = try await session(sim, tenant: "slow-short.onmicrosoft.com", timeout: .milliseconds(300), transport: transport)
                         .report(Self.mailbox, deadline: deadline(), stats: &stats)
                 } throws: { error in
                     (error as? GraphError).map { $0.kind == .timeout && $0.message.contains("--timeout") } ?? false
@@ -202,7 +202,7 @@ struct GraphSessionTests {
                 var stats = FetchStats()
                 let started = ContinuousClock.now
                 await #expect {
-                    _ = try await session(sim, tenant: "stall-body.onmicrosoft.com", timeout: 1, transport: transport)
+                    _ = try await session(sim, tenant: "stall-body.onmicrosoft.com", timeout: .seconds(1), transport: transport)
                         .report(Self.mailbox, deadline: deadline(6), stats: &stats)
                 } throws: { error in
                     (error as? GraphError).map { $0.kind == .timeout } ?? false
@@ -451,9 +451,9 @@ struct GraphSimulatorTests {
     func admin() async throws {
         try await withSimulator { sim in
             let transport = HTTPTransport.make()
-            let answer = try await transport.send(.GET, sim.baseURL + "/_sim/health", timeout: 5)
+            let answer = try await transport.send(.GET, sim.baseURL + "/_sim/health", timeout: .seconds(5))
             #expect(answer.status == 200)
-            _ = try await transport.send(.GET, sim.baseURL + "/nope", timeout: 5)
+            _ = try await transport.send(.GET, sim.baseURL + "/nope", timeout: .seconds(5))
             #expect(await sim.stats().otherRequests == 1)
             await sim.reset()
             #expect(await sim.stats().otherRequests == 0)
