@@ -212,8 +212,7 @@ public struct WorkerConfiguration: Sendable {
                 throw ConfigurationError("tenants.\(name).certificateFile needs tenants.\(name).privateKeyFile")
             }
             do {
-                let assertion = try CertificateAssertion(certificatePEMPath: resolve(cert), privateKeyPEMPath: resolve(key), clientId: clientId)
-                credential = .assertion { audience in try assertion.make(audience: audience) }
+                credential = try CertificateAssertion(certificatePEMPath: resolve(cert), privateKeyPEMPath: resolve(key), clientId: clientId).credential
             } catch {
                 throw ConfigurationError("tenants.\(name): \(error)")
             }

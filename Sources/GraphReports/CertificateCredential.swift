@@ -2,34 +2,50 @@ import Crypto
 import Foundation
 import _CryptoExtras
 
-/// The signed JWT client assertion of the certificate credential: RS256 with `x5t` = base64url
-/// SHA-1 thumbprint of the DER certificate; `aud` = the token URL, `iss` = `sub` = client id,
-/// unique `jti`, `nbf`/`iat` now, `exp` 10 minutes later.
-struct CertificateAssertion: Sendable {
+/// Why a certificate credential cannot be made (names files, never shows key material).
+public struct CredentialError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The certificate credential: a signed JWT client assertion, RS256 with `x5t` = base64url SHA-1
+/// thumbprint of the DER certificate; `aud` = the token URL, `iss` = `sub` = client id, unique
+/// `jti`, `nbf`/`iat` now, `exp` 10 minutes later. The Graph client owns every credential kind:
+/// the worker's configuration and `run` only name the files.
+public struct CertificateAssertion: Sendable {
     let privateKey: _RSA.Signing.PrivateKey
     let thumbprint: String
     let clientId: String
 
-    init(certificatePEMPath: String, privateKeyPEMPath: String, clientId: String) throws {
+    /// Reads the PEM certificate and RSA private key now (a bad file fails at start-up, not at
+    /// the first token request).
+    public init(certificatePEMPath: String, privateKeyPEMPath: String, clientId: String) throws(CredentialError) {
         guard let certPEM = FileManager.default.contents(atPath: certificatePEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ConfigurationError("cannot read certificate '\(certificatePEMPath)'")
+            throw CredentialError("cannot read certificate '\(certificatePEMPath)'")
         }
         guard let keyPEM = FileManager.default.contents(atPath: privateKeyPEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ConfigurationError("cannot read private key '\(privateKeyPEMPath)'")
+            throw CredentialError("cannot read private key '\(privateKeyPEMPath)'")
         }
         guard let der = Self.der(fromPEM: certPEM, label: "CERTIFICATE") else {
-            throw ConfigurationError("'\(certificatePEMPath)' holds no PEM certificate")
+            throw CredentialError("'\(certificatePEMPath)' holds no PEM certificate")
         }
         do {
             privateKey = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM)
         } catch {
-            throw ConfigurationError("'\(privateKeyPEMPath)' is not an RSA private key in PEM form")
+            throw CredentialError("'\(privateKeyPEMPath)' is not an RSA private key in PEM form")
         }
         thumbprint = Self.base64url(Data(Insecure.SHA1.hash(data: der)))
         self.clientId = clientId
     }
 
-    func make(audience: String, now: Date = Date()) throws -> String {
+    /// The credential for `AppIdentity`: a fresh assertion for each token request.
+    public var credential: ClientCredential {
+        let assertion = self
+        return .assertion { audience in try assertion.make(audience: audience) }
+    }
+
+    /// One signed assertion for `audience` (the token URL).
+    public func make(audience: String, now: Date = Date()) throws -> String {
         let header = ["alg": "RS256", "typ": "JWT", "x5t": thumbprint]
         let iat = Int(now.timeIntervalSince1970)
         let claims: [String: Any] = ["aud": audience, "iss": clientId, "sub": clientId, "jti": UUID().uuidString,
