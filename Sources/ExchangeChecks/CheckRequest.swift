@@ -89,8 +89,8 @@ public enum CheckRequestDecoder {
     /// Validated labels, or why not (the reason names no key or value that could be a secret).
     struct LabelProblem: Error { let reason: String }
 
-    static func labels(_ raw: Any) -> Result<[String: String], LabelProblem> {
-        guard let l = raw as? [String: Any], l.values.allSatisfy({ $0 is String }) else {
+    static func labels(_ raw: JSONValue) -> Result<[String: String], LabelProblem> {
+        guard case .object(let l) = raw, l.values.allSatisfy({ $0.string != nil }) else {
             return .failure(LabelProblem(reason: "'labels' must be an object of strings"))
         }
         guard l.count <= maxLabels else { return .failure(LabelProblem(reason: "'labels' has \(l.count) entries, more than the limit of \(maxLabels)")) }
@@ -99,7 +99,7 @@ public enum CheckRequestDecoder {
             guard isSafeLabelKey(k) else {
                 return .failure(LabelProblem(reason: "a label key is not 1 to \(maxLabelKeyBytes) bytes of letters, digits, '-', '_' and '.' (not shown)"))
             }
-            guard let value = v as? String, value.isEmpty || isSafeText(value, maxBytes: maxLabelValueBytes) else {
+            guard let value = v.string, value.isEmpty || isSafeText(value, maxBytes: maxLabelValueBytes) else {
                 return .failure(LabelProblem(reason: "label '\(k)' is longer than \(maxLabelValueBytes) bytes or holds control characters"))
             }
             out[k] = value
@@ -116,10 +116,12 @@ public enum CheckRequestDecoder {
             return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:],
                                              reason: "request of \(bytes.count) bytes exceeds the limit of \(maxBytes) bytes"))
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else {
+        // Decoded into a typed JSON tree (JSONValue, Codable): strings, numbers and booleans are
+        // told apart by the decoder, not by the runtime type of a Foundation object.
+        guard let object = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
             return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:], reason: "the request is not valid JSON"))
         }
-        guard let o = object as? [String: Any] else {
+        guard case .object(let o) = object else {
             return .failure(RequestRejection(id: fallbackId, labels: [:], reason: "the request must be a JSON object"))
         }
         var rejection = RequestRejection(id: fallbackId, labels: [:], reason: "")
@@ -128,9 +130,9 @@ public enum CheckRequestDecoder {
             return .failure(rejection)
         }
         // Read what can be echoed first, so that even a refused request gets a useful result.
-        if let id = o["id"] as? String, isSafeText(id, maxBytes: maxIdBytes) { rejection.id = id }
-        if let t = o["tenant"] as? String, isSafeText(t, maxBytes: maxTenantBytes) { rejection.tenant = t }
-        if let m = o["mode"] as? String, let mode = CheckMode(rawValue: m) { rejection.mode = mode.rawValue }
+        if let id = o["id"]?.string, isSafeText(id, maxBytes: maxIdBytes) { rejection.id = id }
+        if let t = o["tenant"]?.string, isSafeText(t, maxBytes: maxTenantBytes) { rejection.tenant = t }
+        if let m = o["mode"]?.string, let mode = CheckMode(rawValue: m) { rejection.mode = mode.rawValue }
         if let raw = o["labels"], case .success(let l) = labels(raw) { rejection.labels = l }
 
         if let unknown = o.keys.sorted().first(where: { !knownFields.contains($0) }) {
@@ -140,13 +142,13 @@ public enum CheckRequestDecoder {
             // Field names are not echoed either: a producer's typo may hold a value.
             return reject("unknown field (not shown); a request has only " + knownFields.sorted().joined(separator: ", "))
         }
-        guard let id = o["id"] as? String else { return reject("'id' is required and must be a string") }
+        guard let id = o["id"]?.string else { return reject("'id' is required and must be a string") }
         guard isSafeText(id, maxBytes: maxIdBytes) else { return reject("'id' must be 1 to \(maxIdBytes) bytes without control characters") }
-        guard let tenant = o["tenant"] as? String, !tenant.isEmpty else { return reject("'tenant' is required and must be a non-empty string") }
+        guard let tenant = o["tenant"]?.string, !tenant.isEmpty else { return reject("'tenant' is required and must be a non-empty string") }
         guard isSafeText(tenant, maxBytes: maxTenantBytes) else {
             return reject("'tenant' must be 1 to \(maxTenantBytes) bytes without control characters")
         }
-        guard let modeName = o["mode"] as? String else { return reject("'mode' is required and must be a string") }
+        guard let modeName = o["mode"]?.string else { return reject("'mode' is required and must be a string") }
         guard let mode = CheckMode(rawValue: modeName) else {
             return reject("unknown mode (not shown): 'email-activity' or 'mailbox-usage'")
         }
@@ -159,40 +161,36 @@ public enum CheckRequestDecoder {
         }
         var deadline: Date? = nil
         if let raw = o["deadline"] {
-            guard let text = raw as? String, text.utf8.count <= 64, let d = RFC3339.parse(text) else {
+            guard let text = raw.string, text.utf8.count <= 64, let d = RFC3339.parse(text) else {
                 return reject("'deadline' must be an RFC 3339 date-time such as 2026-11-29T03:00:00Z")
             }
             deadline = d
         }
         var replyTo: String? = nil
         if let raw = o["replyTo"] {
-            guard let r = raw as? String, isSafeText(r, maxBytes: 249) else { return reject("'replyTo' must be a topic name") }
+            guard let r = raw.string, isSafeText(r, maxBytes: 249) else { return reject("'replyTo' must be a topic name") }
             replyTo = r
         }
         if o["options"] != nil, o["args"] != nil { return reject("give either 'options' or 'args', not both") }
         var arguments: [String] = []
         if let raw = o["options"] {
-            guard let options = raw as? [String: Any] else { return reject("'options' must be an object") }
+            guard case .object(let options) = raw else { return reject("'options' must be an object") }
             for name in options.keys.sorted() {
                 let bare = name.hasPrefix("--") ? String(name.dropFirst(2)) : name
                 // Checked before the option becomes an argument: a key holding '=' would
                 // otherwise smuggle another option (and its value) past this check.
                 if let refusal = OptionTable.requestRefusal(bare) { return reject(refusal) }
-                let value = options[name]
-                if let s = value as? String {
-                    arguments.append("--\(bare)=\(s)")
-                } else if let v = value, isJSONBoolean(v), let b = v as? Bool {
-                    if b { arguments.append("--\(bare)") }  // a flag: true sets it, false leaves it out
-                } else if let n = value as? NSNumber {
-                    arguments.append("--\(bare)=\(n.stringValue)")
-                } else {
-                    return reject("option '\(bare)' must be a string, a number or a boolean")
+                switch options[name] {
+                case .string(let s)?: arguments.append("--\(bare)=\(s)")
+                case .number(let text)?: arguments.append("--\(bare)=\(text)")
+                case .bool(let b)?: if b { arguments.append("--\(bare)") }  // a flag: true sets it, false leaves it out
+                default: return reject("option '\(bare)' must be a string, a number or a boolean")
                 }
             }
         }
         if let raw = o["args"] {
-            guard let args = raw as? [Any], args.allSatisfy({ $0 is String }) else { return reject("'args' must be an array of strings") }
-            arguments = args.compactMap { $0 as? String }
+            guard case .array(let args) = raw, args.allSatisfy({ $0.string != nil }) else { return reject("'args' must be an array of strings") }
+            arguments = args.compactMap(\.string)
         }
         // The option names as the check's parser will read them (after splitting at '='), each
         // checked against the option table.
@@ -237,9 +235,41 @@ public enum CheckRequestDecoder {
     }
 }
 
-/// JSONSerialization turns JSON booleans into a boolean NSNumber subclass; tell them apart from 0/1.
-func isJSONBoolean(_ value: Any) -> Bool {
-    String(describing: type(of: value)).contains("Boolean") || type(of: value) == Bool.self
+/// A JSON document as a typed tree, decoded with `JSONDecoder` (whose nesting limit bounds its
+/// depth): what a check request is validated from. A number keeps its text as the decoder reads
+/// it (an integer as written, anything else as the shortest `Double` text).
+enum JSONValue: Decodable, Sendable, Equatable {
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .number(String(i))
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d.description)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The string, when this is one.
+    var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
 }
 
 public enum RFC3339 {

@@ -29,6 +29,35 @@ struct CheckRequestTests {
         #expect(r.mode == .mailboxUsage)
     }
 
+    @Test("option values are typed by the JSON decoder: a number is its text, 1 is not true, true is not 1, null is refused")
+    func typedOptionValues() throws {
+        guard case .success(let r) = decode(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"warning-items":5,"critical-items":0.5,"warning-total-mailboxes":-3,"verbose":true}}"#) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(r.arguments == ["--critical-items=0.5", "--verbose", "--warning-items=5", "--warning-total-mailboxes=-3"])
+        // 1 for a flag is a value, and a flag takes none (it is not read as true).
+        #expect(reason(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"verbose":1}}"#)?.contains("does not take a value") == true)
+        // true for a threshold is a flag without its value, not "1".
+        guard case .success(let t) = decode(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"warning-items":true}}"#) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(t.arguments == ["--warning-items"])
+        #expect(reason(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"warning-items":null}}"#)?.contains("must be a string, a number or a boolean") == true)
+        #expect(reason(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"warning-items":{"a":1}}}"#)?.contains("must be a string, a number or a boolean") == true)
+    }
+
+    @Test("a request nested 100,000 levels deep is refused as not valid JSON, without exhausting the stack")
+    func deepNesting() {
+        let deep = #"{"id":"a","tenant":"t","mode":"mailbox-usage","labels":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
+        guard case .failure(let r) = decode(deep, max: 1 << 20) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(r.reason.contains("not valid JSON"), "\(r.reason)")
+    }
+
     @Test("args are taken as they are")
     func args() throws {
         guard case .success(let r) = decode(#"{"id":"a","tenant":"t","mode":"email-activity","args":["--filter-counters=.*","--warning-status=%{used} > 1000"]}"#) else {
