@@ -58,4 +58,14 @@ for pkg in librdkafka-dev pkg-config; do
 done
 grep -q "swift build -c release --product exocheck" deploy/Dockerfile || { echo "Dockerfile does not build exocheck in release" >&2; exit 1; }
 grep -q "librdkafka1" deploy/Dockerfile || { echo "Dockerfile runtime lacks librdkafka1" >&2; exit 1; }
+# Prometheus alert rules: syntax and their unit tests (promtool from Debian's prometheus package).
+if command -v promtool >/dev/null 2>&1; then
+    promtool check rules deploy/prometheus/alerts.yaml
+    promtool test rules deploy/prometheus/alerts.test.yaml
+elif [ "${EXOCHECK_REQUIRE_INTEROP:-0}" = "1" ]; then
+    echo "lint: promtool is required (scripts/install-deps.sh installs Debian's prometheus package)" >&2
+    exit 1
+else
+    echo "lint: promtool not available, alert rules not checked" >&2
+fi
 echo "lint: deploy/ OK"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what exocheck builds and tests with (Debian/Ubuntu): librdkafka, kcat, pkg-config and
-# Nagios Core 4 (the monitoring engine of NagiosEngineTests)
+# Installs what exocheck builds and tests with (Debian/Ubuntu): librdkafka, kcat, pkg-config,
+# Nagios Core 4 (the monitoring engine of NagiosEngineTests) and Prometheus (for promtool: the
+# /metrics, alert-rule and dashboard checks; without recommended packages; on a machine that runs
+# systemd, Debian starts its prometheus service: `systemctl disable --now prometheus` if unwanted)
 # through apt; the independent Kafka client (confluent-kafka), the second broker implementation
 # (noida-db) and jsonschema through pip. Idempotent: nothing happens when all is there.
 set -euo pipefail
 
-packages=(librdkafka-dev kcat pkg-config nagios4-core)
+packages=(librdkafka-dev kcat pkg-config nagios4-core prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -15,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     echo "install-deps: installing ${missing[*]}" >&2
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! python3 -c "import confluent_kafka, noida_db, jsonschema" >/dev/null 2>&1; then
