@@ -3,16 +3,25 @@ import Foundation
 
 /// A check result (`exocheck.results`, JSON; see schemas/check-result.schema.json).
 public struct CheckResultMessage: Sendable, Codable, Equatable {
+    /// One perfdata item of the check, as rendered in `output`.
     public struct Metric: Sendable, Codable, Equatable {
+        /// The perfdata label (what is measured).
         public var label: String
+        /// The measured value; nil when the rendered value is not a finite number.
         public var value: Double?
+        /// The unit of measure as rendered (empty when none).
         public var unit: String
+        /// The warning threshold range as rendered (empty when none).
         public var warning: String
+        /// The critical threshold range as rendered (empty when none).
         public var critical: String
+        /// The minimum value; nil when none is rendered or it is not a finite number.
         public var min: Double?
+        /// The maximum value; nil when none is rendered or it is not a finite number.
         public var max: Double?
     }
 
+    /// Where the check's token and report came from.
     public struct Cache: Sendable, Codable, Equatable {
         /// `hit` or `miss`.
         public var token: String
@@ -32,6 +41,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
             case message
         }
 
+        /// A failure of a known kind with the message for the operator.
         public init(kind: CheckErrorKind, message: String) {
             self.kindName = kind.rawValue
             self.message = message
@@ -41,21 +51,41 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         public var kind: CheckErrorKind? { CheckErrorKind(rawValue: kindName) }
     }
 
+    /// The request's id (also sent in the `exocheck-id` header); nil when it could not be read from a
+    /// broken request.
     public var id: String?
+    /// The request's tenant name (also the record key); nil when neither the request nor a safe
+    /// record key gave one.
     public var tenant: String?
+    /// The check mode as the request named it; nil when it could not be read (e.g. a poison record).
     public var mode: String?
+    /// The request's labels, echoed for routing (`host` and `service` name the Nagios service);
+    /// empty when they could not be read.
     public var labels: [String: String]
+    /// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
     public var status: String
+    /// The plugin exit code (0 to 3) that `exocheck run` would exit with.
     public var exitCode: Int
+    /// Exactly what `exocheck run` prints for the same check, without the final newline.
     public var output: String
+    /// The first line of the output without perfdata (trailing spaces removed).
     public var summary: String
+    /// The check's perfdata items (empty for a refused request).
     public var perfdata: [Metric]
+    /// The Report Refresh Date of the data the check used (empty when none).
     public var reportDate: String
+    /// When the worker started on the request record (RFC 3339).
     public var checkedAt: String
+    /// How long the worker spent on the request, in milliseconds (rounded).
     public var durationMs: Double
+    /// The name of the worker that answered (`worker.name`; default host name and pid).
     public var worker: String
+    /// How many times this worker process received the request record, raised to at least 2 for
+    /// a suspect run alone after a worker died with it in flight and to at least 3 for a poison record.
     public var attempt: Int
+    /// Whether the token and the report came from the worker's caches.
     public var cache: Cache
+    /// Why the check has no state of its own; nil (written as null) when it ran normally.
     public var error: Failure?
     /// True when the output and perfdata were cut to fit one record (ResultSizePolicy); written
     /// only when true (absent means whole), so readers of older results see no change.
@@ -91,6 +121,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     /// Label keys a fallback result keeps (what pollers route results by), each value cut to
     /// `fallbackLabelBytes`.
     public static let fallbackLabelKeys = ["host", "service"]
+    /// UTF-8 bytes each label value of a fallback result is cut to (whole characters only).
     public static let fallbackLabelBytes = 256
 
     /// The answer published when this result itself cannot be (error kind `publish`): the id, the
@@ -109,12 +140,15 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
             durationMs: durationMs, worker: worker, attempt: attempt, cache: cache, error: .init(kind: .publish, message: message))
     }
 
+    /// The result as JSON (keys sorted, `/` not escaped), the value of a result record; empty if
+    /// encoding fails.
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array((try? encoder.encode(self)) ?? Data())
     }
 
+    /// The result in a record's value; nil when the bytes are not a valid result JSON.
     public static func decode(_ bytes: [UInt8]) -> CheckResultMessage? {
         try? JSONDecoder().decode(CheckResultMessage.self, from: Data(bytes))
     }

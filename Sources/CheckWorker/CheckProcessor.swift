@@ -18,6 +18,9 @@ public struct CheckProcessor: Sendable {
     /// How a result is cut to fit one record (from the producer's `message.max.bytes`).
     let resultPolicy: ResultSizePolicy
 
+    /// A processor for the worker's checks. The result size limit comes from
+    /// `configuration.kafka.properties` (`message.max.bytes`); without `pool`, a new EvaluationPool with
+    /// `worker.evaluationThreads` threads and `worker.evaluationGraceSeconds` of grace is made.
     public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
                 metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil) {
         self.pool = pool ?? EvaluationPool(threads: configuration.worker.evaluationThreads,
@@ -31,7 +34,9 @@ public struct CheckProcessor: Sendable {
         self.logger = logger
     }
 
+    /// What to publish for one request record.
     public struct Outcome: Sendable {
+        /// The result to publish; for a refused request an UNKNOWN with `error` set.
         public var result: CheckResultMessage
         /// Topic of the result (`results`, or an allowed `replyTo`).
         public var topic: String
@@ -44,6 +49,11 @@ public struct CheckProcessor: Sendable {
     /// Bytes of all headers of one request record; a record with more is refused.
     public static let maxHeaderBytes = 16384
 
+    /// Decodes one request record and runs its check (decoding, parsing and rendering on `pool`).
+    /// Bad input (a value over `worker.maxRequestBytes`, headers over `maxHeaderBytes`, an invalid
+    /// request or options, a `replyTo` not allowed, an unknown tenant) is answered UNKNOWN with a
+    /// dead-letter reason; a request past its deadline is answered UNKNOWN `expired` without one.
+    /// `attempt` is written in the result.
     public func process(_ value: [UInt8], key: String?, headers: [KafkaHeader] = [], attempt: Int) async -> Outcome {
         let started = ContinuousClock.now
         let checkedAt = Date()
@@ -105,6 +115,7 @@ public struct CheckProcessor: Sendable {
         key.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxTenantBytes) ? $0 : nil }
     }
 
+    /// The dead-letter reason of a poison record (see `poisoned`).
     public static let poisonReason = "in progress during two worker deaths, the second time alone in the quarantine slot; not run again"
 
     func process(_ request: CheckRequest, started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) async -> Outcome {

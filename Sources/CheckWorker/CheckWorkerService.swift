@@ -21,10 +21,15 @@ public final class WorkerHealth: Sendable {
     /// A worker paused with nothing in flight for this long is not ready.
     public static let pausedIdleWindow: Duration = .seconds(10)
 
+    /// Health that is neither live nor ready until the worker reports; `livenessWindow` is
+    /// `worker.livenessSeconds`.
     public init(livenessWindow: Duration = .seconds(60)) {
         self.livenessWindow = livenessWindow
     }
 
+    /// Updates the given parts of the state (nil leaves one unchanged): loop running, group joined,
+    /// Graph reachable, stuck thread count, `stuck` (the process exits for a restart: not live), work
+    /// waiting, partitions paused. Work arriving at an idle worker starts the liveness window afresh.
     public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil,
                     busy: Bool? = nil, paused: Bool? = nil) {
         state.withLock {
@@ -70,6 +75,7 @@ public final class WorkerHealth: Sendable {
                 && !($0.pausedIdleSince.map { $0.duration(to: .now) > Self.pausedIdleWindow } ?? false)
         }
     }
+    /// The whole state as one line of `key=value` pairs: the body of /healthz and /readyz.
     public var details: String {
         state.withLock {
             "running=\($0.running) groupJoined=\($0.joined) graphReachable=\($0.graphReachable) stuckEvaluationThreads=\($0.stuckThreads) busy=\($0.busy) paused=\($0.paused) stalled=\(Self.stalled($0, window: livenessWindow))"
@@ -109,6 +115,8 @@ public final class CheckWorkerService: Service, Sendable {
     let health: WorkerHealth
     let logger: Logger
 
+    /// A worker with its parts; nothing connects before `run`. `kafka` is the Kafka client
+    /// configuration (`WorkerConfiguration.kafkaConfiguration`, with any bootstrap override).
     public init(configuration: WorkerConfiguration, kafka: KafkaConfiguration, processor: CheckProcessor,
                 metrics: WorkerMetrics, health: WorkerHealth, logger: Logger) {
         self.configuration = configuration
@@ -135,6 +143,11 @@ public final class CheckWorkerService: Service, Sendable {
         case graceExpired
     }
 
+    /// Runs the worker until a graceful shutdown: checks that the output topics exist, opens the
+    /// quarantine's state topic, consumes `kafka.requests` and answers each request, then commits,
+    /// flushes and leaves the group within `worker.shutdownGraceSeconds`. Exits the process on a fatal
+    /// Kafka error or an unpublishable result (69), stuck evaluation threads (70) or a shutdown overrun
+    /// (75); throws when a Kafka client cannot be created or an output topic is missing (StartupError).
     public func run() async throws {
         var consumerConfig = kafka
         consumerConfig.groupId = configuration.kafka.group
@@ -651,6 +664,8 @@ public final class CheckWorkerService: Service, Sendable {
 
 /// The worker cannot start (a topic it answers on is missing, …): the message says what to fix.
 public struct StartupError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong and what to fix.
     public let description: String
+    /// An error with this message.
     public init(_ description: String) { self.description = description }
 }

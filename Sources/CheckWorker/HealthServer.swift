@@ -6,6 +6,10 @@ import Prometheus
 
 /// /metrics (Prometheus text), /healthz (live) and /readyz (group joined and Graph reachable).
 public enum HealthServer {
+    /// The HTTP application on `listen` (`worker.listen`, host:port; port 0 picks a free port):
+    /// /metrics serves `registry` in Prometheus text format; /healthz and /readyz answer 200 or 503
+    /// from `health.live` and `health.ready`, with `health.details` as the body. `onPort` receives the
+    /// bound port once the server runs. Throws ConfigurationError when `listen` is not host:port.
     public static func application(listen: String, registry: PrometheusCollectorRegistry, health: WorkerHealth,
                                    logger: Logger, onPort: @escaping @Sendable (Int) -> Void) throws -> some ApplicationProtocol {
         let (host, port) = try parse(listen)

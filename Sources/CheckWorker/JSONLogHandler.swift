@@ -5,21 +5,28 @@ import Logging
 /// Lines go through `SafeOutput.standardError`: whole lines, never interleaved, and a closed or
 /// broken stderr makes logging a no-op instead of crashing the worker.
 public struct JSONLogHandler: LogHandler {
+    /// Metadata written with every line; an event's own metadata wins on the same key.
     public var metadata: Logger.Metadata = [:]
+    /// The lowest level logged (default info; the worker sets it from `log.level`).
     public var logLevel: Logger.Level = .info
     let label: String
     let json: Bool
 
+    /// A handler for the logger named `label` (written as `logger`): one JSON object per line, or with
+    /// `json` false a text line `time level label: message key=value…`.
     public init(label: String, json: Bool = true) {
         self.label = label
         self.json = json
     }
 
+    /// One entry of `metadata`, by key.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes one line for `event` to standard error: time, level, label, message, the error (as
+    /// metadata `error`) and the merged metadata.
     public func log(event: LogEvent) {
         write(level: event.level, message: event.message, metadata: event.metadata, error: event.error)
     }

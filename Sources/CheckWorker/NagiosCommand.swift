@@ -28,6 +28,7 @@ public struct NagiosExternalCommand: Sendable, Equatable {
         /// A label that cannot be written safely: its name and the reason.
         case unsafeLabel(String, reason: String)
 
+        /// The reason as a phrase for messages, e.g. `no 'host' label`.
         public var description: String {
             switch self {
             case .missingLabel(let name): "no '\(name)' label"

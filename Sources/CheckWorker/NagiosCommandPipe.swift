@@ -26,6 +26,7 @@ import Darwin
 ///
 /// Not Sendable: it holds an open descriptor and counters; use it from one task.
 public final class NagiosCommandPipe {
+    /// How the writer waits for the command file, rechecks it and reports progress.
     public struct Options: Sendable {
         /// Create a regular file when the path does not exist, instead of waiting for it.
         public var createIfMissing: Bool
@@ -40,6 +41,9 @@ public final class NagiosCommandPipe {
         /// Polled while waiting; true ends the wait with `Failure.stopped` (as does task cancellation).
         public var shouldStop: @Sendable () -> Bool
 
+        /// Options with these values. The defaults wait for a missing path, retry every 200 ms, repeat
+        /// the waiting message every 5 s, recheck the path at most once a second, report on standard error
+        /// and never stop on their own.
         public init(createIfMissing: Bool = false, pollInterval: Duration = .milliseconds(200),
                     progressInterval: Duration = .seconds(5), recheckInterval: Duration = .seconds(1),
                     progress: @escaping @Sendable (String) -> Void = { SafeOutput.printError($0) },
@@ -53,12 +57,14 @@ public final class NagiosCommandPipe {
         }
     }
 
+    /// Why commands cannot be written (`write` throws only these).
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case stopped(path: String)
         case cannotOpen(path: String, ErrnoError)
         case notACommandFile(path: String, kind: String)
         case writeFailed(path: String, ErrnoError)
 
+        /// A message for the operator naming the path and what to check.
         public var description: String {
             switch self {
             case .stopped(let path):
@@ -74,6 +80,7 @@ public final class NagiosCommandPipe {
         }
     }
 
+    /// Counts of what this writer has done since it was created.
     public struct Statistics: Sendable, Equatable {
         /// Commands written completely.
         public var written = 0
@@ -81,12 +88,16 @@ public final class NagiosCommandPipe {
         public var reopened = 0
     }
 
+    /// The command file's path (`command_file` in nagios.cfg), as given.
     public let path: String
+    /// Commands written and reopens so far.
     public private(set) var statistics = Statistics()
     private let options: Options
     private var file: OpenFile?
     private var lastCheck = ContinuousClock.now
 
+    /// A writer for the command file at `path`; nothing is opened before the first `write`. Ignores
+    /// SIGPIPE for the whole process.
     public init(path: String, options: Options = Options()) {
         self.path = path
         self.options = options

@@ -16,21 +16,30 @@ import Kafka
 ///   previous owner's late write, two writes racing), so the current mark is not the last record
 ///   but the one `latest(_:)` picks.
 public struct PartitionMark: Equatable, Sendable {
+    /// `clean`: the owner gave the partition up in order (revocation or shutdown).
     public var clean = false
     /// `o=`: the writing worker process (a random token): a process that gets a partition back
     /// after losing it (session timeout, broker outage) did not die.
     public var owner: String?
+    /// `e=`: the epoch of the ownership that wrote the mark; the highest is current (`latest`).
     public var epoch: Int64?
+    /// `s=`: the owner's write counter within its epoch; the highest is current.
     public var sequence: Int64?
+    /// `r=`: the owner may have started records below this offset.
     public var reserved: Int64?
+    /// `q=`: records from the committed offset up to, not including, this offset are suspects.
     public var suspectEnd: Int64?
+    /// `a=`: the offset of the record running alone in the quarantine slot.
     public var alone: Int64?
+    /// `p=`: the offset of the record in flight during two deaths, to be dead-lettered unrun.
     public var poison: Int64?
 
+    /// The first field of every mark (format and version); text without it is not a mark.
     public static let prefix = "exocheck/1"
     /// The largest offset a mark may name (2^62).
     public static let maxOffset: Int64 = 1 << 62
 
+    /// A mark with these fields; nil fields are left out of `encoded`.
     public init(clean: Bool = false, owner: String? = nil, epoch: Int64? = nil, sequence: Int64? = nil, reserved: Int64? = nil,
                 suspectEnd: Int64? = nil, alone: Int64? = nil, poison: Int64? = nil) {
         self.clean = clean
@@ -43,6 +52,8 @@ public struct PartitionMark: Equatable, Sendable {
         self.poison = poison
     }
 
+    /// The mark as stored in the state topic: `prefix`, then the fields that are set,
+    /// space-separated.
     public var encoded: String {
         var fields = [Self.prefix]
         if clean { fields.append("clean") }

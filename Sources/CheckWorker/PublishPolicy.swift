@@ -12,6 +12,7 @@ import Kafka
 ///   limit (the broker may come back; the check holds its slot and its offset meanwhile);
 /// - anything else: retry `maxOtherTries` times, then give up as permanent.
 public struct PublishPolicy: Sendable, Equatable {
+    /// What to do after one failed send.
     public enum Decision: Sendable, Equatable {
         case retry(after: Duration)
         case tooLarge
@@ -27,10 +28,15 @@ public struct PublishPolicy: Sendable, Equatable {
     var tries: Retry
     var otherFailures = 0
 
+    /// The policy for sending one record, starting with no failures; `retry` gives the backoff
+    /// (default RetryPolicy.publish: 0.5 s doubling to 5 s, no limit of its own).
     public init(retry: RetryPolicy = .publish) {
         tries = retry.start()
     }
 
+    /// The decision for the send that just failed with `error`: `tooLarge` for a record too large for
+    /// the client or the broker, `fail` for a permanent error or the `maxOtherTries`-th unclassified
+    /// one, else `retry` after the next backoff (`fail` if the backoff gives up).
     public mutating func next(after error: KafkaError) -> Decision {
         // Too large for the client or the broker (MSG_SIZE_TOO_LARGE, RECORD_LIST_TOO_LARGE), or a
         // record the broker will not take as it is (INVALID_RECORD): send something smaller.

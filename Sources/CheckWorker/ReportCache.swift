@@ -17,8 +17,11 @@ import GraphReports
 /// * a byte budget: bodies count their size; past the budget, entries for past dates go first,
 ///   then the least recently used. A body larger than the whole budget is served, not kept.
 public actor ReportCache {
+    /// Identifies a cache entry and its download in flight: one report request of one tenant.
     public struct Key: Hashable, Sendable {
+        /// The tenant's name as configured under `tenants`.
         public var tenant: String
+        /// The report and its parameter (period or date).
         public var request: ReportRequest
     }
 
@@ -32,14 +35,20 @@ public actor ReportCache {
     /// How a report was obtained, for result metadata and metrics.
     public typealias Outcome = ReportOrigin
 
+    /// How long a downloaded report is served without a Graph call (`graph.reportCacheSeconds`).
     public let ttl: Duration
+    /// Graph report calls allowed per tenant and report within `window`
+    /// (`graph.reportCallsPer10Minutes`).
     public let budget: Int
+    /// The sliding window the call budget counts over (10 minutes by default).
     public let window: Duration
     /// The oldest copy served when the budget is spent (older copies are not served: UNKNOWN).
     public let maxStale: Duration
     /// Bytes of report bodies kept at most.
     public let maxBytes: Int
+    /// The default `maxStale`: one hour.
     public static let defaultMaxStale: Duration = .seconds(3_600)
+    /// The default `maxBytes` (and `graph.reportCacheMaxBytes`): 256 MiB.
     public static let defaultMaxBytes = 256 << 20
 
     private var entries: [Key: Entry] = [:]
@@ -58,6 +67,8 @@ public actor ReportCache {
     public private(set) var evictions = 0
     private let clock = ContinuousClock()
 
+    /// An empty cache with these limits (defaults: fresh for 900 s, 14 calls per 10 minutes,
+    /// `defaultMaxStale`, `defaultMaxBytes`).
     public init(ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600),
                 maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes) {
         self.ttl = ttl
@@ -266,12 +277,16 @@ public struct CachedReports: ReportSource {
     let tenant: String
     let session: GraphSession
 
+    /// The report source of one check: `cache`, shared by the worker's checks, in front of the
+    /// tenant's `session`.
     public init(cache: ReportCache, tenant: String, session: GraphSession) {
         self.cache = cache
         self.tenant = tenant
         self.session = session
     }
 
+    /// The report from the cache, or downloaded through the session, for this tenant, no later
+    /// than `deadline`; a failure comes back in the answer.
     public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
         await cache.answer(request, tenant: tenant, session: session, deadline: deadline)
     }

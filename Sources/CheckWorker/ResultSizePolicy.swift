@@ -14,6 +14,7 @@ public struct ResultSizePolicy: Sendable, Equatable {
     /// Bytes the encoded result (the record's value) may hold.
     public var maxValueBytes: Int
 
+    /// A policy with this value limit in bytes, taken as is (no overhead subtracted, no minimum).
     public init(maxValueBytes: Int) {
         self.maxValueBytes = maxValueBytes
     }

@@ -15,7 +15,9 @@ import Synchronization
 /// a stream whose reader is gone (EPIPE) or that is not open (EBADF) is marked closed: later writes
 /// to it are silently dropped and the command finishes with its normal exit code.
 public enum SafeOutput {
+    /// Standard output (file descriptor 1).
     public static let standardOutput = SafeStream(fileDescriptor: STDOUT_FILENO)
+    /// Standard error (file descriptor 2), where JSONLogHandler writes the log.
     public static let standardError = SafeStream(fileDescriptor: STDERR_FILENO)
 
     /// Call first thing in `main`: ignores SIGPIPE and, for a standard descriptor that is not open
@@ -52,6 +54,7 @@ public enum SafeOutput {
 /// Sendable without `@unchecked`: the only state is the `Mutex`-protected closed flag; the
 /// descriptor number is immutable.
 public final class SafeStream: Sendable {
+    /// The descriptor this stream writes to (STDOUT_FILENO or STDERR_FILENO).
     public let fileDescriptor: Int32
     private let closed = Mutex(false)
 
@@ -67,6 +70,9 @@ public final class SafeStream: Sendable {
     @discardableResult
     public func write(_ text: String) -> Bool { write(bytes: Array(text.utf8)) }
 
+    /// Writes all of `bytes` with write(2) (partial writes and EINTR are retried), never interleaved
+    /// with another write to this stream. Returns false when the stream is closed or the write failed;
+    /// EPIPE or EBADF closes the stream for good, other errors lose this write only.
     @discardableResult
     public func write(bytes: [UInt8]) -> Bool {
         SafeOutput.ignoreSIGPIPE()
@@ -87,8 +93,11 @@ public final class SafeStream: Sendable {
 
 /// An errno value with its text, for messages.
 public struct ErrnoError: Error, Equatable, CustomStringConvertible {
+    /// The errno value (e.g. EPIPE).
     public let code: Int32
+    /// Wraps an errno value.
     public init(_ code: Int32) { self.code = code }
+    /// strerror(3)'s text followed by the number, e.g. `Broken pipe (errno 32)`.
     public var description: String { String(cString: strerror(code)) + " (errno \(code))" }
 }
 

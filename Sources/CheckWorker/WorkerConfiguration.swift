@@ -8,27 +8,40 @@ import Yams
 /// fail at start with a message naming the key; secrets are read from files or the
 /// environment only and never logged.
 public struct WorkerConfiguration: Sendable {
+    /// The `kafka` key: client properties and topic names.
     public struct KafkaSection: Sendable {
+        /// `kafka.properties`: librdkafka properties passed verbatim (bootstrap.servers, SASL/TLS,
+        /// tuning); scalars become strings. `message.max.bytes` also sets the result size limit.
         public var properties: [String: String] = [:]
+        /// `kafka.requests`: the topic check requests are consumed from.
         public var requests = "exocheck.requests"
+        /// `kafka.results`: the topic results go to, unless a request names an allowed `replyTo`.
         public var results = "exocheck.results"
+        /// `kafka.deadLetter`: the topic that receives copies of refused and poison requests.
         public var deadLetter = "exocheck.requests.DLT"
         /// The quarantine's marks (docs/poison-records.md): compacted, at least as many
         /// partitions as `requests` recommended; one per consumer group is simplest.
         public var stateTopic = "exocheck.worker-state"
+        /// `kafka.group`: the workers' consumer group id; it is also part of the quarantine marks' keys.
         public var group = "exocheck"
         /// Topics a request may name in `replyTo` (empty: `replyTo` is refused).
         public var allowedReplyTopics: [String] = []
+        /// The defaults shown on each field: the `exocheck.*` topics, group `exocheck`, no properties and
+        /// no reply topics.
         public init() {}
     }
 
+    /// The `worker` key: concurrency, time limits, health and the worker's name.
     public struct WorkerSection: Sendable {
+        /// `worker.concurrency`: checks in flight at most in this worker (at least 1); when full,
+        /// partitions are paused.
         public var concurrency = 64
         /// host:port of /metrics, /healthz, /readyz (port 0: any free port, logged at start).
         public var listen = "127.0.0.1:9464"
         /// SIGTERM: the whole shutdown (in-flight checks, then flush, commit, leave the group)
         /// ends within this long, even with the broker down (ShutdownDeadline).
         public var shutdownGraceSeconds = 30.0
+        /// `shutdownGraceSeconds` as a Duration.
         public var shutdownGrace: Duration { Duration(clampedSeconds: shutdownGraceSeconds) }
         /// `checkTimeoutSeconds` as a Duration.
         public var checkTimeout: Duration { Duration(clampedSeconds: checkTimeoutSeconds) }
@@ -38,6 +51,8 @@ public struct WorkerConfiguration: Sendable {
         public var liveness: Duration { Duration(clampedSeconds: livenessSeconds) }
         /// Longest time one check may take (token, reports, retries), whatever its deadline.
         public var checkTimeoutSeconds = 20.0
+        /// `worker.maxRequestBytes`: the largest request record value accepted, in bytes (at least
+        /// 256); larger requests are refused and dead-lettered.
         public var maxRequestBytes = 65_536
         /// Dedicated threads for parsing, evaluation and rendering (default: cores, at least 2).
         public var evaluationThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
@@ -51,6 +66,7 @@ public struct WorkerConfiguration: Sendable {
         public var name = "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         /// Checks of one tenant (record key) in flight at most; nil: half the concurrency.
         public var maxInFlightPerTenantSetting: Int?
+        /// `maxInFlightPerTenantSetting`, or half the concurrency (at least 1) when it is not set.
         public var maxInFlightPerTenant: Int { maxInFlightPerTenantSetting ?? max(1, concurrency / 2) }
         /// Records received and not yet committable before partitions pause (done records
         /// behind a slow one count).
@@ -58,17 +74,27 @@ public struct WorkerConfiguration: Sendable {
         /// With work waiting, /healthz fails when no check finished for this long; nil: three
         /// times the check timeout, at least 60 s.
         public var livenessSecondsSetting: Double?
+        /// `livenessSecondsSetting`, or when it is not set three times `checkTimeoutSeconds`, at
+        /// least 60 s.
         public var livenessSeconds: Double { livenessSecondsSetting ?? max(60, 3 * checkTimeoutSeconds) }
+        /// The built-in defaults, kept for every key the configuration file leaves out.
         public init() {}
     }
 
+    /// The `graph` key: endpoints, request timeout and report cache, for all tenants.
     public struct GraphSection: Sendable {
+        /// `graph.loginEndpoint`: the login endpoint of every tenant without its own; nil keeps the
+        /// tenant's cloud default.
         public var loginEndpoint: String?
+        /// `graph.graphEndpoint`: the Graph endpoint of every tenant without its own; nil keeps the
+        /// tenant's cloud default.
         public var graphEndpoint: String?
         /// One Graph or login request at most (the check's own budget may cut it shorter).
         public var timeoutSeconds = 10.0
         /// `timeoutSeconds` as a Duration (each Graph request's timeout).
         public var timeout: Duration { Duration(clampedSeconds: timeoutSeconds) }
+        /// `graph.reportCacheSeconds`: how long a downloaded report is served from the cache, in
+        /// seconds.
         public var reportCacheSeconds = 900.0
         /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
         public var reportCallsPer10Minutes = 14
@@ -82,16 +108,26 @@ public struct WorkerConfiguration: Sendable {
         public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
         /// Hosts the report download may be redirected to (nil: any public https host).
         public var allowedDownloadHosts: [String]?
+        /// The built-in defaults, kept for every key the configuration file leaves out.
         public init() {}
     }
 
+    /// One entry of `tenants`: a Microsoft tenant and the app credential used for it.
     public struct Tenant: Sendable {
+        /// The key under `tenants`: the name requests give in their `tenant` field.
         public var name: String
+        /// `tenants.<name>.tenantId`: the Microsoft tenant (GUID or domain).
         public var tenantId: String
+        /// `tenants.<name>.clientId`: the application (client) id of the app registration.
         public var clientId: String
+        /// The app's credential: the secret from `clientSecretFile` or `clientSecretEnv`, or a
+        /// certificate assertion from `certificateFile` and `privateKeyFile`.
         public var credential: ClientCredential
+        /// Login and Graph endpoints: those of `cloud` (default global), replaced by the tenant's or
+        /// else the `graph` section's `loginEndpoint` / `graphEndpoint`.
         public var endpoints: GraphEndpoints
 
+        /// A tenant with these values (nothing is read from files or the environment).
         public init(name: String, tenantId: String, clientId: String, credential: ClientCredential, endpoints: GraphEndpoints) {
             self.name = name
             self.tenantId = tenantId
@@ -101,13 +137,20 @@ public struct WorkerConfiguration: Sendable {
         }
     }
 
+    /// Kafka client properties and topics (`kafka` key).
     public var kafka = KafkaSection()
+    /// This worker's concurrency, time limits, health and name (`worker` key).
     public var worker = WorkerSection()
+    /// Graph endpoints, timeout and report cache settings for all tenants (`graph` key).
     public var graph = GraphSection()
+    /// The configured tenants by name (`tenants` key); empty when loaded with `kafkaOnly`.
     public var tenants: [String: Tenant] = [:]
+    /// `log.format`: `json` (one JSON object per line on stderr) or `text`.
     public var logFormat = "json"
+    /// `log.level`: the lowest level logged, a swift-log level name (not validated when parsed).
     public var logLevel = "info"
 
+    /// A configuration with every default and no tenants.
     public init() {}
 
     /// Loads a worker configuration. With `kafkaOnly` (submit, results) the tenants are not
@@ -121,6 +164,10 @@ public struct WorkerConfiguration: Sendable {
                          environment: environment, kafkaOnly: kafkaOnly)
     }
 
+    /// Parses a configuration from YAML (or JSON) text. Relative secret and certificate paths are
+    /// resolved against `baseDirectory`, `clientSecretEnv` is looked up in `environment`, and with
+    /// `kafkaOnly` the tenants are not read. Throws a ConfigurationError naming the key for an unknown
+    /// key, a bad value or a missing secret.
     public static func parse(_ text: String, baseDirectory: String = ".", environment: [String: String] = [:],
                              kafkaOnly: Bool = false) throws(ConfigurationError) -> WorkerConfiguration {
         let root: Any?
@@ -240,8 +287,11 @@ public struct WorkerConfiguration: Sendable {
     }
 }
 
+/// A configuration that cannot be used; `description` says which key is wrong and why.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// The message for the operator.
     public let description: String
+    /// An error with this message.
     public init(_ description: String) { self.description = description }
 }
 

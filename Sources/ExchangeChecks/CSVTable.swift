@@ -14,6 +14,7 @@ public struct CSVTable: Sendable {
     /// For each data row, the requested fields in the order of `columns` passed to `parse`.
     public let rows: [[String]]
 
+    /// Builds a table directly from header names and rows, without parsing or validation.
     public init(header: [String], rows: [[String]]) {
         self.header = header
         self.rows = rows
@@ -27,6 +28,11 @@ public struct CSVTable: Sendable {
         }
     }
 
+    /// Parses a body in raw memory (the work behind `parse(_:columns:)`, without a copy). A leading
+    /// UTF-8 BOM is skipped; header names are trimmed of spaces and tabs, and a repeated name
+    /// resolves to its first column; blank lines are skipped; every other line must have the
+    /// header's field count, and the last one must end with a line break.
+    /// - Throws: `CSVError` describing the first problem found.
     public static func parse(_ bytes: UnsafeRawBufferPointer, columns: [String]) throws(CSVError) -> CSVTable {
         var start = 0
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
@@ -194,15 +200,25 @@ public struct CSVTable: Sendable {
 
 /// Why a report body was rejected.
 public enum CSVError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The body is empty or blank: there is no header line.
     case empty
+    /// The body is clearly something else; the text says what (an HTML or XML document, a JSON
+    /// document, binary data).
     case notCSV(String)
+    /// Required columns are not in the header: the missing names, then the header as found.
     case missingColumns([String], found: [String])
+    /// A quoted field is never closed; `line` (1-based) is where its opening quote is.
     case unterminatedQuote(line: Int)
+    /// Something other than a comma or a line end follows a closing quote on `line`.
     case textAfterQuote(line: Int)
+    /// A `"` inside a field that does not start with one, on `line`.
     case quoteInUnquotedField(line: Int)
+    /// The record starting on `line` has `found` fields where the header has `expected`.
     case wrongFieldCount(line: Int, found: Int, expected: Int)
+    /// The last record (starting on `line`) has no line break at its end: the body was cut short.
     case truncated(line: Int)
 
+    /// A one-line explanation for the operator, naming the line (1-based) or the columns involved.
     public var description: String {
         switch self {
         case .empty:

@@ -66,6 +66,8 @@ public struct CentreonArguments: Sendable {
         lastSeen[name] = recorded
     }
 
+    /// The last value given for option `name` (no leading `--`): the last one wins; `"1"` for a
+    /// flag; nil when the option was not given.
     public func last(_ name: String) -> String? { values[name]?.last }
 
     /// The options in their one written form, `--name=value` (`--name` for a flag), in the
@@ -76,7 +78,10 @@ public struct CentreonArguments: Sendable {
             OptionTable.flags.contains(entry.name) ? "--\(entry.name)" : "--\(entry.name)=\(entry.value)"
         }
     }
+    /// Every value given for option `name`, in command-line order (for repeatable options such as
+    /// `--change-exit`); empty when it was not given.
     public func all(_ name: String) -> [String] { values[name] ?? [] }
+    /// Whether option `name` was given at all, even with an empty value (how flags are read).
     public func has(_ name: String) -> Bool { values[name] != nil }
 }
 
@@ -86,32 +91,54 @@ public struct CentreonArguments: Sendable {
 /// `redacted` says the same without echoing any value from the input, for answers that other
 /// people read (worker results, logs, dead-letter headers), since a value may be a secret.
 public struct ArgumentError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The plugin's wording, quoting the offending values: what `exocheck run` prints.
     public let message: String
+    /// The same problem without any value from the input (equal to `message` when that quotes
+    /// none): for worker results, logs and dead-letter headers.
     public let redacted: String
+    /// Builds an error; leave out `redacted` only when `message` quotes no input value, since
+    /// `message` is then used for both.
     public init(_ message: String, redacted: String? = nil) {
         self.message = message
         self.redacted = redacted ?? message
     }
+    /// The unredacted `message`: not for answers other people read.
     public var description: String { message }
 }
 
 /// The connection part of a command line (credentials and endpoints).
 public struct ConnectionArguments: Sendable, Equatable {
+    /// `--tenant`: the tenant the app signs in to and reads reports of (required, non-empty).
     public var tenant: String
+    /// `--client-id`: the application (client) id of the app registration (required, non-empty).
     public var clientId: String
+    /// `--client-secret`: the app's client secret (required, non-empty). A secret: never echo it.
     public var clientSecret: String
+    /// `--login-endpoint`: base URL of the identity platform (`defaultLoginEndpoint` when not
+    /// given; one trailing `/` is dropped when read from a command line).
     public var loginEndpoint: String
+    /// `--graph-endpoint`: base URL of Microsoft Graph (`defaultGraphEndpoint` when not given; one
+    /// trailing `/` is dropped when read from a command line).
     public var graphEndpoint: String
+    /// `--statefile-dir`: the directory where `exocheck run` keeps its token cache; nil (not given
+    /// or empty) for the default directory.
     public var statefileDir: String?
     /// `--timeout`: one HTTP request (default 10 s).
     public var timeout: Duration
     /// exocheck's `--time-budget`: the whole check (token, reports, retries) ends within this.
     public var timeBudget: Duration
+    /// `--proxyurl`: the HTTP proxy to go through; nil (not given or empty) for none. Not
+    /// validated here: the caller checks it when building its transport.
     public var proxyURL: String?
 
+    /// The public Microsoft identity platform, used when `--login-endpoint` is not given.
     public static let defaultLoginEndpoint = "https://login.microsoftonline.com"
+    /// The public Microsoft Graph endpoint, used when `--graph-endpoint` is not given.
     public static let defaultGraphEndpoint = "https://graph.microsoft.com"
 
+    /// Builds connection arguments as given, without validation; the defaults are the command
+    /// line's: public endpoints, no state directory, 10 s per request, 20 s for the whole check, no
+    /// proxy.
     public init(tenant: String, clientId: String, clientSecret: String,
                 loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
                 statefileDir: String? = nil, timeout: Duration = .seconds(10), timeBudget: Duration = .seconds(20),

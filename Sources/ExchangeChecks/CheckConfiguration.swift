@@ -1,5 +1,6 @@
 /// Everything that decides what a check computes and prints, validated.
 public struct CheckConfiguration: Sendable {
+    /// The check to run: which report is read and which counters and options exist.
     public var mode: CheckMode
     /// `--filter-user` / `--filter-mailbox`; nil = every row.
     public var instanceFilter: FilterRegex?
@@ -14,14 +15,26 @@ public struct CheckConfiguration: Sendable {
     public var thresholds: [String: CounterThresholds] = [:]
     /// Mailbox status expressions (critical, warning, unknown); nil = disabled.
     public var criticalStatus: StatusExpression?
+    /// `--warning-status` (mailbox-usage default: `defaultWarningStatus`); nil = disabled.
     public var warningStatus: StatusExpression?
+    /// `--unknown-status` (no default); nil = disabled.
     public var unknownStatus: StatusExpression?
+    /// How the result is printed: `--verbose`, the perfdata filters, `--change-exit`, `--opt-exit` …
     public var output = OutputOptions()
 
+    /// `--filter-counters` when it is not given: counters whose label contains `active` or
+    /// `total`, so the per-user and per-mailbox counters are not evaluated unless asked for.
     public static let defaultFilterCounters = "active|total"
+    /// mailbox-usage's `--warning-status` when it is not given: storage used above the issue
+    /// warning quota.
     public static let defaultWarningStatus = "%{used} > %{issue_warning_quota}"
+    /// mailbox-usage's `--critical-status` when it is not given: storage used above the prohibit
+    /// send quota.
     public static let defaultCriticalStatus = "%{used} > %{prohibit_send_quota}"
 
+    /// The configuration of `mode` before any option is read: `defaultFilterCounters` and, for
+    /// mailbox-usage, the default warning and critical status expressions; no thresholds, no
+    /// instance filter, default output options.
     public init(mode: CheckMode) throws(ArgumentError) {
         self.mode = mode
         self.filterCounters = try FilterRegex.option("filter-counters", Self.defaultFilterCounters)
@@ -49,10 +62,13 @@ public struct CheckConfiguration: Sendable {
         filterCounters.map { $0.matches(counter.label) } ?? true
     }
 
+    /// Whether `--filter-counters-block` drops `group` entirely (its name matches the pattern).
     public func blocks(_ group: CounterGroup) -> Bool {
         filterCountersBlock.map { $0.matches(group.name) } ?? false
     }
 
+    /// The ranges given for `counter` (by its old label, whichever name was used); no ranges
+    /// (always OK) when none were given.
     public func thresholds(for counter: CounterSpec) -> CounterThresholds {
         thresholds[counter.label] ?? CounterThresholds()
     }

@@ -2,9 +2,13 @@ import Foundation
 
 /// Nagios status of a check or of one message.
 public enum CheckStatus: String, Sendable, Codable, CaseIterable, Comparable {
+    /// All is well (exit code 0).
     case ok = "OK"
+    /// A warning condition (exit code 1).
     case warning = "WARNING"
+    /// A critical condition (exit code 2).
     case critical = "CRITICAL"
+    /// The state could not be determined (exit code 3); the default status of errors.
     case unknown = "UNKNOWN"
 
     /// Nagios exit code.
@@ -28,6 +32,7 @@ public enum CheckStatus: String, Sendable, Codable, CaseIterable, Comparable {
         }
     }
 
+    /// Orders by the plugin's severity (OK < WARNING < UNKNOWN < CRITICAL), not by exit code.
     public static func < (a: CheckStatus, b: CheckStatus) -> Bool { a.severityRank < b.severityRank }
 
     /// Parses `ok`, `warning`, `critical`, `unknown` in any case.
@@ -35,6 +40,7 @@ public enum CheckStatus: String, Sendable, Codable, CaseIterable, Comparable {
         self.init(rawValue: name.uppercased())
     }
 
+    /// The most severe of `statuses` in the plugin's precedence; OK when there are none.
     public static func worst(_ statuses: some Sequence<CheckStatus>) -> CheckStatus {
         statuses.max() ?? .ok
     }
@@ -42,17 +48,27 @@ public enum CheckStatus: String, Sendable, Codable, CaseIterable, Comparable {
 
 /// One perfdata metric: `'label'=value[unit];warning;critical;min;max`.
 public struct Perfdatum: Sendable, Equatable, Codable {
+    /// The metric name, printed between single quotes (a `'` inside is doubled).
     public var label: String
+    /// The value, already formatted as it is printed (counters: an integer).
     public var value: String
+    /// The unit printed right after the value (e.g. `B`); empty for none.
     public var unit: String
+    /// The warning range as printed (`ThresholdRange.perfdataText`); empty when none.
     public var warning: String
+    /// The critical range as printed (`ThresholdRange.perfdataText`); empty when none.
     public var critical: String
+    /// The lowest value the metric can take (`0` for counters); empty when not stated.
     public var min: String
+    /// The highest value the metric can take (the total for the `active-*` counters); empty when
+    /// not stated.
     public var max: String
     /// The instance (user, mailbox) the metric belongs to; nil for a global metric. Not printed:
     /// it tells per-instance perfdata from global perfdata whatever the label style.
     public var instance: String?
 
+    /// Builds a metric; unit, ranges, min and max default to empty and `instance` to nil (a global
+    /// metric).
     public init(label: String, value: String, unit: String = "", warning: String = "", critical: String = "", min: String = "", max: String = "",
                 instance: String? = nil) {
         self.instance = instance
@@ -68,6 +84,7 @@ public struct Perfdatum: Sendable, Equatable, Codable {
     /// The label as printed: a `'` inside is doubled.
     var quotedLabel: String { label.replacingOccurrences(of: "'", with: "''") }
 
+    /// The metric as printed in perfdata: `'label'=<value><unit>;warning;critical;min;max`.
     public var rendered: String {
         "'\(quotedLabel)'=\(value)\(unit);\(warning);\(critical);\(min);\(max)"
     }
@@ -75,11 +92,17 @@ public struct Perfdatum: Sendable, Equatable, Codable {
 
 /// Options that shape how a result is printed (Centreon's output.pm options).
 public struct OutputOptions: Sendable, Equatable {
+    /// `--verbose`: print the long output (one line per instance) after the first line.
     public var verbose = false
     /// `--debug`: also show the details of an error (never secrets).
     public var debug = false
+    /// `--output-ignore-perfdata`: print no perfdata.
     public var ignorePerfdata = false
+    /// `--output-ignore-label`: leave out the `CRITICAL: ` … `OK: ` section labels of the short
+    /// output.
     public var ignoreLabel = false
+    /// `--use-new-perfdata`: name metrics by their new-style labels
+    /// (`exchange.users.emails.sent.count`, `<instance>#…` per instance).
     public var useNewPerfdata = false
     /// `--filter-perfdata`: keep metrics whose label matches.
     public var filterPerfdata: FilterRegex?
@@ -94,15 +117,20 @@ public struct OutputOptions: Sendable, Equatable {
     /// `--opt-exit`: the status of errors (default UNKNOWN).
     public var errorStatus: CheckStatus = .unknown
 
+    /// The defaults: every flag off, no filters or rewrite rules, `range-perfdata` 0, errors UNKNOWN.
     public init() {}
 }
 
 /// One `--change-short-output=pattern~replacement~flags` rule.
 public struct ShortOutputSubstitution: Sendable, Equatable {
+    /// The regular expression searched in the short output (case-insensitive with the `i` flag).
     public let pattern: FilterRegex
+    /// The replacement template; `$1` … refer to the pattern's capture groups.
     public let replacement: String
+    /// The `g` flag: replace every match, not only the first.
     public let global: Bool
 
+    /// Builds a rule from its parts as given (the option parser checks the replacement's length).
     public init(pattern: FilterRegex, replacement: String, global: Bool) {
         self.pattern = pattern
         self.replacement = replacement
@@ -150,11 +178,15 @@ public struct ShortOutputSubstitution: Sendable, Equatable {
 
 /// A user-supplied regular expression, compared by its source text.
 public struct FilterRegex: Sendable, Equatable {
+    /// The pattern as given: what two filters are compared by.
     public let pattern: String
+    /// The compiled pattern (shared through the process-wide cache of compiled patterns).
     public let regex: NSRegularExpression
     /// The option it came from (named when the pattern runs out of time).
     public let option: String
 
+    /// Compiles `pattern` (at most `CheckLimits.maxRegexLength` UTF-16 units); `option` is the
+    /// option named if a match runs out of time. Throws when the pattern is too long or invalid.
     public init(_ pattern: String, caseInsensitive: Bool = false, option: String = "filter") throws {
         self.pattern = pattern
         self.option = option
@@ -167,28 +199,38 @@ public struct FilterRegex: Sendable, Equatable {
         BudgetedMatch.firstMatch(regex, in: text, range: NSRange(text.startIndex..., in: text), option: option) != nil
     }
 
+    /// Equal when the pattern texts are equal; case sensitivity and option are not compared.
     public static func == (a: FilterRegex, b: FilterRegex) -> Bool { a.pattern == b.pattern }
 }
 
 /// The outcome of a check, before rendering: messages by status, long output lines, perfdata.
 public struct CheckResult: Sendable, Equatable {
+    /// One message of the short output and the status it is filed under.
     public struct Message: Sendable, Equatable {
+        /// The section the message is printed in, and its weight in the check's status.
         public var status: CheckStatus
+        /// The text, printed after its section label (`CRITICAL: ` …).
         public var text: String
     }
 
+    /// Every message, in the order added; rendering groups them by status.
     public var messages: [Message] = []
+    /// Lines printed after the first line with `--verbose` (or with `--debug` for an error).
     public var longOutput: [String] = []
+    /// Every metric computed, before the output options filter or rewrite them.
     public var perfdata: [Perfdatum] = []
     /// The report date the check used ('' when the report was empty).
     public var reportDate = ""
 
+    /// An empty result: no messages (so OK), no long output, no perfdata.
     public init() {}
 
+    /// Appends message `text` under `status`.
     public mutating func add(_ status: CheckStatus, _ text: String) {
         messages.append(Message(status: status, text: text))
     }
 
+    /// The worst status of the messages (plugin precedence); OK when there are none.
     public var status: CheckStatus { CheckStatus.worst(messages.map(\.status)) }
 
     /// A result made of one error message (`UNKNOWN: <message> `, or the `--opt-exit` status).
@@ -217,6 +259,7 @@ public struct RenderedOutput: Sendable, Equatable {
     public var optionFailure: CheckErrorKind? = nil
 }
 
+/// Prints a `CheckResult` the way the Centreon plugin does, applying the output options.
 public enum OutputRenderer {
     /// Renders like the plugin's `output_txt`: sections CRITICAL, WARNING, UNKNOWN, then OK only
     /// when the final status is OK; each `LABEL: ` + messages joined with ` - ` + one space; then

@@ -5,15 +5,26 @@ import Foundation
 
 /// A validated check request (`exocheck.requests`, JSON; see schemas/check-request.schema.json).
 public struct CheckRequest: Sendable, Equatable {
+    /// The request's `id` (safe text of at most `CheckRequestDecoder.maxIdBytes` bytes), echoed in
+    /// its result.
     public var id: String
+    /// The `tenant` field: which of the worker's configured tenants the check is for (at most
+    /// `CheckRequestDecoder.maxTenantBytes` bytes).
     public var tenant: String
+    /// The `mode` field: which check to run.
     public var mode: CheckMode
     /// The Centreon argument list the request stands for (from `options` or `args`).
     public var arguments: [String]
+    /// The `deadline` field: after it the check is no longer run (an `expired` result instead),
+    /// and it shortens the check's time budget; nil = no deadline of its own.
     public var deadline: Date?
+    /// The `labels` field: key/value strings carried into the result; empty when absent.
     public var labels: [String: String]
+    /// The `replyTo` field: the topic the result is published to instead of the default one (a
+    /// worker accepts only the topics it allows); nil = the default topic.
     public var replyTo: String?
 
+    /// Builds a request as given, without the validation of `CheckRequestDecoder.decode`.
     public init(id: String, tenant: String, mode: CheckMode, arguments: [String] = [], deadline: Date? = nil,
                 labels: [String: String] = [:], replyTo: String? = nil) {
         self.id = id
@@ -34,6 +45,8 @@ public struct CheckRequest: Sendable, Equatable {
         return o
     }
 
+    /// `json()` as JSON bytes with sorted keys (the record value to produce); empty if it cannot
+    /// be serialised.
     public func encoded() -> [UInt8] {
         Array((try? JSONSerialization.data(withJSONObject: json(), options: [.sortedKeys])) ?? Data())
     }
@@ -41,12 +54,19 @@ public struct CheckRequest: Sendable, Equatable {
 
 /// Why a request is refused; `id` is set when it could be read.
 public struct RequestRejection: Error, Sendable, Equatable {
+    /// The request's id when it could be read as safe text (from the body, or the `exocheck-id`
+    /// header); nil otherwise.
     public var id: String?
+    /// The `tenant` field when it is safe text; nil otherwise.
     public var tenant: String?
+    /// The `mode` field when it names a known mode; nil otherwise (an unknown mode is not echoed).
     public var mode: String?
+    /// The request's labels when they are valid; empty otherwise.
     public var labels: [String: String]
+    /// Why the request was refused, worded so that no value that may be a secret is echoed.
     public var reason: String
 
+    /// Builds a rejection; `tenant` and `mode` default to nil (not known).
     public init(id: String?, tenant: String? = nil, mode: String? = nil, labels: [String: String], reason: String) {
         self.id = id
         self.tenant = tenant
@@ -56,6 +76,7 @@ public struct RequestRejection: Error, Sendable, Equatable {
     }
 }
 
+/// Decodes and validates check requests without I/O, and holds their size limits.
 public enum CheckRequestDecoder {
     /// Bytes of a request id.
     public static let maxIdBytes = 256
@@ -63,7 +84,9 @@ public enum CheckRequestDecoder {
     public static let maxTenantBytes = 128
     /// Labels of one request, bytes of a label key and of a label value.
     public static let maxLabels = 32
+    /// Bytes of a label key, made of ASCII letters, digits, `-`, `_` and `.` only.
     public static let maxLabelKeyBytes = 64
+    /// Bytes of a label value (may be empty; no control characters).
     public static let maxLabelValueBytes = 1024
     static let knownFields: Set<String> = ["id", "tenant", "mode", "options", "args", "deadline", "labels", "replyTo"]
     /// Credentials and endpoints (from the option table): never in a request, never passed on by `submit`.
@@ -272,12 +295,16 @@ enum JSONValue: Decodable, Sendable, Equatable {
     }
 }
 
+/// RFC 3339 date-times as requests and results write them (`deadline`, `checkedAt`).
 public enum RFC3339 {
+    /// Parses an ISO 8601 date-time such as `2026-11-29T03:00:00Z`, with or without fractional
+    /// seconds; nil when the text is not one.
     public static func parse(_ text: String) -> Date? {
         if let d = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return d }
         return try? Date(text, strategy: Date.ISO8601FormatStyle())
     }
 
+    /// Formats `date` in UTC with milliseconds, e.g. `2026-11-29T03:00:01.250Z`.
     public static func string(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }

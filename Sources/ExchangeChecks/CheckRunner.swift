@@ -2,13 +2,17 @@ import Foundation
 
 /// The outcome of one check: what to print, and why it failed when it did.
 public struct CheckOutcome: Sendable {
+    /// What the check prints: its messages, long output and perfdata, or the error message when it
+    /// failed.
     public var result: CheckResult
+    /// Why the check failed; nil when it ran to the end.
     public var error: CheckError?
     /// What the check's report requests cost, also when it failed.
     public var stats: FetchStats
     /// How its report data was obtained (the dearest of its reports); nil when none came.
     public var origin: ReportOrigin?
 
+    /// Builds an outcome; `origin` defaults to nil (no report data came).
     public init(result: CheckResult, error: CheckError?, stats: FetchStats, origin: ReportOrigin? = nil) {
         self.result = result
         self.error = error
@@ -24,6 +28,12 @@ public struct CheckOutcome: Sendable {
 
 /// Fetch → parse → evaluate, the one code path behind `exocheck run`, the worker and the demo.
 public enum ExchangeCheckRunner {
+    /// Runs one check: fetches the mode's reports through `reports` (email-activity: the D7 report,
+    /// then, unless it is empty, the daily report of its refresh date; mailbox-usage: the D7
+    /// report), and parses and evaluates them on `executor`. Every user regular expression stops at
+    /// `deadline` (a `RegexBudget` already bound takes precedence); if one ran out of time, the
+    /// outcome is a `timeout` failure. Failures are returned, never thrown. `timeZone` places the
+    /// `perfdate` metric (noon on the report date).
     public static func run(_ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
                            timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()) async -> CheckOutcome {
         // Every user regex of the evaluation stops at the check's deadline (an enclosing budget,

@@ -9,6 +9,7 @@ public struct CheckSpec: Sendable {
     /// `args` of a check request, whichever form (`--name value` or `--name=value`) was written.
     public let requestOptions: [String]
 
+    /// Which check this is: email-activity or mailbox-usage (from `configuration`).
     public var mode: CheckMode { configuration.mode }
 
     /// Command-line options that are not check options of a request: the tenant and the mode

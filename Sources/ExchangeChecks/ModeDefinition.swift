@@ -1,6 +1,8 @@
 /// The two check modes and the counters each one has, as the Centreon plugin defines them.
 public enum CheckMode: String, Sendable, Codable, CaseIterable {
+    /// `email-activity`: emails sent, received and read per user (`getEmailActivityUserDetail`).
     case emailActivity = "email-activity"
+    /// `mailbox-usage`: mailbox storage, quota status and item counts (`getMailboxUsageDetail`).
     case mailboxUsage = "mailbox-usage"
 
     /// The counter groups in evaluation order.
@@ -59,13 +61,21 @@ public enum CheckMode: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// One group of a mode's counters: the active counter, the totals, or the per-instance counters.
 public struct CounterGroup: Sendable {
+    /// `global`: evaluated once for the whole report; `instances`: evaluated per user or mailbox.
     public enum Kind: Sendable { case global, instances }
+    /// The group's name (`active`, `global`, `users`, `mailboxes`): what `--filter-counters-block`
+    /// matches.
     public let name: String
+    /// Global or per instance; per-instance counters' new-style threshold names start with
+    /// `instance-`.
     public let kind: Kind
+    /// The group's counters, in evaluation order.
     public let counters: [CounterSpec]
 }
 
+/// One counter of a mode: its labels and how its thresholds are read and judged.
 public struct CounterSpec: Sendable, Equatable {
     /// Old-style label (`send-count`): what `--filter-counters` matches and the old option names.
     public let label: String

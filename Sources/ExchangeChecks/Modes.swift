@@ -9,6 +9,10 @@ public enum EmailActivityCheck {
         period.first?.reportRefreshDate ?? ""
     }
 
+    /// Evaluates the mode from the period (D7) rows and the daily rows of the report date: rows
+    /// whose Report Period is not 1 count towards the total; rows of period 1 are the active users,
+    /// summed into the totals and shown per user. `--filter-user` applies to both lists;
+    /// `timeZone` places the `perfdate` metric.
     public static func evaluate(period: [EmailActivityRow], daily: [EmailActivityRow],
                                 config: CheckConfiguration, timeZone: TimeZone) -> CheckResult {
         let reportDate = reportDate(of: period)
@@ -64,6 +68,10 @@ public enum EmailActivityCheck {
 /// `--mode=mailbox-usage`: active mailboxes, storage of active and inactive mailboxes, and per
 /// active mailbox its quota status and item count (see centreon-output.md §1 and §3).
 public enum MailboxUsageCheck {
+    /// Evaluates the mode from the D7 rows (after `--filter-mailbox`): every row counts towards the
+    /// total; a mailbox is active when its Last Activity Date is the report date (the first row's
+    /// Report Refresh Date). Active mailboxes get the status and item counters; inactive ones only
+    /// add to the inactive usage. `timeZone` places the `perfdate` metric.
     public static func evaluate(period: [MailboxUsageRow], config: CheckConfiguration, timeZone: TimeZone) -> CheckResult {
         let reportDate = period.first?.reportRefreshDate ?? ""
         var total = 0

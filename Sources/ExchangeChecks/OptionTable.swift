@@ -14,14 +14,21 @@ public enum OptionUse: String, Sendable, CaseIterable {
 /// Mode-specific options (`--filter-user`, `--filter-mailbox`, `--warning-*`, `--critical-*`,
 /// `--unknown-*`) are `check` options; whether a mode knows them is decided by the mode.
 public enum OptionTable {
+    /// One option: its name, whether it takes a value, and who may give it.
     public struct Entry: Sendable {
+        /// The option's name, without the leading `--`.
         public let name: String
+        /// False for a flag: it never takes a value (`--verbose=1` is refused).
         public let takesValue: Bool
+        /// Who may give the option: a check request, or only a command line or the worker's
+        /// configuration.
         public let use: OptionUse
         /// Accepted for compatibility with existing command lines; no effect in exocheck.
         public let ignored: Bool
     }
 
+    /// Every option with a fixed name, for all modes; the mode-specific filters and thresholds are
+    /// not listed (see `use(of:)`).
     public static let entries: [Entry] = {
         var e: [Entry] = []
         func add(_ use: OptionUse, value: Bool, ignored: Bool = false, _ names: String...) {
@@ -53,6 +60,7 @@ public enum OptionTable {
     /// Options that never take a value.
     public static let flags: Set<String> = Set(entries.filter { !$0.takesValue }.map(\.name))
 
+    /// The entry of option `name` (without `--`); nil for mode-specific and unknown names.
     public static func entry(_ name: String) -> Entry? { byName[name] }
 
     /// Who may give `name`; mode-specific names (filters, thresholds) are `check`, unknown names nil.

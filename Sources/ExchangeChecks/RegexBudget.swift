@@ -15,18 +15,24 @@ import Synchronization
 /// `RegexBudget.$current.withValue(_:operation:)` (a task-local value, which also binds on
 /// plain threads). Without a bound budget every match gets `fallbackLimit`.
 public final class RegexBudget: Sendable {
+    /// When every regular expression of the check must stop; a match still running then counts as
+    /// no match.
     public let deadline: ContinuousClock.Instant
     private let state = Mutex<String?>(nil)
 
     /// Per match when no budget is bound (a safety net for code paths that evaluate outside a check).
     public static let fallbackLimit: Duration = .seconds(2)
 
+    /// The budget bound to the current task (or thread); nil when none is bound, and then every
+    /// match gets `fallbackLimit`.
     @TaskLocal public static var current: RegexBudget?
 
+    /// A budget ending at `deadline`, with no option out of time yet.
     public init(deadline: ContinuousClock.Instant) {
         self.deadline = deadline
     }
 
+    /// A budget ending `limit` from now.
     public convenience init(limit: Duration) {
         self.init(deadline: .now.advanced(by: limit))
     }

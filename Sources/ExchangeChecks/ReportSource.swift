@@ -12,8 +12,11 @@ public struct CheckError: Error, Sendable, Equatable, CustomStringConvertible {
     /// graph, timeout, parse and unknown-tenant).
     public typealias Kind = CheckErrorKind
 
+    /// What went wrong, reported as the result's `error.kind`.
     public var kind: Kind
+    /// The first output line after `UNKNOWN: `: what happened and what the operator should do.
     public var message: String
+    /// Extra lines, shown as long output with `--verbose` or `--debug` (never secrets); may be empty.
     public var details: [String]
     /// For throttling: seconds the server asked us to wait.
     public var retryAfterSeconds: Double?
@@ -21,6 +24,7 @@ public struct CheckError: Error, Sendable, Equatable, CustomStringConvertible {
     /// may succeed. Only what a retry policy looks at; never shown.
     public var transient = false
 
+    /// Builds an error; `transient` starts false (set it when a retry may succeed).
     public init(_ kind: Kind, _ message: String, details: [String] = [], retryAfterSeconds: Double? = nil) {
         self.kind = kind
         self.message = message
@@ -28,6 +32,7 @@ public struct CheckError: Error, Sendable, Equatable, CustomStringConvertible {
         self.retryAfterSeconds = retryAfterSeconds
     }
 
+    /// The message alone (kind and details left out).
     public var description: String { message }
 
     /// What the error says; `transient` (a hint for retry policies) is not part of it.
@@ -41,14 +46,18 @@ public struct CheckError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
     /// The report's one parameter: a period (`D7`) or a date (`2025-06-28`).
     public enum Parameter: Sendable, Hashable {
+        /// A period such as `D7`, printed `period='D7'`.
         case period(String)
+        /// One day as `YYYY-MM-DD`, printed `date=2025-06-28`.
         case date(String)
     }
 
     /// The Graph function name, e.g. `getMailboxUsageDetail`.
     public var report: String
+    /// The period or day the report is asked for.
     public var parameter: Parameter
 
+    /// Builds a request; `report` is the Graph function name (`CheckMode.reportName`).
     public init(report: String, parameter: Parameter) {
         self.report = report
         self.parameter = parameter
@@ -62,6 +71,7 @@ public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The request written as Graph's function call, e.g. `getMailboxUsageDetail(period='D7')`.
     public var description: String { "\(report)(\(parameterText))" }
 }
 
@@ -75,6 +85,7 @@ public struct FetchStats: Sendable, Equatable {
     /// Graph answers 429 (throttled) among them.
     public var throttled = 0
 
+    /// Builds a cost; every count defaults to 0 (nothing spent).
     public init(tokenRequests: Int = 0, graphCalls: Int = 0, throttled: Int = 0) {
         self.tokenRequests = tokenRequests
         self.graphCalls = graphCalls
@@ -109,16 +120,20 @@ public enum ReportOrigin: String, Sendable, CaseIterable, Comparable {
         }
     }
 
+    /// Cheaper first: hit < stale < revalidated < miss.
     public static func < (a: ReportOrigin, b: ReportOrigin) -> Bool { a.rank < b.rank }
 }
 
 /// A report source's answer: the body or why not, how it was obtained and what it cost.
 public struct ReportAnswer: Sendable {
+    /// The report body (the CSV bytes), or why it could not be had.
     public var body: Result<[UInt8], CheckError>
     /// nil when no data came (the request failed).
     public var origin: ReportOrigin?
+    /// What getting it cost (token requests, Graph calls, throttled answers), also on failure.
     public var cost: FetchStats
 
+    /// Builds an answer from its parts; `data(_:_:cost:)` and `failure(_:cost:)` are shorter.
     public init(body: Result<[UInt8], CheckError>, origin: ReportOrigin?, cost: FetchStats) {
         self.body = body
         self.origin = origin
@@ -152,7 +167,10 @@ public protocol EvaluationExecutor: Sendable {
 
 /// Runs the work on the calling task (`exocheck run`: one check, one process, its own time limit).
 public struct InlineExecutor: EvaluationExecutor {
+    /// The inline executor; it has no state.
     public init() {}
+    /// Runs `work` at once on the calling task and returns its value: `deadline` is not enforced
+    /// and nothing is thrown.
     public func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(CheckError) -> T {
         work()
     }

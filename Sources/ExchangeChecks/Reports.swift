@@ -1,14 +1,21 @@
 /// One row of `getEmailActivityUserDetail` (the fields the check reads).
 public struct EmailActivityRow: Sendable, Equatable {
+    /// `Report Refresh Date` as written: the date the report describes (`YYYY-MM-DD` expected).
     public var reportRefreshDate: String
+    /// `User Principal Name`: the user (a 32-digit hash when the tenant conceals names).
     public var userPrincipalName: String
+    /// `Last Activity Date` as written.
     public var lastActivityDate: String
+    /// `Send Count`: emails sent, a whole number (0 when the field is empty).
     public var sendCount: Double
+    /// `Receive Count`: emails received, a whole number (0 when the field is empty).
     public var receiveCount: Double
+    /// `Read Count`: emails read, a whole number (0 when the field is empty).
     public var readCount: Double
     /// `7` in the period report, `1` in the daily (`date=`) report.
     public var reportPeriod: String
 
+    /// Builds a row from parsed fields (`ReportParser.emailActivity` builds them from a report).
     public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String,
                 sendCount: Double, receiveCount: Double, readCount: Double, reportPeriod: String) {
         self.reportRefreshDate = reportRefreshDate
@@ -23,16 +30,28 @@ public struct EmailActivityRow: Sendable, Equatable {
 
 /// One row of `getMailboxUsageDetail` (the fields the check reads).
 public struct MailboxUsageRow: Sendable, Equatable {
+    /// `Report Refresh Date` as written: the date the report describes (`YYYY-MM-DD` expected).
     public var reportRefreshDate: String
+    /// `User Principal Name`: the mailbox's user, its instance id (a 32-digit hash when the tenant
+    /// conceals names).
     public var userPrincipalName: String
+    /// `Last Activity Date` as written: the mailbox is active when it equals the report date.
     public var lastActivityDate: String
+    /// `Item Count`: items in the mailbox, a whole number (0 when the field is empty).
     public var itemCount: Double
     /// `Storage Used (Byte)` as written in the report ('' when empty).
     public var storageUsed: String
+    /// `Issue Warning Quota (Byte)` as written (a whole number of bytes, or ''): the
+    /// `issue_warning_quota` status variable.
     public var issueWarningQuota: String
+    /// `Prohibit Send Quota (Byte)` as written (a whole number of bytes, or ''): the
+    /// `prohibit_send_quota` status variable.
     public var prohibitSendQuota: String
+    /// `Prohibit Send/Receive Quota (Byte)` as written (a whole number of bytes, or ''): the
+    /// `prohibit_send_receive_quota` status variable.
     public var prohibitSendReceiveQuota: String
 
+    /// Builds a row from parsed fields (`ReportParser.mailboxUsage` builds them from a report).
     public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String, itemCount: Double,
                 storageUsed: String, issueWarningQuota: String, prohibitSendQuota: String, prohibitSendReceiveQuota: String) {
         self.reportRefreshDate = reportRefreshDate
@@ -51,13 +70,17 @@ public struct MailboxUsageRow: Sendable, Equatable {
 
 /// Why a downloaded report could not be used.
 public enum ReportError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The body is not a well-formed CSV report with the needed columns.
     case csv(CSVError)
+    /// A count or byte field is not a plain decimal number (`row`: 1-based data row; `value`: at
+    /// most 40 characters of it).
     case badNumber(column: String, row: Int, value: String)
     /// A count or byte size with a fractional part (Graph reports whole numbers there).
     case fraction(column: String, row: Int, value: String)
     /// A number beyond 2^53, where a double stops holding every integer exactly.
     case outOfRange(column: String, row: Int, value: String)
 
+    /// A one-line explanation naming the column, the data row (1-based) and the value.
     public var description: String {
         switch self {
         case .csv(let e): return e.description
@@ -71,17 +94,23 @@ public enum ReportError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Turns report bodies into rows, strictly: a well-formed CSV with the needed columns, and in
+/// every count or byte column a plain whole number of at most 2^53 (or an empty field).
 public enum ReportParser {
+    /// The columns read from `getEmailActivityUserDetail`, by header name, in the order used.
     public static let emailActivityColumns = [
         "Report Refresh Date", "User Principal Name", "Last Activity Date",
         "Send Count", "Receive Count", "Read Count", "Report Period",
     ]
+    /// The columns read from `getMailboxUsageDetail`, by header name, in the order used.
     public static let mailboxUsageColumns = [
         "Report Refresh Date", "User Principal Name", "Last Activity Date", "Item Count",
         "Storage Used (Byte)", "Issue Warning Quota (Byte)", "Prohibit Send Quota (Byte)",
         "Prohibit Send/Receive Quota (Byte)",
     ]
 
+    /// Parses a `getEmailActivityUserDetail` body (period or daily report).
+    /// - Throws: `ReportError` for the first problem found.
     public static func emailActivity(_ body: [UInt8]) throws(ReportError) -> [EmailActivityRow] {
         let table: CSVTable
         do { table = try CSVTable.parse(body, columns: emailActivityColumns) } catch { throw .csv(error) }
@@ -98,6 +127,9 @@ public enum ReportParser {
         return rows
     }
 
+    /// Parses a `getMailboxUsageDetail` body; the byte columns are checked like counts but kept as
+    /// written.
+    /// - Throws: `ReportError` for the first problem found.
     public static func mailboxUsage(_ body: [UInt8]) throws(ReportError) -> [MailboxUsageRow] {
         let table: CSVTable
         do { table = try CSVTable.parse(body, columns: mailboxUsageColumns) } catch { throw .csv(error) }

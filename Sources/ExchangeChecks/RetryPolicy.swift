@@ -8,6 +8,7 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxAttempts: Int?
     /// The first wait when the server names none; doubled after each failure up to `maxBackoff`.
     public var initialBackoff: Duration
+    /// The cap of the backoff wait before jitter (never below `initialBackoff`).
     public var maxBackoff: Duration
     /// Each backoff wait is multiplied by a random factor in `1 ± jitter` (0: none), so that the
     /// checks a throttling storm hit at once do not come back at once.
@@ -18,6 +19,8 @@ public struct RetryPolicy: Sendable, Equatable {
     /// The same, when the server named the wait (`Retry-After`): its wait is exact, so less slack.
     public var serverReserve: Duration
 
+    /// Builds a policy, clamping impossible values: at least 1 try, no negative durations,
+    /// `maxBackoff` at least `initialBackoff`, `jitter` within 0...1 (0 when not finite).
     public init(maxAttempts: Int?, initialBackoff: Duration, maxBackoff: Duration, jitter: Double = 0,
                 reserve: Duration = .zero, serverReserve: Duration = .zero) {
         self.maxAttempts = maxAttempts.map { max(1, $0) }
@@ -36,6 +39,7 @@ public struct RetryPolicy: Sendable, Equatable {
     /// broker may come back; the check keeps its slot and its offset meanwhile). Errors that are
     /// neither retriable nor known to be permanent get `publishUnknownErrorTries` (PublishPolicy).
     public static let publish = RetryPolicy(maxAttempts: nil, initialBackoff: .milliseconds(500), maxBackoff: .seconds(5))
+    /// Tries given to a publish error that is neither retriable nor known to be permanent.
     public static let publishUnknownErrorTries = 5
 
     /// The state of a new call's tries.
@@ -44,10 +48,14 @@ public struct RetryPolicy: Sendable, Equatable {
 
 /// One call's tries under a `RetryPolicy`: ask `next` after each failure.
 public struct Retry: Sendable, Equatable {
+    /// What to do after a failed try.
     public enum Decision: Sendable, Equatable {
+        /// Try again after waiting this long.
         case retry(after: Duration)
+        /// Stop trying, for this reason.
         case giveUp(GiveUp)
     }
+    /// Why no further try is made.
     public enum GiveUp: Sendable, Equatable {
         /// `maxAttempts` tries were made.
         case attemptsExhausted
@@ -55,11 +63,13 @@ public struct Retry: Sendable, Equatable {
         case beyondDeadline
     }
 
+    /// The policy these tries follow.
     public let policy: RetryPolicy
     /// Failed tries so far.
     public private(set) var failures = 0
     private var backoff: Duration
 
+    /// The state before the first try: no failures, the next wait `initialBackoff` (before jitter).
     public init(policy: RetryPolicy) {
         self.policy = policy
         self.backoff = policy.initialBackoff

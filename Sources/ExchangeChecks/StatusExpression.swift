@@ -10,6 +10,7 @@ import Foundation
 /// `=~ !~` with `/regex/flags` or a string, `+ - * / % .`, `&& || !`, `and or not`, parentheses,
 /// numeric and quoted string literals, and `%{name}` variables.
 public struct StatusExpression: Sendable, Equatable {
+    /// The expression text as given.
     public let source: String
     let root: Node
 
@@ -44,14 +45,18 @@ public struct StatusExpression: Sendable, Equatable {
     public var variableNames: Set<String> { root.variableNames }
 }
 
+/// Why a status expression was refused: a syntax error or a size or depth limit, with where.
 public struct StatusExpressionError: Error, Equatable, Sendable, CustomStringConvertible {
     /// 1-based character position in the expression.
     public let position: Int
+    /// What is wrong, without the position; unless `isLimit`, it may quote part of the expression.
     public let message: String
     /// A size or depth limit was hit (the message quotes nothing from the expression).
     public var isLimit = false
+    /// The message followed by `at position <n>`.
     public var description: String { "\(message) at position \(position)" }
 
+    /// Builds an error at 1-based `position`; `isLimit` marks a size or depth limit.
     public init(position: Int, message: String, isLimit: Bool = false) {
         self.position = position
         self.message = message

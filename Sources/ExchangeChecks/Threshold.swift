@@ -7,6 +7,7 @@
 public struct ThresholdRange: Sendable, Equatable {
     /// The option value as given (trimmed).
     public let text: String
+    /// Written with a leading `@`: alerts when the value is inside the range, not outside.
     public let inside: Bool  // leading '@'
     /// nil = minus infinity.
     public let start: Bound?
@@ -15,7 +16,11 @@ public struct ThresholdRange: Sendable, Equatable {
 
     /// One bound: its numeric value and the text Centreon prints back in perfdata.
     public struct Bound: Sendable, Equatable {
+        /// The bound's number, byte suffix applied; `,` is a decimal point except before a byte
+        /// suffix (`1,5KB` is 1 KB, as in Perl).
         public let value: Double
+        /// What perfdata prints for the bound: the number as written (`,` becomes `.`, a `+` is
+        /// dropped), or the computed value for a byte suffix.
         public let text: String
         /// Written with a decimal point: compared at 8-decimal precision, like the plugin.
         let hasDecimalPoint: Bool
@@ -143,10 +148,15 @@ public struct ThresholdRange: Sendable, Equatable {
 
 /// Warning / critical / unknown thresholds of one counter; nil = not set.
 public struct CounterThresholds: Sendable, Equatable {
+    /// `--warning-<counter>`: the counter is WARNING when this range alerts.
     public var warning: ThresholdRange?
+    /// `--critical-<counter>`: the counter is CRITICAL when this range alerts (checked first).
     public var critical: ThresholdRange?
+    /// `--unknown-<counter>`: the counter is UNKNOWN when this range alerts (checked last; the
+    /// `active-*` counters ignore it).
     public var unknown: ThresholdRange?
 
+    /// Builds thresholds; each level defaults to not set.
     public init(warning: ThresholdRange? = nil, critical: ThresholdRange? = nil, unknown: ThresholdRange? = nil) {
         self.warning = warning
         self.critical = critical

@@ -4,6 +4,7 @@ import _CryptoExtras
 
 /// Why a certificate credential cannot be made (names files, never shows key material).
 public struct CredentialError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, naming the file concerned (never key material).
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -12,7 +12,10 @@ import Synchronization
 /// stuck from then on, until its work returns. `stuckThreads` feeds /healthz; a worker whose
 /// threads are all stuck exits so that it is restarted.
 public final class EvaluationPool: EvaluationExecutor, Sendable {
+    /// Number of dedicated evaluation threads (at least 1), all started by `init`.
     public let threadCount: Int
+    /// How long past its deadline a caller waits for its work before giving up with `timeout`;
+    /// default 5 s.
     public let grace: Duration
 
     private struct State {
@@ -77,6 +80,9 @@ public final class EvaluationPool: EvaluationExecutor, Sendable {
         }
     }
 
+    /// Runs `work` on a pool thread (under the caller's regex budget) and returns its value.
+    /// Throws `timeout` when it has not finished by `deadline` plus `grace` (its thread then counts
+    /// as stuck, and work not started yet is skipped), or at once when the pool is shutting down.
     public func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(GraphError) -> T {
         let budget = RegexBudget.current
         let box = JobBox<T>()

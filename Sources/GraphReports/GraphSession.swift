@@ -12,13 +12,16 @@ extension ReportRequest {
 
 /// A downloaded report, or "unchanged" after an `If-None-Match` revalidation.
 public enum ReportDownload: Sendable {
+    /// The report bytes as downloaded (HTTP 200), with the answer's `ETag` header (nil when absent).
     case body([UInt8], etag: String?)
+    /// HTTP 304: the copy whose ETag was sent in `If-None-Match` is still current.
     case notModified
 }
 
 /// Talks to Graph for one app identity (tenant + client): tokens through the shared caches,
 /// report requests with the redirect followed by hand, retries within the check's deadline.
 public struct GraphSession: Sendable {
+    /// The tenant and app this session gets tokens and reports for.
     public let app: AppIdentity
     let transport: HTTPTransport
     let tokenCache: TokenCache
@@ -38,6 +41,10 @@ public struct GraphSession: Sendable {
     /// Told about every Graph HTTP answer: (report name, HTTP status, 0 for a transport failure).
     public var observer: (@Sendable (_ report: String, _ status: Int) -> Void)?
 
+    /// Builds a session for `app`: tokens through `tokenCache` (and `diskStore` when given), requests
+    /// through `transport`, each limited to `requestTimeout` (default 10 s), warnings to `warn`
+    /// (default: dropped). Reports are retried with `RetryPolicy.graph`, the token request is not
+    /// retried, and redirects are judged by a `RedirectPolicy` for the app's Graph endpoint.
     public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
                 requestTimeout: Duration = .seconds(10), warn: @escaping @Sendable (String) -> Void = { _ in }) {
         self.app = app

@@ -5,8 +5,12 @@ import NIOHTTP1
 
 /// Microsoft national clouds: each has its own login and Graph hosts; tokens do not cross them.
 public enum NationalCloud: String, Sendable, Codable, CaseIterable {
+    /// `global` (login.microsoftonline.com), `usgov` and `usgovdod` (US Government,
+    /// login.microsoftonline.us), `china` (login.chinacloudapi.cn).
     case global, usgov, usgovdod, china
 
+    /// The login and Graph base URLs of this cloud (e.g. `https://login.microsoftonline.us` and
+    /// `https://dod-graph.microsoft.us` for `usgovdod`).
     public var endpoints: GraphEndpoints {
         switch self {
         case .global: return GraphEndpoints(login: "https://login.microsoftonline.com", graph: "https://graph.microsoft.com")
@@ -19,9 +23,14 @@ public enum NationalCloud: String, Sendable, Codable, CaseIterable {
 
 /// Base URLs of the identity platform and of Graph (no trailing slash).
 public struct GraphEndpoints: Sendable, Hashable, Codable {
+    /// Base URL of the identity platform, e.g. `https://login.microsoftonline.com`; tokens come from
+    /// `<login>/<tenant>/oauth2/v2.0/token`.
     public var login: String
+    /// Base URL of Graph, e.g. `https://graph.microsoft.com`; reports are read under
+    /// `<graph>/v1.0/reports/`, and the token scope is `<graph>/.default`.
     public var graph: String
 
+    /// Builds the endpoints, dropping one trailing slash from each URL.
     public init(login: String, graph: String) {
         self.login = login.hasSuffix("/") ? String(login.dropLast()) : login
         self.graph = graph.hasSuffix("/") ? String(graph.dropLast()) : graph
@@ -50,12 +59,18 @@ public struct HTTPTransport: Sendable {
     let client: HTTPClient
     /// Largest body accepted, after decompression (a 100,000-mailbox report is about 30 MB).
     var maxBodyBytes = Self.defaultMaxBodyBytes
+    /// The body limit in bytes (256 MiB), also the decompression limit of `defaultConfiguration`.
     public static let defaultMaxBodyBytes = 256 * 1024 * 1024
 
+    /// Wraps `client`, which should be configured with `defaultConfiguration(proxy:)` (redirects must
+    /// not be followed automatically); `shutdown()` shuts it down.
     public init(client: HTTPClient) {
         self.client = client
     }
 
+    /// The client configuration the transport expects: redirects not followed, the optional `proxy`,
+    /// decompression limited to `defaultMaxBodyBytes`, failed connection attempts not retried,
+    /// 10 s connect and 30 s read timeouts.
     public static func defaultConfiguration(proxy: HTTPClient.Configuration.Proxy? = nil) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
@@ -148,9 +163,13 @@ public struct HTTPTransport: Sendable {
 
 /// An HTTP proxy given as `http://host:port` (the plugin's `--proxyurl`).
 public struct HTTPClientProxy: Sendable, Equatable {
+    /// Host name or address of the proxy.
     public var host: String
+    /// TCP port of the proxy; 3128 when the URL gives none.
     public var port: Int
 
+    /// Parses `url` (e.g. `http://proxy.example:8080`); nil when it has no host. The scheme is not
+    /// checked.
     public init?(_ url: String) {
         guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty else { return nil }
         self.host = host

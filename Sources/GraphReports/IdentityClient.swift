@@ -2,19 +2,24 @@ import Foundation
 
 /// An app-only access token for Graph.
 public struct AccessToken: Sendable, Equatable, Codable {
+    /// The bearer token string, sent as `Authorization: Bearer <value>`.
     public var value: String
+    /// When the token expires: the time of the answer plus its `expires_in` (3599 s when absent).
     public var expiresAt: Date
 
+    /// Builds a token from its value and expiry (e.g. one read back from the disk cache).
     public init(value: String, expiresAt: Date) {
         self.value = value
         self.expiresAt = expiresAt
     }
 
+    /// Seconds left until `expiresAt`, seen from `now` (negative once expired).
     public func remaining(now: Date = Date()) -> TimeInterval { expiresAt.timeIntervalSince(now) }
 }
 
 /// How the app proves its identity.
 public enum ClientCredential: Sendable {
+    /// The value of a client secret, sent as `client_secret`.
     case secret(String)
     /// A signed JWT client assertion, made fresh for each token request.
     case assertion(@Sendable (_ audience: String) throws -> String)
@@ -22,11 +27,17 @@ public enum ClientCredential: Sendable {
 
 /// Who asks for the token: the tenant (name, domain or GUID) and the app.
 public struct AppIdentity: Sendable {
+    /// The tenant as given (a GUID or a domain such as `contoso.onmicrosoft.com`); it goes,
+    /// percent-encoded, into the token URL path.
     public var tenant: String
+    /// The application (client) id of the app registration, sent as `client_id`.
     public var clientId: String
+    /// How the app proves its identity: a client secret or a certificate assertion.
     public var credential: ClientCredential
+    /// The cloud's login and Graph base URLs; the token scope is `<graph>/.default`.
     public var endpoints: GraphEndpoints
 
+    /// Builds an identity from its tenant, client id, credential and endpoints.
     public init(tenant: String, clientId: String, credential: ClientCredential, endpoints: GraphEndpoints) {
         self.tenant = tenant
         self.clientId = clientId
@@ -42,6 +53,7 @@ public struct AppIdentity: Sendable {
 public struct IdentityClient: Sendable {
     let transport: HTTPTransport
 
+    /// Builds a client that sends its token requests through `transport`.
     public init(transport: HTTPTransport) {
         self.transport = transport
     }

@@ -18,6 +18,8 @@ public struct RedirectPolicy: Sendable, Equatable {
     /// Download hosts allowed (nil: any public host).
     public var allowedHosts: [String]?
 
+    /// Builds the policy for the Graph `endpoint`, optionally limited to `allowedHosts` (`name` or
+    /// `*.name`).
     public init(endpoint: String, allowedHosts: [String]? = nil) {
         self.endpoint = endpoint
         self.allowedHosts = allowedHosts

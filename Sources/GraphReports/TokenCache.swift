@@ -4,11 +4,16 @@ import Foundation
 /// Identifies one token: the login endpoint (cloud), the tenant, the app, and a fingerprint of
 /// the credential (a changed secret must not reuse a token obtained with the old one).
 public struct TokenKey: Hashable, Sendable {
+    /// The login base URL (`AppIdentity.endpoints.login`): tokens do not cross clouds.
     public var loginEndpoint: String
+    /// The tenant as the identity names it, lowercased.
     public var tenant: String
+    /// The application (client) id, lowercased.
     public var clientId: String
+    /// SHA-256 (hex) of the client secret, or `certificate` for a certificate assertion.
     public var credentialFingerprint: String
 
+    /// The key of `app`'s tokens.
     public init(app: AppIdentity) {
         loginEndpoint = app.endpoints.login
         tenant = app.tenant.lowercased()
@@ -40,6 +45,7 @@ public actor TokenCache {
     private var failures: [TokenKey: (GraphError, Date)] = [:]
     private var inFlight: [TokenKey: Task<AccessToken, any Error>] = [:]
 
+    /// Builds an empty cache; `refreshMargin` and `failureMemory` are in seconds (defaults 10 and 0).
     public init(refreshMargin: TimeInterval = 10, failureMemory: TimeInterval = 0) {
         self.refreshMargin = refreshMargin
         self.failureMemory = failureMemory
@@ -87,7 +93,9 @@ public actor TokenCache {
 /// the secret (never the secret). A token is reused while it has at least 10 s left and the
 /// secret is unchanged.
 public struct DiskTokenStore: Sendable {
+    /// The directory of the token files (created with mode 0700 by the first `save` when missing).
     public let directory: String
+    /// A stored token is reused only while it has at least this many seconds left (10).
     public static let minimumRemaining: TimeInterval = 10
 
     struct Entry: Codable {
@@ -96,6 +104,7 @@ public struct DiskTokenStore: Sendable {
         var credentialSHA256: String
     }
 
+    /// A store in `directory`; nothing is read or created until `load` or `save`.
     public init(directory: String) {
         self.directory = directory
     }
@@ -105,6 +114,8 @@ public struct DiskTokenStore: Sendable {
         return (directory as NSString).appendingPathComponent("exocheck-token-\(name).json")
     }
 
+    /// The stored token of `key`, or nil when there is none, the file is unreadable, it was obtained
+    /// with another secret, or it has less than `minimumRemaining` seconds left at `now`.
     public func load(_ key: TokenKey, now: Date = Date()) -> AccessToken? {
         guard let data = FileManager.default.contents(atPath: path(for: key)),
               let entry = try? JSONDecoder.tokenDecoder.decode(Entry.self, from: data),
@@ -114,6 +125,7 @@ public struct DiskTokenStore: Sendable {
         return token.remaining(now: now) >= Self.minimumRemaining ? token : nil
     }
 
+    /// Deletes the token file of `key` (after Graph refused its token); errors are ignored.
     public func remove(_ key: TokenKey) {
         try? FileManager.default.removeItem(atPath: path(for: key))
     }

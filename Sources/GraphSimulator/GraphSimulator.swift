@@ -8,8 +8,11 @@ import NIOCore
 /// Graph usage-report endpoints (`/v1.0/reports/<name>(period='D7')`, 302 to a pre-authenticated
 /// download URL), with fault switches. Used by tests, benchmarks and the demo.
 public struct GraphSimulator: Sendable {
+    /// The tenants, app registrations and fault rules this simulator serves.
     public let configuration: SimulatorConfiguration
 
+    /// Builds a simulator of `configuration` (default: the built-in tenants of
+    /// `SimulatorConfiguration.standard()`); nothing listens until `start`.
     public init(configuration: SimulatorConfiguration = .standard()) {
         self.configuration = configuration
     }
@@ -46,7 +49,9 @@ public struct GraphSimulator: Sendable {
 
 /// A started simulator: its URL, counters, and `stop()`.
 public struct RunningGraphSimulator: Sendable {
+    /// The address it listens on, as given to `start`.
     public let host: String
+    /// The TCP port actually bound (a free one when `start` was given 0).
     public let port: Int
     let state: SimulatorState
     let task: Task<Void, any Error>
@@ -54,12 +59,14 @@ public struct RunningGraphSimulator: Sendable {
     /// `http://127.0.0.1:<port>`: both the login and the Graph endpoint.
     public var baseURL: String { "http://\(host):\(port)" }
 
+    /// The counters since the start or the last `reset()`.
     public func stats() async -> SimulatorStats { await state.stats }
 
     /// Zeroes the counters and fault-rule counters; returns the counters as they were.
     @discardableResult
     public func reset() async -> SimulatorStats { await state.reset() }
 
+    /// Stops the server (cancels its task) and waits until it has ended.
     public func stop() async {
         task.cancel()
         _ = try? await task.value
@@ -68,11 +75,18 @@ public struct RunningGraphSimulator: Sendable {
 
 /// Counters since the last reset. A request is counted when it arrives.
 public struct SimulatorStats: Sendable, Codable, Equatable {
+    /// Requests to `/{tenant}/oauth2/v2.0/token`, whatever the answer.
     public var tokenRequests = 0
+    /// Access tokens issued (token requests answered 200).
     public var tokensIssued = 0
+    /// Requests to `/v1.0/reports/…` or `/beta/reports/…`.
     public var reportRequests = 0
+    /// Requests to the pre-authenticated download URLs (`/data/download/…`).
     public var downloadRequests = 0
+    /// Requests to any other path (answered 404); the admin endpoints (`/_sim/…`, `/_graphsim/…`)
+    /// are not counted.
     public var otherRequests = 0
+    /// Answers with 304 Not Modified (an `If-None-Match` that matched the body's ETag).
     public var notModified = 0
     /// Downloads that carried an Authorization header (must stay 0: the bearer token never
     /// goes to the download host).
@@ -81,8 +95,11 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
     public var byReport: [String: Int] = [:]
     /// `name(period|date)` per tenant: `tenant/name(variant)` → count.
     public var byTenantReport: [String: Int] = [:]
+    /// Token requests (not tokens issued) per tenant as written in the token URL, lowercased → count.
     public var tokensByTenant: [String: Int] = [:]
+    /// Answers per HTTP status (the code as a string, e.g. `429`) → count, counted when answered.
     public var byStatus: [String: Int] = [:]
+    /// Requests that arrived and are not answered yet; `reset()` keeps this one.
     public var inFlight = 0
 
     enum CodingKeys: String, CodingKey {

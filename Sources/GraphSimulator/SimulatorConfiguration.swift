@@ -6,8 +6,11 @@ public struct SimulatorConfiguration: Sendable, Codable {
     public var signingKey: String
     /// Lifetime of the pre-authenticated download links, seconds.
     public var downloadTTL: Double
+    /// The tenants served; a token URL names one by its name, tenant id or an alias (case-insensitive).
     public var tenants: [SimulatedTenant]
 
+    /// Builds a configuration serving `tenants`, signing tokens and download links with `signingKey`;
+    /// download links stay valid for `downloadTTL` seconds (default 300).
     public init(signingKey: String = "exocheck-simulator", downloadTTL: Double = 300, tenants: [SimulatedTenant]) {
         self.signingKey = signingKey
         self.downloadTTL = downloadTTL
@@ -16,6 +19,8 @@ public struct SimulatorConfiguration: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey { case signingKey, downloadTTL, tenants }
 
+    /// Decodes a JSON configuration: `tenants` is required; a missing `signingKey` or `downloadTTL`
+    /// takes the default (`exocheck-simulator`, 300 s).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         signingKey = try c.decodeIfPresent(String.self, forKey: .signingKey) ?? "exocheck-simulator"
@@ -26,6 +31,7 @@ public struct SimulatorConfiguration: Sendable, Codable {
     /// The client every built-in tenant accepts (the secret has reserved characters on purpose:
     /// it must be form-encoded).
     public static let defaultClientId = "8f2c6d1e-4b7a-4e39-9c55-0a1b2c3d4e5f"
+    /// The client secret of `defaultClientId` (`SimulatedClient.standard`).
     public static let defaultClientSecret = "Xy7~Q8r.pL-2+s/Ab=c%d&e"
 
     /// Built-in tenants: the fixture tenants, fault tenants and malformed-body tenants, named
@@ -106,19 +112,29 @@ public struct SimulatorConfiguration: Sendable, Codable {
     }
 }
 
+/// An error of the simulator: an unreadable or invalid configuration, a missing bundled fixture,
+/// or an address it could not listen on.
 public struct SimulatorError: Error, CustomStringConvertible, Sendable {
+    /// The human-readable message, naming the file, fixture or address concerned.
     public let description: String
+    /// Builds an error with the message `description`.
     public init(_ description: String) { self.description = description }
 }
 
 /// A generated tenant for `standard(generated:)`.
 public struct GeneratedTenantSpec: Sendable {
+    /// The tenant's name (`standard(generated:)` also accepts `<name>.onmicrosoft.com` for it).
     public var name: String
+    /// The parameters its report rows are generated from.
     public var data: GeneratedData
+    /// Replace UPNs and display names with hashes, as `SimulatedTenant.concealNames`; default false.
     public var concealNames = false
+    /// The tenant's fault rules; nil = none.
     public var faults: [FaultRule]? = nil
+    /// The app registrations the tenant accepts; nil = only `SimulatedClient.standard`.
     public var clients: [SimulatedClient]? = nil
 
+    /// Builds a spec; by default names are shown, there are no faults and only the standard client.
     public init(name: String, data: GeneratedData, concealNames: Bool = false, faults: [FaultRule]? = nil, clients: [SimulatedClient]? = nil) {
         self.name = name
         self.data = data
@@ -128,25 +144,42 @@ public struct GeneratedTenantSpec: Sendable {
     }
 }
 
+/// One simulated tenant: how token URLs may name it, its app registrations, its report data,
+/// the byte shape of its CSV answers and its fault rules.
 public struct SimulatedTenant: Sendable, Codable {
+    /// The tenant's name: accepted (case-insensitive) in the token URL, and the key of its report data,
+    /// fault-rule counters and download links.
     public var name: String
+    /// The tenant GUID put in issued tokens' `tid` claim (and accepted in the token URL); by default
+    /// a GUID-shaped value derived from the SHA-256 of `name`.
     public var tenantId: String
+    /// Other names accepted in the token URL, such as domains; empty by default (`standard()` gives
+    /// each built-in tenant `<name>.onmicrosoft.com` or the aliases it lists).
     public var aliases: [String] = []
+    /// Where the tenant's report rows come from.
     public var data: TenantData
+    /// The app registrations that may get tokens; default: only `SimulatedClient.standard`.
     public var clients: [SimulatedClient] = [.standard]
     /// Token lifetime in seconds.
     public var expiresIn: Int = 3599
     /// Answer reports with 302 to a download URL (as Graph does) instead of 200.
     public var redirect = true
+    /// Start CSV bodies with the UTF-8 byte order mark (EF BB BF); default true.
     public var bom = true
+    /// Line ends of CSV bodies; default CRLF.
     public var lineEnding: LineEnding = .crlf
+    /// The Content-Type header of CSV answers; default `application/octet-stream`.
     public var csvContentType = "application/octet-stream"
     /// Replace UPNs and display names with 32-hex-digit hashes (the tenant privacy setting).
     public var concealNames = false
+    /// Fault rules applied to this tenant's token, report and download requests; none by default.
     public var faults: [FaultRule] = []
 
+    /// Line ends of served CSV bodies: `crlf` (CR LF) or `lf` (LF only).
     public enum LineEnding: String, Sendable, Codable { case crlf, lf }
 
+    /// Builds a tenant with the defaults above: the tenant id derived from `name`, no aliases, only
+    /// the standard client.
     public init(name: String, data: TenantData) {
         self.name = name
         self.data = data
@@ -164,6 +197,8 @@ public struct SimulatedTenant: Sendable, Codable {
         case name, tenantId, aliases, data, clients, expiresIn, redirect, bom, lineEnding, csvContentType, concealNames, faults
     }
 
+    /// Decodes a tenant from JSON: `name` and `data` are required; every other missing key takes its
+    /// default (`tenantId` derived from `name`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -186,16 +221,27 @@ public struct SimulatedTenant: Sendable, Codable {
     }
 }
 
+/// An app registration in a simulated tenant: its client id, its secret or certificate, and the
+/// application roles its tokens carry.
 public struct SimulatedClient: Sendable, Codable, Equatable {
+    /// The application (client) id, matched case-insensitively against the request's `client_id`.
     public var clientId: String
+    /// The value `client_secret` must equal; empty: every secret is refused (AADSTS7000215).
     public var clientSecret: String
+    /// Application roles put in issued tokens' `roles` claim; report requests need `Reports.Read.All`
+    /// (the default), otherwise Graph answers 403.
     public var roles: [String]
+    /// When true, even the right secret is refused with AADSTS7000222 (the secret has expired).
     public var secretExpired: Bool
     /// For certificate credentials: the certificate (PEM; its SHA-1 thumbprint must be the
     /// assertion's `x5t`) and its public key (PEM; verifies the RS256 signature).
     public var certificatePEM: String?
+    /// The certificate's RSA public key (PEM) that verifies the assertion's RS256 signature; when it
+    /// or `certificatePEM` is nil, certificate assertions are refused.
     public var publicKeyPEM: String?
 
+    /// Builds a client; by default it has the `Reports.Read.All` role, an unexpired secret and no
+    /// certificate.
     public init(clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false,
                 certificatePEM: String? = nil, publicKeyPEM: String? = nil) {
         self.clientId = clientId
@@ -206,11 +252,15 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
         self.publicKeyPEM = publicKeyPEM
     }
 
+    /// The client every tenant accepts unless configured otherwise: `defaultClientId` with
+    /// `defaultClientSecret` and the `Reports.Read.All` role.
     public static let standard = SimulatedClient(
         clientId: SimulatorConfiguration.defaultClientId, clientSecret: SimulatorConfiguration.defaultClientSecret)
 
     enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired, certificatePEM, publicKeyPEM }
 
+    /// Decodes a client from JSON: `clientId` is required; a missing secret is empty (secrets are
+    /// refused), missing roles are `Reports.Read.All`, no certificate unless both PEMs are given.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         clientId = try c.decode(String.self, forKey: .clientId)
@@ -226,18 +276,27 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
 public enum TenantData: Sendable, Codable, Equatable {
     /// A bundled data set: `small`, `empty`, `overquota`.
     case fixture(String)
+    /// Rows generated deterministically from these parameters.
     case generated(GeneratedData)
 }
 
 /// Parameters of a generated tenant; the same parameters always give the same bytes.
 public struct GeneratedData: Sendable, Codable, Equatable {
+    /// How many user mailboxes (one email-activity row each); the mailbox usage report adds
+    /// `users / 40` shared and room mailboxes.
     public var users: Int
+    /// Seed of the SplitMix64 generator; default 1.
     public var seed: UInt64
+    /// The `Report Refresh Date` (YYYY-MM-DD) of every row, and the only date with daily
+    /// email-activity rows (other dates answer the header only); default 2025-06-28.
     public var reportDate: String
+    /// Domain of the generated UPNs (`local@domain`); default `example.test`.
     public var domain: String
     /// Share of mailboxes over their issue-warning quota (0…1).
     public var overQuotaRatio: Double
 
+    /// Builds generation parameters; defaults: seed 1, date 2025-06-28, domain `example.test`, 2 % of
+    /// mailboxes over their warning quota.
     public init(users: Int, seed: UInt64 = 1, reportDate: String = "2025-06-28", domain: String = "example.test", overQuotaRatio: Double = 0.02) {
         self.users = users
         self.seed = seed
@@ -247,11 +306,20 @@ public struct GeneratedData: Sendable, Codable, Equatable {
     }
 }
 
+/// A broken report body served instead of the CSV (`FaultRule.malformed`); the raw values are the
+/// JSON names, and name the built-in `malformed-…` tenants (`_` written `-`).
 public enum MalformedKind: String, Sendable, Codable, CaseIterable {
+    /// After the first data row, a row whose opening quote is never closed.
     case unterminatedQuote = "unterminated_quote"
+    /// `truncated`: the first half of the CSV (at least the header and 20 more bytes); `html`: an HTML
+    /// error page; `json`: an empty Graph JSON collection; `empty`: no bytes; `garbage`: bytes that are
+    /// not UTF-8 text. The last four are served as they are, without BOM or CRLF.
     case truncated, html, json, empty, garbage
+    /// The header replaced by `Column 1,Column 2,…` (same number of columns).
     case wrongHeader = "wrong_header"
+    /// Every data row cut to its first three fields.
     case shortRows = "short_rows"
+    /// The header line only, without a line end.
     case headerOnlyNoNewline = "header_only_no_newline"
     /// The second data row's fourth column (a count) holds 400 digits.
     case hugeNumber = "huge_number"
@@ -262,28 +330,54 @@ public enum MalformedKind: String, Sendable, Codable, CaseIterable {
 /// A fault switch. Every matching rule applies; `skip` lets the first matches through, `times`
 /// limits how many requests it affects.
 public struct FaultRule: Sendable, Codable, Equatable {
+    /// Which requests a rule matches: `token` (the token endpoint), `report` (Graph report requests),
+    /// `download` (the pre-authenticated download URLs) or `any`.
     public enum Target: String, Sendable, Codable { case token, report, download, any }
+    /// Which form of report request a rule matches: `period` (`(period='D7')`) or `date`
+    /// (`(date=YYYY-MM-DD)`).
     public enum Variant: String, Sendable, Codable { case period, date }
 
+    /// The requests the rule matches; default `.report`.
     public var on: Target
+    /// Only requests for this Graph report (e.g. `getEmailActivityUserDetail`); nil = any report.
+    /// A rule with a report never matches token requests.
     public var report: String?
+    /// Only this form of report request; nil = both. A rule with a variant never matches token
+    /// requests.
     public var variant: Variant?
+    /// HTTP status answered instead of the real answer; nil = no error answer (only delays, stalls
+    /// and malformed bodies). When several matching rules set one, the last rule's answer is sent.
     public var status: Int?
+    /// The error code of that answer: the OAuth `error` on the token endpoint, Graph's `error.code`
+    /// elsewhere; nil = the usual one for `status`. Unused when `body` is set.
     public var code: String?
+    /// The error text: after `AADSTS<number>:` in `error_description` on the token endpoint, Graph's
+    /// `error.message` elsewhere; nil = the usual one for `status`. Unused when `body` is set.
     public var message: String?
+    /// `Retry-After` header of the `status` answer, in seconds (written as an integer when whole);
+    /// nil = none.
     public var retryAfter: Double?
+    /// A raw body sent with `status` instead of the JSON error body.
     public var body: String?
+    /// Content-Type of `body`; default `text/plain`.
     public var contentType: String?
+    /// Seconds to wait before answering; the delays of all matching rules add up.
     public var delay: Double?
     /// Downloads only: send the headers and the first half of the body, then wait this many
     /// seconds before the rest (a download that stalls mid-body).
     public var stallBody: Double?
+    /// Serve this broken body instead of the report CSV (report and download requests; after a
+    /// redirect the kind travels in the signed download link).
     public var malformed: MalformedKind?
     /// With a 3xx status: the Location header (a hostile redirect).
     public var location: String?
+    /// How many matching requests pass untouched before the rule applies; default 0.
     public var skip: Int
+    /// How many requests the rule affects after the skipped ones; nil = every later one.
     public var times: Int?
 
+    /// Builds a rule; by default it matches every report request and changes nothing until an effect
+    /// (status, delay, stall, malformed body) is set.
     public init(on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
                 message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
                 delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, location: String? = nil,
@@ -309,6 +403,7 @@ public struct FaultRule: Sendable, Codable, Equatable {
         case on, report, variant, status, code, message, retryAfter, body, contentType, delay, stallBody, malformed, location, skip, times
     }
 
+    /// Decodes a rule from JSON; missing keys take the defaults of `init` (`on` = `report`, `skip` = 0).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         on = try c.decodeIfPresent(Target.self, forKey: .on) ?? .report

@@ -4,22 +4,33 @@ import Synchronization
 
 /// A consumed record, copied out of librdkafka (the C message is destroyed at once).
 public struct KafkaMessage: Sendable {
+    /// Topic the record was read from.
     public var topic: String
+    /// Partition the record was read from.
     public var partition: Int32
+    /// Offset of the record in its partition (pass `offset + 1` to `store(_:offset:)` once done with it).
     public var offset: Int64
+    /// Record key; nil when the record has none.
     public var key: [UInt8]?
+    /// Record payload; empty when the payload is null.
     public var value: [UInt8]
+    /// Record headers in their order in the record (repeated keys kept).
     public var headers: [KafkaHeader]
     /// Milliseconds since the epoch, when the record has a timestamp.
     public var timestamp: Int64?
 
+    /// The record's topic and partition.
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+    /// The key decoded as UTF-8 (invalid bytes replaced); nil without a key.
     public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
+    /// The value of the last header named `name`, decoded as UTF-8; nil when there is none or its
+    /// value is null.
     public func header(_ name: String) -> String? { headers.last { $0.name == name }?.stringValue }
 }
 
 /// What the consumer's poll loop reports, in order.
 public enum KafkaConsumerEvent: Sendable {
+    /// A record read from an assigned partition.
     case message(KafkaMessage)
     /// Partitions added to this member (the whole assignment with the eager protocol).
     case assigned([TopicPartition])
@@ -31,6 +42,7 @@ public enum KafkaConsumerEvent: Sendable {
     /// With rebalance hooks only, just before `.assigned`: where each new partition starts,
     /// as completed by `RebalanceHooks.onAssign`.
     case starts([TopicPartition: PartitionStart])
+    /// An error from librdkafka's error callback or from consuming (partition EOF is not reported).
     case error(KafkaError)
 }
 
@@ -38,9 +50,14 @@ public enum KafkaConsumerEvent: Sendable {
 /// was committed or it could not be read), its end offset (nil if unknown), and whatever the
 /// application adds (`metadata`).
 public struct PartitionStart: Sendable, Equatable {
+    /// The group's committed offset (the next record to read); nil when nothing was committed or it
+    /// could not be read.
     public var committed: Int64?
+    /// What the application attached in `RebalanceHooks.onAssign`; the consumer itself leaves it nil.
     public var metadata: String?
+    /// The partition's end offset (the offset of its next record) at assignment; nil when unknown.
     public var end: Int64?
+    /// Builds a start from its committed offset, metadata and end offset.
     public init(committed: Int64?, metadata: String?, end: Int64?) {
         self.committed = committed
         self.metadata = metadata
@@ -60,6 +77,7 @@ public struct RebalanceHooks: Sendable {
     public var onRevoke: @Sendable ([TopicPartition]) -> Void
     /// How long the assignment may wait for the committed offsets and end offsets.
     public var lookupTimeout: Duration
+    /// Builds hooks; `lookupTimeout` (default 10 s) bounds the offset lookups made before `onAssign`.
     public init(lookupTimeout: Duration = .seconds(10),
                 onAssign: @escaping @Sendable ([TopicPartition: PartitionStart]) -> [TopicPartition: PartitionStart],
                 onRevoke: @escaping @Sendable ([TopicPartition]) -> Void) {
@@ -103,6 +121,8 @@ public final class KafkaConsumer: Sendable {
     private let poller: PollThread
     private let closed = Atomic<Bool>(false)
     private let handOff: HandOff?
+    /// Messages, rebalance events and errors, in the order the poll thread met them (unbounded
+    /// buffer; `handOffLimit` bounds the messages); finishes on `close()`.
     public let events: AsyncStream<KafkaConsumerEvent>
 
     /// A group member subscribed to `topics`.
@@ -354,6 +374,8 @@ public final class KafkaConsumer: Sendable {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "pause") }
     }
 
+    /// Resumes fetching from `partitions` stopped by `pause` (`rd_kafka_resume_partitions`); an
+    /// empty list does nothing.
     public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
         guard !partitions.isEmpty else { return }
         let err = Self.withList(partitions.map { ($0, nil) }) { rd_kafka_resume_partitions(handle.pointer, $0) }

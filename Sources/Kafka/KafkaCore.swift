@@ -5,17 +5,23 @@ import Synchronization
 /// librdkafka properties, passed through verbatim (so every security and tuning property works
 /// as operators know it), with typed conveniences for the common ones.
 public struct KafkaConfiguration: Sendable, Equatable {
+    /// librdkafka property name → value (e.g. `bootstrap.servers`, `security.protocol`), applied with
+    /// `rd_kafka_conf_set` when a client is created.
     public var properties: [String: String]
 
+    /// A configuration of these librdkafka properties (default: none).
     public init(_ properties: [String: String] = [:]) {
         self.properties = properties
     }
 
+    /// The `bootstrap.servers` property (comma-separated `host:port` list); nil when unset, and
+    /// setting nil removes it.
     public var bootstrapServers: String? {
         get { properties["bootstrap.servers"] }
         set { properties["bootstrap.servers"] = newValue }
     }
 
+    /// The `group.id` property (the consumer group); nil when unset, and setting nil removes it.
     public var groupId: String? {
         get { properties["group.id"] }
         set { properties["group.id"] = newValue }
@@ -39,11 +45,18 @@ public struct KafkaConfiguration: Sendable, Equatable {
 public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `rd_kafka_resp_err_t` (negative: client-side errors, positive: broker errors).
     public let code: Int32
+    /// Human-readable text: librdkafka's message (`rd_kafka_err2str` or its error string), after the
+    /// context when one was given.
     public let message: String
+    /// The condition is transient (transport error, timeout, full queue, all brokers down, leader or
+    /// coordinator change, not enough replicas, rebalance): retrying may help.
     public let isRetriable: Bool
+    /// librdkafka raised a fatal error (`rd_kafka_fatal_error`): the client cannot go on.
     public let isFatal: Bool
+    /// A property was rejected, or the client could not be created from the configuration.
     public let isConfiguration: Bool
 
+    /// Builds an error; `code` defaults to -1 (`RD_KAFKA_RESP_ERR_UNKNOWN`) and every flag to false.
     public init(code: Int32 = -1, message: String, isRetriable: Bool = false, isFatal: Bool = false, isConfiguration: Bool = false) {
         self.code = code
         self.message = message
@@ -88,23 +101,31 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS.rawValue,
     ]
 
+    /// `<message> (Kafka error <code>)`.
     public var description: String { "\(message) (Kafka error \(code))" }
 
+    /// `RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE` (10): the record is larger than the client or the
+    /// broker accepts.
     public static let messageTooLarge = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue
 }
 
 /// A topic partition (and an offset where it matters).
 public struct TopicPartition: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Name of the topic the partition belongs to.
     public var topic: String
+    /// Partition id within the topic (0-based).
     public var partition: Int32
 
+    /// Names partition `partition` of `topic`.
     public init(_ topic: String, _ partition: Int32) {
         self.topic = topic
         self.partition = partition
     }
 
+    /// `topic[partition]`, e.g. `checks[3]`.
     public var description: String { "\(topic)[\(partition)]" }
 
+    /// Orders by topic name, then by partition id.
     public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
         (a.topic, a.partition) < (b.topic, b.partition)
     }
@@ -112,19 +133,24 @@ public struct TopicPartition: Sendable, Hashable, Comparable, CustomStringConver
 
 /// One record header.
 public struct KafkaHeader: Sendable, Equatable {
+    /// The header key (a record may carry several headers with the same key).
     public var name: String
+    /// The header's bytes; nil for a header with a null value.
     public var value: [UInt8]?
 
+    /// A header whose value is `value` encoded as UTF-8.
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = Array(value.utf8)
     }
 
+    /// A header with raw bytes (nil: a null value).
     public init(name: String, value: [UInt8]?) {
         self.name = name
         self.value = value
     }
 
+    /// The value decoded as UTF-8 (invalid bytes replaced); nil for a null value.
     public var stringValue: String? { value.map { String(decoding: $0, as: UTF8.self) } }
 }
 

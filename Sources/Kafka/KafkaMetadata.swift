@@ -50,6 +50,7 @@ public enum KafkaMetadata {
 
     /// Where to start reading each partition.
     public enum StartPosition: Sendable {
+        /// The oldest record each partition still holds (librdkafka's logical `OFFSET_BEGINNING`).
         case beginning
         /// Only what is produced from now on (the current high watermark).
         case end
@@ -93,7 +94,9 @@ public enum KafkaMetadata {
     /// The first offset a partition still holds (`low`: records before it were deleted by
     /// retention) and the offset its next record will get (`high`).
     public struct Watermarks: Sendable, Equatable {
+        /// The first offset the partition still holds (older records were deleted by retention).
         public let low: Int64
+        /// The high watermark: the offset the partition's next record will get.
         public let high: Int64
     }
 

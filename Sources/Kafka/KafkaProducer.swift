@@ -4,13 +4,19 @@ import Synchronization
 
 /// A record to send.
 public struct OutgoingMessage: Sendable {
+    /// Topic the record is sent to.
     public var topic: String
+    /// Record key (nil: no key); when `partition` is nil the partitioner chooses by it.
     public var key: [UInt8]?
+    /// Record payload bytes.
     public var value: [UInt8]
+    /// Record headers, sent in this order.
     public var headers: [KafkaHeader]
     /// nil = the partitioner chooses (by key).
     public var partition: Int32?
 
+    /// Builds a record from bytes; by default without key or headers, on the partitioner's choice
+    /// of partition.
     public init(topic: String, key: [UInt8]? = nil, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.topic = topic
         self.key = key
@@ -19,6 +25,7 @@ public struct OutgoingMessage: Sendable {
         self.partition = partition
     }
 
+    /// Builds a record whose key and value are UTF-8 text; the partitioner chooses the partition.
     public init(topic: String, key: String?, value: String, headers: [KafkaHeader] = []) {
         self.init(topic: topic, key: key.map { Array($0.utf8) }, value: Array(value.utf8), headers: headers)
     }
@@ -26,8 +33,11 @@ public struct OutgoingMessage: Sendable {
 
 /// Where a record landed.
 public struct DeliveryReport: Sendable, Equatable {
+    /// Topic the record was written to.
     public var topic: String
+    /// Partition the record was written to.
     public var partition: Int32
+    /// Offset the broker gave the record in that partition.
     public var offset: Int64
 }
 

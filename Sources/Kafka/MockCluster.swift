@@ -12,6 +12,7 @@ public final class MockCluster: Sendable {
     private let host: ClientHandle
     private let cluster: ClusterHandle
     private let destroyed = Atomic<Bool>(false)
+    /// Number of brokers in the cluster, as given to `init`.
     public let brokerCount: Int
     /// `127.0.0.1:p1,127.0.0.1:p2,…`
     public let bootstrapServers: String
@@ -22,6 +23,8 @@ public final class MockCluster: Sendable {
         let pointer: OpaquePointer
     }
 
+    /// Starts a mock cluster of `brokers` brokers (default 3) with `rd_kafka_mock_cluster_new`,
+    /// hosted by an internal producer handle.
     public init(brokers: Int = 3) throws(KafkaError) {
         let conf = try KafkaConfiguration(["log_level": "3"]).makeConf()
         var errstr = [CChar](repeating: 0, count: 512)
@@ -48,6 +51,8 @@ public final class MockCluster: Sendable {
         rd_kafka_destroy(host.pointer)
     }
 
+    /// Creates topic `name` with `partitions` partitions (`rd_kafka_mock_topic_create`); the
+    /// replication factor is capped at `brokerCount`.
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
         try check(rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), Int32(min(replicationFactor, brokerCount))),
                   "create topic \(name)")
@@ -77,6 +82,8 @@ public final class MockCluster: Sendable {
         rd_kafka_mock_topic_set_error(cluster.pointer, topic, rd_kafka_resp_err_t(rawValue: code))
     }
 
+    /// Makes broker `broker` the leader of partition `partition` of `topic`
+    /// (`rd_kafka_mock_partition_set_leader`).
     public func setPartitionLeader(topic: String, partition: Int32, broker: Int32) throws(KafkaError) {
         try check(rd_kafka_mock_partition_set_leader(cluster.pointer, topic, partition, broker), "set leader")
     }
