@@ -283,7 +283,7 @@ public final class KafkaConsumer: Sendable {
     /// once per assignment (on the poll thread, inside the callback).
     static func starts(_ rk: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
                        timeout: Duration) -> [TopicPartition: PartitionStart] {
-        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        let ms = timeout.kafkaMilliseconds
         var out: [TopicPartition: PartitionStart] = [:]
         guard let committed = rd_kafka_topic_partition_list_copy(partitions) else { return out }
         defer { rd_kafka_topic_partition_list_destroy(committed) }
@@ -308,7 +308,10 @@ public final class KafkaConsumer: Sendable {
     }
 
     static func withList<T>(_ items: [(TopicPartition, Int64?)], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T {
-        let list = rd_kafka_topic_partition_list_new(Int32(items.count))!
+        // librdkafka allocates with rd_malloc, which aborts the process rather than return NULL.
+        guard let list = rd_kafka_topic_partition_list_new(Int32(clamping: items.count)) else {
+            preconditionFailure("rd_kafka_topic_partition_list_new returned NULL")
+        }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (tp, offset) in items {
             let e = rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)
@@ -350,7 +353,7 @@ public final class KafkaConsumer: Sendable {
     /// The committed offsets of `partitions` (nil where none), asked from the group coordinator.
     public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
         let handle = self.handle
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.kafkaMilliseconds
         let result: Result<[TopicPartition: Int64], KafkaError> = await blocking {
             Self.withList(partitions.map { ($0, nil) }) { list in
                 let err = rd_kafka_committed(handle.pointer, list, ms)

@@ -269,3 +269,17 @@ enum CallbackInstall {
         }
     }
 }
+
+extension Duration {
+    /// This duration as a librdkafka timeout argument (`int timeout_ms`): whole milliseconds,
+    /// a partial millisecond rounded up (500 ms stays 500, 0.1 ms becomes 1), clamped to
+    /// 0...Int32.max (about 24.8 days), never trapping whatever the duration.
+    var kafkaMilliseconds: Int32 {
+        let (s, a) = (components.seconds, components.attoseconds)
+        if s < 0 || (s == 0 && a <= 0) { return 0 }
+        let (millis, overflow) = s.multipliedReportingOverflow(by: 1000)
+        if overflow || millis > Int64(Int32.max) { return Int32.max }
+        let partial = (a + 999_999_999_999_999) / 1_000_000_000_000_000  // attoseconds → ms, rounded up
+        return Int32(clamping: millis + partial)
+    }
+}

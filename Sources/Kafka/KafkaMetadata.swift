@@ -33,7 +33,7 @@ public enum KafkaMetadata {
 
     /// The partition ids of `topic`.
     public static func partitions(of topic: String, configuration: KafkaConfiguration, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int32] {
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
             guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { return .failure(KafkaError(message: "cannot open topic \(topic)")) }
             defer { rd_kafka_topic_destroy(rkt) }
@@ -62,7 +62,7 @@ public enum KafkaMetadata {
     public static func startOffsets(topic: String, position: StartPosition, configuration: KafkaConfiguration,
                                     timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
         let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
             var out: [TopicPartition: Int64] = [:]
             switch position {
@@ -76,16 +76,19 @@ public enum KafkaMetadata {
                     }
                 }
             case .time(let date):
-                let millis = Int64(date.timeIntervalSince1970 * 1000)
-                let list = rd_kafka_topic_partition_list_new(Int32(parts.count))!
-                defer { rd_kafka_topic_partition_list_destroy(list) }
-                for p in parts { rd_kafka_topic_partition_list_add(list, topic, p)?.pointee.offset = millis }
-                let err = rd_kafka_offsets_for_times(rk, list, ms)
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "offsets for time")) }
-                for i in 0..<Int(list.pointee.cnt) {
-                    let e = list.pointee.elems[i]
-                    out[TopicPartition(topic, e.partition)] = e.offset >= 0 ? e.offset : exo_offset_end()
+                // Milliseconds since 1970, clamped (a date far out of range cannot trap).
+                let seconds = date.timeIntervalSince1970
+                let millis = seconds.isNaN ? 0 : Int64(max(0, min(seconds, 9e12)) * 1000)
+                let err = KafkaConsumer.withList(parts.map { (TopicPartition(topic, $0), millis) }) { list in
+                    let err = rd_kafka_offsets_for_times(rk, list, ms)
+                    guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { return err }
+                    for i in 0..<Int(list.pointee.cnt) {
+                        let e = list.pointee.elems[i]
+                        out[TopicPartition(topic, e.partition)] = e.offset >= 0 ? e.offset : exo_offset_end()
+                    }
+                    return err
                 }
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "offsets for time")) }
             }
             return .success(out)
         }
@@ -104,7 +107,7 @@ public enum KafkaMetadata {
     public static func watermarks(of topic: String, configuration: KafkaConfiguration,
                                   timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Watermarks] {
         let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
             var out: [TopicPartition: Watermarks] = [:]
             for p in parts {

@@ -211,7 +211,7 @@ public final class KafkaProducer: Sendable {
     /// Waits until every queued record is delivered or `timeout` passes; true when all were.
     public func flush(timeout: Duration = .seconds(10)) async -> Bool {
         let handle = self.handle
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = timeout.kafkaMilliseconds
         return await blocking { rd_kafka_flush(handle.pointer, ms) == RD_KAFKA_RESP_ERR_NO_ERROR }
     }
 
