@@ -21,10 +21,15 @@ public struct CheckProcessor: Sendable {
     /// A processor for the worker's checks. The result size limit comes from
     /// `configuration.kafka.properties` (`message.max.bytes`); without `pool`, a new EvaluationPool with
     /// `worker.evaluationThreads` threads and `worker.evaluationGraceSeconds` of grace is made.
-    public init(configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
-                metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil) {
-        self.pool = pool ?? EvaluationPool(threads: configuration.worker.evaluationThreads,
-                                           grace: configuration.worker.evaluationGrace)
+    public init(
+        configuration: WorkerConfiguration, transport: HTTPTransport, tokens: TokenCache, reports: ReportCache,
+        metrics: WorkerMetrics, logger: Logger, pool: EvaluationPool? = nil
+    ) {
+        self.pool =
+            pool
+            ?? EvaluationPool(
+                threads: configuration.worker.evaluationThreads,
+                grace: configuration.worker.evaluationGrace)
         self.configuration = configuration
         self.resultPolicy = ResultSizePolicy(kafkaProperties: configuration.kafka.properties)
         self.transport = transport
@@ -68,23 +73,29 @@ public struct CheckProcessor: Sendable {
                 CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
             }
         } catch {
-            decoded = .failure(RequestRejection(id: headerId.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxIdBytes) ? $0 : nil },
-                                                labels: [:], reason: "the request could not be read within the time limit"))
+            decoded = .failure(
+                RequestRejection(
+                    id: headerId.flatMap { CheckRequestDecoder.isSafeText($0, maxBytes: CheckRequestDecoder.maxIdBytes) ? $0 : nil },
+                    labels: [:], reason: "the request could not be read within the time limit"))
         }
         if headerBytes > Self.maxHeaderBytes, case .success(let request) = decoded {
-            decoded = .failure(RequestRejection(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
-                                                reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
+            decoded = .failure(
+                RequestRejection(
+                    id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                    reason: "the record's headers hold \(headerBytes) bytes, more than the limit of \(Self.maxHeaderBytes)"))
         }
         switch decoded {
         case .failure(let rejection):
-            let result = errorResult(id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
-                                     kind: .invalidRequest, message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
-                                     started: started, checkedAt: checkedAt, attempt: attempt)
+            let result = errorResult(
+                id: rejection.id, tenant: rejection.tenant ?? safeKey, mode: rejection.mode, labels: rejection.labels,
+                kind: .invalidRequest, message: "Invalid check request: \(rejection.reason)\(rejection.reason.hasSuffix(".") ? "" : ".")",
+                started: started, checkedAt: checkedAt, attempt: attempt)
             var log = logger
             if let id = rejection.id { log[metadataKey: "request.id"] = "\(id)" }
             log.notice("check refused", metadata: ["error.kind": "\(CheckErrorKind.invalidRequest.rawValue)", "error.message": "\(rejection.reason)"])
-            return Outcome(result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
-                           deadLetterReason: rejection.reason)
+            return Outcome(
+                result: result, topic: configuration.kafka.results, key: rejection.tenant ?? safeKey,
+                deadLetterReason: rejection.reason)
         case .success(let request):
             return await process(request, started: started, checkedAt: checkedAt, attempt: attempt)
         }
@@ -96,9 +107,11 @@ public struct CheckProcessor: Sendable {
         let id = CheckRequestDecoder.identify(value, headerId: Self.headerId(headers))
         let safeKey = Self.safeKey(key)
         let reason = Self.poisonReason
-        let result = errorResult(id: id, tenant: safeKey, mode: nil, labels: [:], kind: .poison,
-                                 message: "This request was in progress when two workers stopped unexpectedly (the second time running alone), so it was not run again; it was copied to the dead-letter topic for inspection.",
-                                 started: .now, checkedAt: Date(), attempt: attempt)
+        let result = errorResult(
+            id: id, tenant: safeKey, mode: nil, labels: [:], kind: .poison,
+            message:
+                "This request was in progress when two workers stopped unexpectedly (the second time running alone), so it was not run again; it was copied to the dead-letter topic for inspection.",
+            started: .now, checkedAt: Date(), attempt: attempt)
         var log = logger
         if let id { log[metadataKey: "request.id"] = "\(id)" }
         log.error("poison request dead-lettered without running", metadata: ["error.kind": "\(CheckErrorKind.poison.rawValue)"])
@@ -127,14 +140,16 @@ public struct CheckProcessor: Sendable {
         // --change-exit, --change-short-output) never apply to it, so a request that names an
         // unconfigured tenant cannot dress its refusal up as any status and text it likes.
         func refuse(_ kind: CheckErrorKind, _ message: String, deadLetter: Bool) async -> Outcome {
-            let result = errorResult(id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
-                                     kind: kind, message: message, started: started, checkedAt: checkedAt, attempt: attempt)
+            let result = errorResult(
+                id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
+                kind: kind, message: message, started: started, checkedAt: checkedAt, attempt: attempt)
             log.notice("check refused", metadata: ["error.kind": "\(kind.rawValue)", "error.message": "\(message)"])
             return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: deadLetter ? message : nil)
         }
         if let replyTo = request.replyTo {
             guard configuration.kafka.allowedReplyTopics.contains(replyTo) else {
-                return await refuse(.invalidRequest, "Invalid check request: the replyTo topic is not allowed by this worker (kafka.allowedReplyTopics).", deadLetter: true)
+                return await refuse(
+                    .invalidRequest, "Invalid check request: the replyTo topic is not allowed by this worker (kafka.allowedReplyTopics).", deadLetter: true)
             }
             topic = replyTo
         }
@@ -161,13 +176,15 @@ public struct CheckProcessor: Sendable {
         case .refused(let reason): return await refuse(.invalidRequest, "Invalid check request: \(reason)", deadLetter: true)
         }
         guard let tenant = configuration.tenants[request.tenant] else {
-            return await refuse(.unknownTenant, "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
-                          deadLetter: true)
+            return await refuse(
+                .unknownTenant, "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
+                deadLetter: true)
         }
         let now = Date()
         if let deadline = request.deadline, deadline <= now {
-            return await refuse(.expired, "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
-                          deadLetter: false)
+            return await refuse(
+                .expired, "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
+                deadLetter: false)
         }
         var budget = configuration.worker.checkTimeout
         if let deadline = request.deadline { budget = min(budget, Duration(clampedSeconds: deadline.timeIntervalSince(now))) }
@@ -192,7 +209,7 @@ public struct CheckProcessor: Sendable {
         let fetch = outcome.stats
         let tokenHit = fetch.tokenRequests == 0
         metrics.tokenCache(hit: tokenHit)
-        if let o = outcome.origin { metrics.reportCache(o.rawValue) }
+        if let o = outcome.origin { metrics.reportCache(o) }
         if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
         let duration = started.duration(to: .now)
         metrics.check(mode: request.mode.rawValue, status: rendered.status.rawValue, duration: duration)
@@ -218,8 +235,12 @@ public struct CheckProcessor: Sendable {
         if result.truncated == true {
             log.notice("result cut to fit one record", metadata: ["limit.bytes": "\(policy.maxValueBytes)"])
         }
-        log.info("check done", metadata: ["status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
-                                          "cache.report": "\(result.cache.report)"])
+        log.info(
+            "check done",
+            metadata: [
+                "status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
+                "cache.report": "\(result.cache.report)",
+            ])
         return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
     }
 
@@ -241,8 +262,10 @@ public struct CheckProcessor: Sendable {
         .now.advanced(by: configuration.worker.checkTimeout)
     }
 
-    func errorResult(id: String?, tenant: String?, mode: String?, labels: [String: String], kind: CheckErrorKind, message: String,
-                     started: ContinuousClock.Instant, checkedAt: Date, attempt: Int) -> CheckResultMessage {
+    func errorResult(
+        id: String?, tenant: String?, mode: String?, labels: [String: String], kind: CheckErrorKind, message: String,
+        started: ContinuousClock.Instant, checkedAt: Date, attempt: Int
+    ) -> CheckResultMessage {
         // A refusal is rendered plain (no output options, so no user regex): no pool needed.
         let rendered = OutputRenderer.render(CheckResult.error(message), options: OutputOptions(), isError: true)
         let duration = started.duration(to: .now)
@@ -270,6 +293,6 @@ public struct CheckProcessor: Sendable {
     }
 
     static func milliseconds(_ d: Duration) -> Double {
-        (Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15).rounded() 
+        (Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15).rounded()
     }
 }

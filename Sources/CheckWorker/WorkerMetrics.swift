@@ -1,103 +1,181 @@
 import ExchangeChecks
-import Metrics
+import Prometheus
 
-/// The worker's metrics (swift-metrics; exported in Prometheus text format on /metrics).
+/// The worker's metrics, registered with the Prometheus registry that /metrics exports, each with
+/// its help text (swift-metrics has none, and promtool requires them). Names and help texts are
+/// declared once, in `WorkerMetrics.Family`; label values come from closed sets only (modes,
+/// statuses, error kinds, cache outcomes, report names, HTTP statuses).
 public struct WorkerMetrics: Sendable {
-    /// Metrics recorded through the process's swift-metrics backend (bootstrapped by the caller).
-    public init() {}
+    /// A metric family: its Prometheus name and help text.
+    public struct Family: Sendable, Hashable {
+        /// The metric name as exported (`exocheck_…`, counters ending in `_total`, units in the name).
+        public let name: String
+        /// The `# HELP` text.
+        public let help: String
+
+        static let checks = Family(
+            name: "exocheck_checks_total",
+            help:
+                "Checks answered, by mode and status (OK, WARNING, CRITICAL, UNKNOWN; refusals are UNKNOWN with mode 'invalid' when the mode was not readable)."
+        )
+        static let checkDuration = Family(name: "exocheck_check_duration_seconds", help: "Time from a request's arrival at the check to its result, by mode.")
+        static let tokenCache = Family(name: "exocheck_token_cache_total", help: "Checks by token use: hit (no token request was made for the check) or miss.")
+        static let reportCache = Family(
+            name: "exocheck_report_cache_total", help: "Checks by how their report data was obtained: hit, stale, revalidated (304) or miss (downloaded).")
+        static let graphCalls = Family(
+            name: "exocheck_graph_calls_total",
+            help: "HTTP requests to Microsoft Graph, by report (with ' download' for the redirected download) and HTTP status (transport-error when none came)."
+        )
+        static let graphThrottled = Family(name: "exocheck_graph_throttled_total", help: "Graph answers 429 or 503 (throttled) met by checks.")
+        static let deadLettered = Family(name: "exocheck_dead_lettered_total", help: "Requests copied to the dead-letter topic, by error kind.")
+        static let inFlight = Family(name: "exocheck_checks_in_flight", help: "Checks running now.")
+        static let consumerLag = Family(
+            name: "exocheck_consumer_lag", help: "Requests in the worker's assigned partitions not yet consumed (high watermark minus position).")
+        static let uncommitted = Family(
+            name: "exocheck_uncommitted_requests", help: "Requests received whose offsets are not committable yet (in flight or waiting).")
+        static let stuckThreads = Family(name: "exocheck_stuck_evaluation_threads", help: "Evaluation threads running past their check's budget plus grace.")
+        static let quarantined = Family(
+            name: "exocheck_quarantined_checks_total", help: "Suspect requests of a worker that died, run alone in the quarantine slot.")
+        static let quarantineEnabled = Family(
+            name: "exocheck_quarantine_enabled", help: "1 while the poison-record quarantine works (its state topic is usable), else 0.")
+        static let quarantineWaiting = Family(name: "exocheck_quarantine_waiting", help: "Suspect requests waiting for the quarantine slot.")
+        static let resultsProduced = Family(name: "exocheck_results_produced_total", help: "Results the broker acknowledged.")
+        static let oldestUncommitted = Family(
+            name: "exocheck_oldest_uncommitted_age_seconds", help: "Age of the oldest request not yet committable (0 when none).")
+        static let partitionsPaused = Family(
+            name: "exocheck_partitions_paused", help: "1 while the worker has paused its partitions (too much work in hand), else 0.")
+        static let produceRetries = Family(
+            name: "exocheck_produce_retries_total", help: "Sends of results or dead-letter copies retried after a retriable Kafka error.")
+
+        /// Every family the worker exports.
+        public static let all: [Family] = [
+            checks, checkDuration, tokenCache, reportCache, graphCalls, graphThrottled, deadLettered, inFlight, consumerLag,
+            uncommitted, stuckThreads, quarantined, quarantineEnabled, quarantineWaiting, resultsProduced, oldestUncommitted,
+            partitionsPaused, produceRetries,
+        ]
+    }
+
+    /// Buckets of `exocheck_check_duration_seconds` (those swift-prometheus gives timers).
+    static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    let registry: PrometheusCollectorRegistry
+
+    /// Metrics in `registry` (the one /metrics exports). The series without labels, and those of
+    /// the closed label sets that dashboards and alerts read, exist from the start at 0, so that a
+    /// query finds them before the first event.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        for family in [Family.graphThrottled, .quarantined, .resultsProduced, .produceRetries] { counter(family).increment(by: Int64(0)) }
+        for family in [
+            Family.inFlight, .consumerLag, .uncommitted, .stuckThreads, .quarantineEnabled, .quarantineWaiting, .oldestUncommitted, .partitionsPaused,
+        ] {
+            gauge(family).set(Int64(0))
+        }
+        for result in ["hit", "miss"] { counter(.tokenCache, [("result", result)]).increment(by: Int64(0)) }
+        for origin in ReportOrigin.allCases { counter(.reportCache, [("result", origin.rawValue)]).increment(by: Int64(0)) }
+        for kind in CheckErrorKind.allCases { counter(.deadLettered, [("kind", kind.rawValue)]).increment(by: Int64(0)) }
+    }
+
+    func counter(_ family: Family, _ labels: [(String, String)] = []) -> Counter {
+        registry.makeCounter(name: family.name, labels: labels, help: family.help)
+    }
+
+    func gauge(_ family: Family) -> Gauge {
+        registry.makeGauge(name: family.name, labels: [], help: family.help)
+    }
 
     /// One finished check: `exocheck_checks_total` by mode and status, and its duration in
     /// `exocheck_check_duration_seconds` by mode.
     public func check(mode: String, status: String, duration: Duration) {
-        Counter(label: "exocheck_checks_total", dimensions: [("mode", mode), ("status", status)]).increment()
-        Timer(label: "exocheck_check_duration_seconds", dimensions: [("mode", mode)]).recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        counter(.checks, [("mode", mode), ("status", status)]).increment()
+        registry.makeDurationHistogram(
+            name: Family.checkDuration.name, labels: [("mode", mode)], buckets: Self.durationBuckets,
+            help: Family.checkDuration.help
+        ).record(duration)
     }
 
     /// One check's token use: `exocheck_token_cache_total` with result `hit` (the check made no
     /// token request) or `miss`.
     public func tokenCache(hit: Bool) {
-        Counter(label: "exocheck_token_cache_total", dimensions: [("result", hit ? "hit" : "miss")]).increment()
+        counter(.tokenCache, [("result", hit ? "hit" : "miss")]).increment()
     }
 
-    /// How one check's report was obtained (`hit`, `stale`, `revalidated` or `miss`):
-    /// `exocheck_report_cache_total` by `result`.
-    public func reportCache(_ result: String) {
-        Counter(label: "exocheck_report_cache_total", dimensions: [("result", result)]).increment()
+    /// How one check's report was obtained: `exocheck_report_cache_total` by `result`.
+    public func reportCache(_ origin: ReportOrigin) {
+        counter(.reportCache, [("result", origin.rawValue)]).increment()
     }
 
     /// One Graph call: `exocheck_graph_calls_total` by report (`<report> download` for the redirected
     /// download) and HTTP status; status 0 is counted as `transport-error`.
     public func graphCall(report: String, status: Int) {
-        Counter(label: "exocheck_graph_calls_total", dimensions: [("report", report), ("status", status == 0 ? "transport-error" : String(status))]).increment()
+        counter(.graphCalls, [("report", report), ("status", status == 0 ? "transport-error" : String(status))]).increment()
     }
 
-    /// Adds `n` throttling answers (HTTP 429 or 503) one check got from Graph to
-    /// `exocheck_graph_throttled_total`.
+    /// Adds `n` throttled Graph answers (429 or 503) to `exocheck_graph_throttled_total`.
     public func throttled(_ n: Int) {
-        Counter(label: "exocheck_graph_throttled_total").increment(by: n)
+        counter(.graphThrottled).increment(by: Int64(n))
     }
 
     /// One more dead-letter copy; the `kind` label takes only the closed set of error kinds.
     public func deadLettered(kind: CheckErrorKind) {
-        Counter(label: "exocheck_dead_lettered_total", dimensions: [("kind", kind.rawValue)]).increment()
+        counter(.deadLettered, [("kind", kind.rawValue)]).increment()
     }
 
-    /// Checks running now (`exocheck_checks_in_flight` gauge).
+    /// Sets `exocheck_checks_in_flight`: the checks running now.
     public func inFlight(_ n: Int) {
-        Gauge(label: "exocheck_checks_in_flight").record(n)
+        gauge(.inFlight).set(Int64(n))
     }
 
-    /// Records not yet consumed on this worker's assigned partitions, summed (`exocheck_consumer_lag`
-    /// gauge; the worker samples it every 5 s).
+    /// Sets `exocheck_consumer_lag`: requests in the assigned partitions not yet consumed.
     public func consumerLag(_ n: Int64) {
-        Gauge(label: "exocheck_consumer_lag").record(n)
+        gauge(.consumerLag).set(n)
     }
 
     /// Requests received whose offsets are not committable yet (in flight or waiting).
     public func uncommitted(_ n: Int) {
-        Gauge(label: "exocheck_uncommitted_requests").record(n)
+        gauge(.uncommitted).set(Int64(n))
     }
 
     /// Evaluation threads running past their check's budget plus grace.
     public func stuckThreads(_ n: Int) {
-        Gauge(label: "exocheck_stuck_evaluation_threads").record(n)
+        gauge(.stuckThreads).set(Int64(n))
     }
 
     /// Suspects of a dead worker run alone in the quarantine slot.
     public func quarantined() {
-        Counter(label: "exocheck_quarantined_checks_total").increment()
+        counter(.quarantined).increment()
     }
 
     /// 1 while the poison-record quarantine works (its state topic is usable).
     public func quarantineEnabled(_ on: Bool) {
-        Gauge(label: "exocheck_quarantine_enabled").record(on ? 1 : 0)
+        gauge(.quarantineEnabled).set(Int64(on ? 1 : 0))
     }
 
     /// Suspects waiting for the quarantine slot.
     public func quarantineWaiting(_ n: Int) {
-        Gauge(label: "exocheck_quarantine_waiting").record(n)
+        gauge(.quarantineWaiting).set(Int64(n))
     }
 
-    /// One result record (or its short fallback) acknowledged by the broker
-    /// (`exocheck_results_produced_total`).
+    /// One result the broker acknowledged: `exocheck_results_produced_total`.
     public func resultProduced() {
-        Counter(label: "exocheck_results_produced_total").increment()
+        counter(.resultsProduced).increment()
     }
 
     /// Seconds since the oldest record not yet committable arrived (0 when none).
     public func oldestUncommittedAge(_ age: Duration) {
-        Gauge(label: "exocheck_oldest_uncommitted_age_seconds").record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+        gauge(.oldestUncommitted).set(age.inSeconds)
     }
 
-    /// Whether the worker paused all its partitions for back-pressure (`exocheck_partitions_paused`,
-    /// 1 or 0).
+    /// Sets `exocheck_partitions_paused`: 1 while the worker has paused its partitions, else 0.
     public func paused(_ on: Bool) {
-        Gauge(label: "exocheck_partitions_paused").record(on ? 1 : 0)
+        gauge(.partitionsPaused).set(Int64(on ? 1 : 0))
     }
 
-    /// One failed send of a record that PublishPolicy retries (`exocheck_produce_retries_total`).
+    /// One retried send of a result or dead-letter copy: `exocheck_produce_retries_total`.
     public func produceRetry() {
-        Counter(label: "exocheck_produce_retries_total").increment()
+        counter(.produceRetries).increment()
     }
 }

@@ -5,7 +5,6 @@ import Foundation
 import GraphReports
 import Kafka
 import Logging
-import Metrics
 import Prometheus
 import ServiceLifecycle
 
@@ -15,13 +14,13 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run a check worker: consume requests from Kafka, run checks, publish results.",
         discussion: """
-        Configuration (YAML or JSON): kafka (properties passed to librdkafka verbatim, topics, group),
-        worker (concurrency, listen host:port for /metrics /healthz /readyz, shutdownGraceSeconds),
-        graph (endpoints, timeouts, report cache), tenants (name → tenantId, clientId, and
-        clientSecretFile | clientSecretEnv | certificateFile + privateKeyFile, cloud). See README.
-        SIGTERM/SIGINT: stop consuming, finish in-flight checks within the grace period, flush,
-        commit, leave the group.
-        """
+            Configuration (YAML or JSON): kafka (properties passed to librdkafka verbatim, topics, group),
+            worker (concurrency, listen host:port for /metrics /healthz /readyz, shutdownGraceSeconds),
+            graph (endpoints, timeouts, report cache), tenants (name → tenantId, clientId, and
+            clientSecretFile | clientSecretEnv | certificateFile + privateKeyFile, cloud). See README.
+            SIGTERM/SIGINT: stop consuming, finish in-flight checks within the grace period, flush,
+            commit, leave the group.
+            """
     )
 
     @Option(help: "Worker configuration file (YAML or JSON).") var config: String
@@ -38,7 +37,9 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
-            SafeOutput.print("configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'")
+            SafeOutput.print(
+                "configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'"
+            )
             return
         }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
@@ -48,8 +49,10 @@ struct WorkerCommand: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "exocheck.worker")
+        // exocheck's metrics are registered with this registry directly, with help texts
+        // (WorkerMetrics); no swift-metrics backend is bootstrapped, so nothing can register a
+        // family of the same name without its help text.
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let kafka = configuration.kafkaConfiguration(bootstrapOverride: bootstrapServers)
         guard kafka.bootstrapServers?.isEmpty == false else {
@@ -57,18 +60,20 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let transport = HTTPTransport.make()
-        let metrics = WorkerMetrics()
+        let metrics = WorkerMetrics(registry: registry)
         let health = WorkerHealth(livenessWindow: configuration.worker.liveness)
         let processor = CheckProcessor(
             configuration: configuration, transport: transport,
             tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
-            reports: ReportCache(ttl: configuration.graph.reportCacheTTL,
-                                 budget: configuration.graph.reportCallsPer10Minutes,
-                                 maxStale: configuration.graph.reportMaxStale,
-                                 maxBytes: configuration.graph.reportCacheMaxBytes),
+            reports: ReportCache(
+                ttl: configuration.graph.reportCacheTTL,
+                budget: configuration.graph.reportCallsPer10Minutes,
+                maxStale: configuration.graph.reportMaxStale,
+                maxBytes: configuration.graph.reportCacheMaxBytes),
             metrics: metrics, logger: logger)
-        let worker = CheckWorkerService(configuration: configuration, kafka: kafka, processor: processor,
-                                        metrics: metrics, health: health, logger: logger)
+        let worker = CheckWorkerService(
+            configuration: configuration, kafka: kafka, processor: processor,
+            metrics: metrics, health: health, logger: logger)
         let portFile = self.portFile
         let http = try HealthServer.application(listen: configuration.worker.listen, registry: registry, health: health, logger: logger) { port in
             logger.info("metrics and health listening", metadata: ["port": "\(port)"])
@@ -79,16 +84,17 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let endpoints = Set(configuration.tenants.values.map(\.endpoints.graph))
         let probe = GraphProbe(transport: transport, endpoints: Array(endpoints), health: health)
-        let group = ServiceGroup(configuration: .init(
-            // Services shut down in reverse order: the worker first, so that /metrics and
-            // /healthz keep answering while it finishes its checks and commits.
-            services: [
-                .init(service: http),
-                .init(service: probe),
-                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                // Services shut down in reverse order: the worker first, so that /metrics and
+                // /healthz keep answering while it finishes its checks and commits.
+                services: [
+                    .init(service: http),
+                    .init(service: probe),
+                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch {
