@@ -4,7 +4,7 @@
 # committed corpus and reproducers), then runs the Kafka tests again under AddressSanitizer (own
 # scratch path, only the Kafka targets declared: EXOCHECK_PACKAGE_SUBSET=kafka). EXOCHECK_SKIP_ASAN=1 skips the ASan run, EXOCHECK_SKIP_FUZZ=1 the fuzzing, EXOCHECK_SKIP_CHAOS=1
 # the chaos phase (which also does not run when test arguments such as --filter are given).
-# Each phase prints how long it took.
+# Sources must pass `swift format lint --strict` (.swift-format). Each phase prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phase_start=$SECONDS
@@ -14,6 +14,11 @@ phase() {  # phase NAME: prints the time of the phase that just ended
 }
 scripts/install-deps.sh
 phase install-deps
+# Style and documentation (.swift-format: the toolchain's swift-format, 4-space indentation,
+# 160 columns; every public declaration documented; no force unwraps, force tries or implicitly
+# unwrapped optionals). `swift format format -r -i Sources` fixes the layout.
+swift format lint --strict --configuration .swift-format -r Sources
+phase format-lint
 # Interop tests (Python client, noida-db, kcat) must run, not skip, when driven from here.
 export EXOCHECK_REQUIRE_INTEROP=1
 swift build --build-tests

@@ -93,7 +93,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, checkedAt, durationMs, worker,
-             attempt, cache, error, truncated
+            attempt, cache, error, truncated
     }
 
     /// Writes `id`, `tenant`, `mode` and `error` as null when unknown rather than leaving them out.
@@ -161,8 +161,9 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     static func metrics(_ perfdata: [Perfdatum]) -> [Metric] {
         perfdata.map {
             // JSON has no Inf or NaN (a 400-digit report value numifies to Inf): those become null.
-            Metric(label: $0.label, value: finite($0.value), unit: $0.unit, warning: $0.warning, critical: $0.critical,
-                   min: finite($0.min), max: finite($0.max))
+            Metric(
+                label: $0.label, value: finite($0.value), unit: $0.unit, warning: $0.warning, critical: $0.critical,
+                min: finite($0.min), max: finite($0.max))
         }
     }
 }

@@ -30,8 +30,10 @@ public final class WorkerHealth: Sendable {
     /// Updates the given parts of the state (nil leaves one unchanged): loop running, group joined,
     /// Graph reachable, stuck thread count, `stuck` (the process exits for a restart: not live), work
     /// waiting, partitions paused. Work arriving at an idle worker starts the liveness window afresh.
-    public func set(running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil,
-                    busy: Bool? = nil, paused: Bool? = nil) {
+    public func set(
+        running: Bool? = nil, joined: Bool? = nil, graphReachable: Bool? = nil, stuckThreads: Int? = nil, stuck: Bool? = nil,
+        busy: Bool? = nil, paused: Bool? = nil
+    ) {
         state.withLock {
             if let stuckThreads { $0.stuckThreads = stuckThreads }
             if let stuck { $0.stuck = stuck }
@@ -117,8 +119,10 @@ public final class CheckWorkerService: Service, Sendable {
 
     /// A worker with its parts; nothing connects before `run`. `kafka` is the Kafka client
     /// configuration (`WorkerConfiguration.kafkaConfiguration`, with any bootstrap override).
-    public init(configuration: WorkerConfiguration, kafka: KafkaConfiguration, processor: CheckProcessor,
-                metrics: WorkerMetrics, health: WorkerHealth, logger: Logger) {
+    public init(
+        configuration: WorkerConfiguration, kafka: KafkaConfiguration, processor: CheckProcessor,
+        metrics: WorkerMetrics, health: WorkerHealth, logger: Logger
+    ) {
         self.configuration = configuration
         self.kafka = kafka
         self.processor = processor
@@ -151,8 +155,10 @@ public final class CheckWorkerService: Service, Sendable {
     public func run() async throws {
         var consumerConfig = kafka
         consumerConfig.groupId = configuration.kafka.group
-        let defaults = ["enable.auto.commit": "true", "auto.commit.interval.ms": "1000",
-                        "partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "earliest"]
+        let defaults = [
+            "enable.auto.commit": "true", "auto.commit.interval.ms": "1000",
+            "partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "earliest",
+        ]
         for (k, v) in defaults where consumerConfig.properties[k] == nil { consumerConfig.properties[k] = v }
         var producerConfig = KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) })
         if producerConfig.properties["linger.ms"] == nil { producerConfig.properties["linger.ms"] = "5" }
@@ -163,9 +169,11 @@ public final class CheckWorkerService: Service, Sendable {
         let (inputs, continuation) = AsyncStream<Input>.makeStream()
         // A fatal producer error (e.g. the idempotent producer lost its sequence) cannot be
         // recovered in process: the loop exits so that the worker is restarted.
-        let producer = try KafkaProducer(configuration: producerConfig, log: kafkaLog, onError: { error in
-            if error.isFatal { continuation.yield(.fatal(error)) }
-        })
+        let producer = try KafkaProducer(
+            configuration: producerConfig, log: kafkaLog,
+            onError: { error in
+                if error.isFatal { continuation.yield(.fatal(error)) }
+            })
         // Start-up talks to the broker and may wait for it: SIGTERM/SIGINT here ends the worker
         // at once (exit 0), with nothing consumed.
         let clientConfig = KafkaConfiguration(kafka.properties.filter { !Self.consumerOnly.contains($0.key) })
@@ -189,51 +197,60 @@ public final class CheckWorkerService: Service, Sendable {
         // The quarantine's marks: read when partitions arrive, a clean one written when they go
         // in order (docs/poison-records.md). Both run on the consumer's poll thread.
         let handOver = HandOverMarks()
-        let hooks = RebalanceHooks(onAssign: { [logger] starts in
-            guard let store else { return starts }
-            switch store.read(Array(starts.keys)) {
-            case .success(let marks):
-                return starts.reduce(into: [:]) { out, entry in
-                    var start = entry.value
-                    start.metadata = marks[entry.key]
-                    out[entry.key] = start
+        let hooks = RebalanceHooks(
+            onAssign: { [logger] starts in
+                guard let store else { return starts }
+                switch store.read(Array(starts.keys)) {
+                case .success(let marks):
+                    return starts.reduce(into: [:]) { out, entry in
+                        var start = entry.value
+                        start.metadata = marks[entry.key]
+                        out[entry.key] = start
+                    }
+                case .failure(let error):
+                    logger.error("cannot read the quarantine's marks from \(store.topic): these partitions start without quarantine: \(error)")
+                    return starts
                 }
-            case .failure(let error):
-                logger.error("cannot read the quarantine's marks from \(store.topic): these partitions start without quarantine: \(error)")
-                return starts
-            }
-        }, onRevoke: { [logger, configuration] parts in
-            // A suspect of these partitions that runs alone goes on in this process after they go:
-            // wait for it (up to its budget and grace), so that the hand-over can say "clean".
-            let budget = configuration.worker.checkTimeoutSeconds + configuration.worker.evaluationGraceSeconds + 2
-            let until = Date().addingTimeInterval(budget)
-            while let alone = handOver.runningAlone, parts.contains(alone), Date() < until { usleep(50_000) }
-            var marks = handOver.take(parts)
-            if let alone = handOver.runningAlone, parts.contains(alone) {
-                // Still running: no clean mark, so the next owner sees it was running alone.
-                marks[alone] = nil
-                logger.warning("partition \(alone) is handed over while its suspect still runs alone here; it stays marked as running")
-            }
-            guard let store, !marks.isEmpty else { return }
-            // A C callback that must block until the writes are acknowledged: a task does the
-            // async sends, this (non-cooperative) thread waits for it.
-            let done = DispatchSemaphore(value: 0)
-            let toWrite = marks
-            Task {
-                await withTaskGroup(of: Void.self) { group in
-                    for (tp, mark) in toWrite { group.addTask { _ = try? await producer.send(store.record(tp, mark)) } }
+            },
+            onRevoke: { [logger, configuration] parts in
+                // A suspect of these partitions that runs alone goes on in this process after they go:
+                // wait for it (up to its budget and grace), so that the hand-over can say "clean".
+                let budget = configuration.worker.checkTimeoutSeconds + configuration.worker.evaluationGraceSeconds + 2
+                let until = Date().addingTimeInterval(budget)
+                while let alone = handOver.runningAlone, parts.contains(alone), Date() < until { usleep(50_000) }
+                var marks = handOver.take(parts)
+                if let alone = handOver.runningAlone, parts.contains(alone) {
+                    // Still running: no clean mark, so the next owner sees it was running alone.
+                    marks[alone] = nil
+                    logger.warning("partition \(alone) is handed over while its suspect still runs alone here; it stays marked as running")
                 }
-                done.signal()
-            }
-            if done.wait(timeout: .now() + .seconds(Int(QuarantineStore.writeTimeout.components.seconds))) == .timedOut {
-                logger.warning("the hand-over marks of \(marks.count) partition(s) were not acknowledged in time; their next owner will treat their in-flight records as suspects")
-            }
-        })
-        let consumer = try KafkaConsumer(configuration: consumerConfig, topics: [configuration.kafka.requests],
-                                         rebalanceHooks: hooks, handOffLimit: Self.handOffLimit, log: kafkaLog)
+                guard let store, !marks.isEmpty else { return }
+                // A C callback that must block until the writes are acknowledged: a task does the
+                // async sends, this (non-cooperative) thread waits for it.
+                let done = DispatchSemaphore(value: 0)
+                let toWrite = marks
+                Task {
+                    await withTaskGroup(of: Void.self) { group in
+                        for (tp, mark) in toWrite { group.addTask { _ = try? await producer.send(store.record(tp, mark)) } }
+                    }
+                    done.signal()
+                }
+                if done.wait(timeout: .now() + .seconds(Int(QuarantineStore.writeTimeout.components.seconds))) == .timedOut {
+                    logger.warning(
+                        "the hand-over marks of \(marks.count) partition(s) were not acknowledged in time; their next owner will treat their in-flight records as suspects"
+                    )
+                }
+            })
+        let consumer = try KafkaConsumer(
+            configuration: consumerConfig, topics: [configuration.kafka.requests],
+            rebalanceHooks: hooks, handOffLimit: Self.handOffLimit, log: kafkaLog)
         health.set(running: true)
-        logger.info("worker consuming", metadata: ["topic": "\(configuration.kafka.requests)", "group": "\(configuration.kafka.group)",
-                                                   "concurrency": "\(configuration.worker.concurrency)"])
+        logger.info(
+            "worker consuming",
+            metadata: [
+                "topic": "\(configuration.kafka.requests)", "group": "\(configuration.kafka.group)",
+                "concurrency": "\(configuration.worker.concurrency)",
+            ])
 
         let forwarder = Task {
             for await event in consumer.events { continuation.yield(.kafka(event)) }
@@ -251,8 +268,10 @@ public final class CheckWorkerService: Service, Sendable {
                 continuation.yield(.tick)  // retries failed quarantine marks
                 if stuck >= stuckLimit {
                     // The stuck threads cannot be stopped and a graceful shutdown would wait for them.
-                    await Self.exitForRestart(code: Self.watchdogExitCode, health: health, logger: logger,
-                                              "\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered")
+                    await Self.exitForRestart(
+                        code: Self.watchdogExitCode, health: health, logger: logger,
+                        "\(stuck) evaluation thread(s) stuck past their checks' time budget: exiting so that the worker is restarted; uncommitted requests will be redelivered"
+                    )
                 }
                 tick += 1
                 try? await Task.sleep(for: .seconds(1))
@@ -260,8 +279,9 @@ public final class CheckWorkerService: Service, Sendable {
         }
         let shutdown = ShutdownDeadline(grace: configuration.worker.shutdownGrace)
         await withGracefulShutdownHandler {
-            await self.loop(inputs: inputs, continuation: continuation, consumer: consumer, producer: producer,
-                            store: store, handOver: handOver)
+            await self.loop(
+                inputs: inputs, continuation: continuation, consumer: consumer, producer: producer,
+                store: store, handOver: handOver)
         } onGracefulShutdown: {
             shutdown.begin()
             continuation.yield(.stop)
@@ -296,13 +316,17 @@ public final class CheckWorkerService: Service, Sendable {
     /// redelivered to the partitions' next owner.
     static func finish(by deadline: ContinuousClock.Instant, logger: Logger, _ steps: @escaping @Sendable () async -> Void) async {
         await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await steps(); return true }
+            group.addTask {
+                await steps(); return true
+            }
             group.addTask {
                 try? await Task.sleep(until: deadline, clock: .continuous)
                 return false
             }
             if await group.next() == false {
-                logger.error("shutdown did not finish within worker.shutdownGraceSeconds (is the broker reachable?): exiting now; requests whose offsets were not committed will be redelivered to the next owner of their partitions")
+                logger.error(
+                    "shutdown did not finish within worker.shutdownGraceSeconds (is the broker reachable?): exiting now; requests whose offsets were not committed will be redelivered to the next owner of their partitions"
+                )
                 exit(shutdownOverrunExitCode)
             }
             group.cancelAll()
@@ -328,14 +352,16 @@ public final class CheckWorkerService: Service, Sendable {
                     let partitions = try await KafkaMetadata.partitions(of: topic.name, configuration: clientConfig)
                     if partitions.isEmpty { throw KafkaError(message: "the topic has no partitions") }
                     break
-                } catch where Task.isCancelled {
+                } catch  where Task.isCancelled {
                     throw CancellationError()
-                } catch where error.isRetriable {
+                } catch  where error.isRetriable {
                     logger.warning("cannot describe the \(topic.role) topic '\(topic.name)' yet, retrying: \(error)")
                     try await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(10))
                 } catch {
-                    throw StartupError("the \(topic.role) topic '\(topic.name)' does not exist or cannot be described by this worker (\(error)); create it, or grant this worker Describe and Write on it, before starting workers")
+                    throw StartupError(
+                        "the \(topic.role) topic '\(topic.name)' does not exist or cannot be described by this worker (\(error)); create it, or grant this worker Describe and Write on it, before starting workers"
+                    )
                 }
             }
         }
@@ -347,12 +373,14 @@ public final class CheckWorkerService: Service, Sendable {
         do {
             let partitions = try await KafkaMetadata.partitions(of: topic, configuration: clientConfig)
             guard !partitions.isEmpty else {
-                logger.error("the state topic \(topic) has no partitions: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md)")
+                logger.error(
+                    "the state topic \(topic) has no partitions: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md)")
                 return nil
             }
             return QuarantineStore(topic: topic, group: configuration.kafka.group, partitions: Int32(clamping: partitions.count), kafka: clientConfig)
         } catch {
-            logger.error("the state topic \(topic) is not available: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md): \(error)")
+            logger.error(
+                "the state topic \(topic) is not available: the poison-record quarantine is off (create it, compacted; see docs/poison-records.md): \(error)")
             return nil
         }
     }
@@ -374,8 +402,9 @@ public final class CheckWorkerService: Service, Sendable {
     /// A fatal Kafka error: nothing more can be published; requests not acknowledged stay
     /// uncommitted and are redelivered, the records in flight become suspects of the quarantine.
     static func exitOnFatal(_ error: KafkaError, health: WorkerHealth, logger: Logger) async {
-        await exitForRestart(code: fatalKafkaExitCode, health: health, logger: logger,
-                             "fatal Kafka error, exiting so that the worker is restarted: \(error)")
+        await exitForRestart(
+            code: fatalKafkaExitCode, health: health, logger: logger,
+            "fatal Kafka error, exiting so that the worker is restarted: \(error)")
     }
 
     /// The worker cannot go on in this process: /healthz fails, the log says why, and the
@@ -403,12 +432,15 @@ public final class CheckWorkerService: Service, Sendable {
 
     /// Feeds the inputs to the pure `WorkerLoop` and carries out its actions: starts checks in
     /// the task group, stores offsets, pauses partitions, writes quarantine marks.
-    func loop(inputs: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation,
-              consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks) async {
+    func loop(
+        inputs: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation,
+        consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks
+    ) async {
         let worker = configuration.worker
         var machine = WorkerLoop<KafkaMessage>(
-            configuration: .init(concurrency: worker.concurrency, maxInFlightPerTenant: worker.maxInFlightPerTenant,
-                                 maxUncommitted: worker.maxUncommitted),
+            configuration: .init(
+                concurrency: worker.concurrency, maxInFlightPerTenant: worker.maxInFlightPerTenant,
+                maxUncommitted: worker.maxUncommitted),
             quarantineEnabled: store != nil, owner: String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)))
 
         await withDiscardingTaskGroup { group in
@@ -421,15 +453,18 @@ public final class CheckWorkerService: Service, Sendable {
                         let message = job.item
                         if mode == .alone { metrics.quarantined() }
                         group.addTask {
-                            let outcome = mode == .poisoned
+                            let outcome =
+                                mode == .poisoned
                                 ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                                 : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                             let published = await self.publish(outcome, for: message, producer: producer)
                             if case .failed(let topic, let error) = published {
                                 continuation.yield(.cannotPublish(topic: topic, error))
                             }
-                            continuation.yield(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant,
-                                                         published: published == .published, alone: mode == .alone))
+                            continuation.yield(
+                                .finished(
+                                    job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant,
+                                    published: published == .published, alone: mode == .alone))
                         }
                     case .writeMark(let tp, let mark):
                         guard let store else { continue }
@@ -520,13 +555,17 @@ public final class CheckWorkerService: Service, Sendable {
                 case .cannotPublish(let topic, let e):
                     // The loop stops here: no later completion stores an offset, so nothing is
                     // committed after the record that could not be answered.
-                    await Self.exitForRestart(code: Self.fatalKafkaExitCode, health: health, logger: logger,
-                                              "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)")
+                    await Self.exitForRestart(
+                        code: Self.fatalKafkaExitCode, health: health, logger: logger,
+                        "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)"
+                    )
                     continue loop
                 case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
                     health.progressed()
-                    actions = machine.handle(.finished(tp, offset: offset, generation: generation, tenant: tenant,
-                                                       published: published, alone: alone))
+                    actions = machine.handle(
+                        .finished(
+                            tp, offset: offset, generation: generation, tenant: tenant,
+                            published: published, alone: alone))
                 case .tick:
                     actions = machine.handle(.tick)
                     metrics.oldestUncommittedAge(machine.oldestUncommittedSince.map { $0.duration(to: .now) } ?? .zero)
@@ -563,8 +602,9 @@ public final class CheckWorkerService: Service, Sendable {
         if let trace = message.headers.last(where: { $0.name == "traceparent" })?.value, CheckRequestDecoder.isTraceparent(trace) {
             headers.append(KafkaHeader("traceparent", String(decoding: trace, as: UTF8.self)))
         }
-        let result = OutgoingMessage(topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
-                                     value: outcome.result.encoded(), headers: headers)
+        let result = OutgoingMessage(
+            topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
+            value: outcome.result.encoded(), headers: headers)
         switch await send(result, producer: producer, what: "result") {
         case .delivered: break
         case .cancelled: return .cancelled
@@ -574,8 +614,9 @@ public final class CheckWorkerService: Service, Sendable {
             // lower than the producer's): answer the check with a short UNKNOWN of kind
             // `publish` that carries only the id header.
             let fallback = outcome.result.publishFailure(topic: outcome.topic, bytes: result.value.count)
-            let small = OutgoingMessage(topic: outcome.topic, key: result.key, value: fallback.encoded(),
-                                        headers: [KafkaHeader("exocheck-id", fallback.id ?? ""), KafkaHeader("content-type", "application/json")])
+            let small = OutgoingMessage(
+                topic: outcome.topic, key: result.key, value: fallback.encoded(),
+                headers: [KafkaHeader("exocheck-id", fallback.id ?? ""), KafkaHeader("content-type", "application/json")])
             switch await send(small, producer: producer, what: "fallback result") {
             case .delivered: break
             case .cancelled: return .cancelled
@@ -586,7 +627,9 @@ public final class CheckWorkerService: Service, Sendable {
         if let reason = outcome.deadLetterReason {
             // The original headers travel with the copy unless they are what made the record bad.
             let headerBytes = message.headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
-            var dltHeaders = headerBytes <= CheckProcessor.maxHeaderBytes ? message.headers
+            var dltHeaders =
+                headerBytes <= CheckProcessor.maxHeaderBytes
+                ? message.headers
                 : [KafkaHeader("exocheck-headers-dropped", "\(message.headers.count) headers, \(headerBytes) bytes")]
             dltHeaders.append(contentsOf: [
                 KafkaHeader("exocheck-source-topic", message.topic), KafkaHeader("exocheck-source-partition", String(message.partition)),
@@ -604,13 +647,15 @@ public final class CheckWorkerService: Service, Sendable {
                 // reason, so that the request is still committed and its partition goes on.
                 var stubHeaders = dltHeaders
                 stubHeaders.append(contentsOf: [
-                    KafkaHeader("exocheck-dlt-truncated",
-                                "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"),
+                    KafkaHeader(
+                        "exocheck-dlt-truncated",
+                        "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"),
                     KafkaHeader("exocheck-source-size", String(message.value.count)),
                     KafkaHeader("exocheck-source-sha256", SHA256.hash(data: message.value).map { String(format: "%02x", $0) }.joined()),
                 ])
-                let stub = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key.map { Array($0.prefix(1024)) },
-                                           value: Array(message.value.prefix(Self.deadLetterStubBytes)), headers: stubHeaders)
+                let stub = OutgoingMessage(
+                    topic: configuration.kafka.deadLetter, key: message.key.map { Array($0.prefix(1024)) },
+                    value: Array(message.value.prefix(Self.deadLetterStubBytes)), headers: stubHeaders)
                 switch await send(stub, producer: producer, what: "dead-letter stub") {
                 case .delivered: break
                 case .cancelled: return .cancelled

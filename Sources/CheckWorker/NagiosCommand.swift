@@ -39,8 +39,10 @@ public struct NagiosExternalCommand: Sendable, Equatable {
 
     /// A passive service check result. `returnCode` outside 0…3 is sent as 3 (UNKNOWN), the only
     /// codes Nagios accepts.
-    public static func processServiceCheckResult(host: String, service: String, returnCode: Int, output: String,
-                                                 time: Date = Date()) throws(Refusal) -> NagiosExternalCommand {
+    public static func processServiceCheckResult(
+        host: String, service: String, returnCode: Int, output: String,
+        time: Date = Date()
+    ) throws(Refusal) -> NagiosExternalCommand {
         try validateLabel(host, name: "host")
         try validateLabel(service, name: "service")
         let code = (0...3).contains(returnCode) ? returnCode : 3

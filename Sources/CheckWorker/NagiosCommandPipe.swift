@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes external commands to the Nagios/Naemon/Icinga command file, which is normally a FIFO
@@ -44,10 +44,12 @@ public final class NagiosCommandPipe {
         /// Options with these values. The defaults wait for a missing path, retry every 200 ms, repeat
         /// the waiting message every 5 s, recheck the path at most once a second, report on standard error
         /// and never stop on their own.
-        public init(createIfMissing: Bool = false, pollInterval: Duration = .milliseconds(200),
-                    progressInterval: Duration = .seconds(5), recheckInterval: Duration = .seconds(1),
-                    progress: @escaping @Sendable (String) -> Void = { SafeOutput.printError($0) },
-                    shouldStop: @escaping @Sendable () -> Bool = { false }) {
+        public init(
+            createIfMissing: Bool = false, pollInterval: Duration = .milliseconds(200),
+            progressInterval: Duration = .seconds(5), recheckInterval: Duration = .seconds(1),
+            progress: @escaping @Sendable (String) -> Void = { SafeOutput.printError($0) },
+            shouldStop: @escaping @Sendable () -> Bool = { false }
+        ) {
             self.createIfMissing = createIfMissing
             self.pollInterval = pollInterval
             self.progressInterval = progressInterval

@@ -7,7 +7,7 @@ struct OffsetTracker {
     /// that completions from before a revocation are ignored.
     struct PartitionState {
         var generation: Int
-        var pending: [Int64] = []        // offsets received, in order
+        var pending: [Int64] = []  // offsets received, in order
         var pendingSet: Set<Int64> = []  // the same, for look-ups
         var receivedAt: [ContinuousClock.Instant] = []  // when each pending offset arrived
         var done: Set<Int64> = []

@@ -40,8 +40,10 @@ public struct PartitionMark: Equatable, Sendable {
     public static let maxOffset: Int64 = 1 << 62
 
     /// A mark with these fields; nil fields are left out of `encoded`.
-    public init(clean: Bool = false, owner: String? = nil, epoch: Int64? = nil, sequence: Int64? = nil, reserved: Int64? = nil,
-                suspectEnd: Int64? = nil, alone: Int64? = nil, poison: Int64? = nil) {
+    public init(
+        clean: Bool = false, owner: String? = nil, epoch: Int64? = nil, sequence: Int64? = nil, reserved: Int64? = nil,
+        suspectEnd: Int64? = nil, alone: Int64? = nil, poison: Int64? = nil
+    ) {
         self.clean = clean
         self.owner = owner
         self.epoch = epoch
@@ -81,7 +83,8 @@ public struct PartitionMark: Equatable, Sendable {
             // Offsets stay far below Int64.max, so arithmetic on them (`+ 1`, `+ window`) cannot
             // trap whatever a mark says.
             guard field.count > 2, field.dropFirst().first == "=", let value = Int64(field.dropFirst(2)),
-                  value >= 0, value <= Self.maxOffset else { continue }
+                value >= 0, value <= Self.maxOffset
+            else { continue }
             switch field.first {
             case "r": reserved = value
             case "q": suspectEnd = value
@@ -414,8 +417,9 @@ struct PoisonGuard<Item> {
             case .clearing: alone = nil
             }
         }
-        let mark = PartitionMark(owner: owner, epoch: state.epoch, sequence: state.sequence, reserved: state.requested > 0 ? state.requested : nil,
-                                 suspectEnd: state.suspectEnd > next ? state.suspectEnd : nil, alone: alone, poison: state.poison)
+        let mark = PartitionMark(
+            owner: owner, epoch: state.epoch, sequence: state.sequence, reserved: state.requested > 0 ? state.requested : nil,
+            suspectEnd: state.suspectEnd > next ? state.suspectEnd : nil, alone: alone, poison: state.poison)
         return .write(tp, mark)
     }
 
@@ -431,11 +435,13 @@ struct PoisonGuard<Item> {
     /// is done), when the slot is free.
     private mutating func schedule() -> [Action] {
         guard slot == nil else { return [] }
-        guard let index = suspects.firstIndex(where: { s in
-            guard let state = partitions[s.partition] else { return false }
-            let next = state.next ?? s.offset
-            return next >= s.offset || state.quarantined.first(where: { $0 >= next }) == s.offset
-        }) else { return [] }
+        guard
+            let index = suspects.firstIndex(where: { s in
+                guard let state = partitions[s.partition] else { return false }
+                let next = state.next ?? s.offset
+                return next >= s.offset || state.quarantined.first(where: { $0 >= next }) == s.offset
+            })
+        else { return [] }
         let s = suspects.remove(at: index)
         slot = Slot(partition: s.partition, offset: s.offset, phase: .marking(s.item), sequence: 0)
         return [slotWrite(s.partition)]

@@ -36,8 +36,9 @@ struct QuarantineStore: Sendable {
         let wanted = Set(tps.map(statePartition))
         let records: [Int32: [KafkaMessage]]
         do {
-            records = try KafkaTail.read(configuration: kafka, topic: topic, partitions: wanted.sorted(), count: Self.tailRecords,
-                                         timeout: Self.readTimeout)
+            records = try KafkaTail.read(
+                configuration: kafka, topic: topic, partitions: wanted.sorted(), count: Self.tailRecords,
+                timeout: Self.readTimeout)
         } catch {
             return .failure(error)
         }

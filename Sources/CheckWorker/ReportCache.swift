@@ -69,8 +69,10 @@ public actor ReportCache {
 
     /// An empty cache with these limits (defaults: fresh for 900 s, 14 calls per 10 minutes,
     /// `defaultMaxStale`, `defaultMaxBytes`).
-    public init(ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600),
-                maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes) {
+    public init(
+        ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600),
+        maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes
+    ) {
         self.ttl = ttl
         self.budget = budget
         self.window = window
@@ -95,15 +97,19 @@ public actor ReportCache {
     }
 
     /// `answer` without its cost, as a throwing call.
-    public func report(_ request: ReportRequest, tenant: String, session: GraphSession,
-                       deadline: ContinuousClock.Instant) async throws(GraphError) -> ([UInt8], Outcome) {
+    public func report(
+        _ request: ReportRequest, tenant: String, session: GraphSession,
+        deadline: ContinuousClock.Instant
+    ) async throws(GraphError) -> ([UInt8], Outcome) {
         let a = await answer(request, tenant: tenant, session: session, deadline: deadline)
         let body = try a.body.get()
         return (body, a.origin ?? .miss)
     }
 
-    private func obtain(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
-                        cost: inout FetchStats) async throws(GraphError) -> ([UInt8], Outcome) {
+    private func obtain(
+        _ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
+        cost: inout FetchStats
+    ) async throws(GraphError) -> ([UInt8], Outcome) {
         let key = Key(tenant: tenant, request: request)
         if let body = freshBody(key) { return (body, .hit) }
         if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
@@ -130,7 +136,10 @@ public actor ReportCache {
             let freeAt = times[0].advanced(by: window)
             if freeAt > deadline {
                 let wait = t.duration(to: freeAt)
-                throw GraphError(.throttled, "The report call budget for \(request.report) of this tenant is spent (\(budget) calls per \(window.components.seconds / 60) minutes, Graph's limit)\(entries[key] != nil ? " and the cached copy is older than the maximum stale age" : ""); the next call is possible in \(wait.components.seconds + 1) s, after this check's deadline. Lower the check frequency or raise the report cache TTL.", retryAfterSeconds: Double(wait.components.seconds + 1))
+                throw GraphError(
+                    .throttled,
+                    "The report call budget for \(request.report) of this tenant is spent (\(budget) calls per \(window.components.seconds / 60) minutes, Graph's limit)\(entries[key] != nil ? " and the cached copy is older than the maximum stale age" : ""); the next call is possible in \(wait.components.seconds + 1) s, after this check's deadline. Lower the check frequency or raise the report cache TTL.",
+                    retryAfterSeconds: Double(wait.components.seconds + 1))
             }
             do { try await Task.sleep(until: freeAt, clock: clock) } catch {
                 throw GraphError(.timeout, "The check was cancelled while waiting for report budget.")
@@ -226,9 +235,11 @@ public actor ReportCache {
             return
         }
         if joiners[key]?.isEmpty == true { joiners[key] = nil }
-        c.resume(returning: .failure(cancelled
-            ? GraphError(.timeout, "The check was cancelled while waiting for a download of \(key.request) that another check started.")
-            : Self.joinTimeout(key)))
+        c.resume(
+            returning: .failure(
+                cancelled
+                    ? GraphError(.timeout, "The check was cancelled while waiting for a download of \(key.request) that another check started.")
+                    : Self.joinTimeout(key)))
     }
 
     private func forgetExpiry(_ id: Int) {

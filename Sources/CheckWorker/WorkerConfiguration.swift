@@ -155,21 +155,26 @@ public struct WorkerConfiguration: Sendable {
 
     /// Loads a worker configuration. With `kafkaOnly` (submit, results) the tenants are not
     /// read, so no secret needs to be present on the submitting host.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            kafkaOnly: Bool = false) throws(ConfigurationError) -> WorkerConfiguration {
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        kafkaOnly: Bool = false
+    ) throws(ConfigurationError) -> WorkerConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("cannot read the configuration file '\(path)'")
         }
-        return try parse(String(decoding: data, as: UTF8.self), baseDirectory: (path as NSString).deletingLastPathComponent,
-                         environment: environment, kafkaOnly: kafkaOnly)
+        return try parse(
+            String(decoding: data, as: UTF8.self), baseDirectory: (path as NSString).deletingLastPathComponent,
+            environment: environment, kafkaOnly: kafkaOnly)
     }
 
     /// Parses a configuration from YAML (or JSON) text. Relative secret and certificate paths are
     /// resolved against `baseDirectory`, `clientSecretEnv` is looked up in `environment`, and with
     /// `kafkaOnly` the tenants are not read. Throws a ConfigurationError naming the key for an unknown
     /// key, a bad value or a missing secret.
-    public static func parse(_ text: String, baseDirectory: String = ".", environment: [String: String] = [:],
-                             kafkaOnly: Bool = false) throws(ConfigurationError) -> WorkerConfiguration {
+    public static func parse(
+        _ text: String, baseDirectory: String = ".", environment: [String: String] = [:],
+        kafkaOnly: Bool = false
+    ) throws(ConfigurationError) -> WorkerConfiguration {
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
             throw ConfigurationError("the configuration is not valid YAML: \(error)")
@@ -191,9 +196,11 @@ public struct WorkerConfiguration: Sendable {
             c.kafka.allowedReplyTopics = try k.strings("allowedReplyTopics") ?? []
         }
         if let w = try Section.optional(top["worker"], path: "worker") {
-            try w.check(["concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name",
-                         "evaluationThreads", "evaluationGraceSeconds", "maxStuckThreads", "maxInFlightPerTenant", "maxUncommitted",
-                         "livenessSeconds"])
+            try w.check([
+                "concurrency", "listen", "shutdownGraceSeconds", "checkTimeoutSeconds", "maxRequestBytes", "name",
+                "evaluationThreads", "evaluationGraceSeconds", "maxStuckThreads", "maxInFlightPerTenant", "maxUncommitted",
+                "livenessSeconds",
+            ])
             c.worker.concurrency = try w.int("concurrency", min: 1) ?? c.worker.concurrency
             c.worker.listen = try w.string("listen") ?? c.worker.listen
             c.worker.shutdownGraceSeconds = try w.double("shutdownGraceSeconds") ?? c.worker.shutdownGraceSeconds
@@ -208,8 +215,10 @@ public struct WorkerConfiguration: Sendable {
             c.worker.livenessSecondsSetting = try w.double("livenessSeconds")
         }
         if let g = try Section.optional(top["graph"], path: "graph") {
-            try g.check(["loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
-                         "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts"])
+            try g.check([
+                "loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
+                "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts",
+            ])
             c.graph.loginEndpoint = try g.string("loginEndpoint")
             c.graph.graphEndpoint = try g.string("graphEndpoint")
             c.graph.timeoutSeconds = try g.double("timeoutSeconds") ?? c.graph.timeoutSeconds
@@ -234,10 +243,14 @@ public struct WorkerConfiguration: Sendable {
         return c
     }
 
-    static func tenant(_ name: String, _ s: Section, defaults: GraphSection, baseDirectory: String,
-                       environment: [String: String]) throws(ConfigurationError) -> Tenant {
-        try s.check(["tenantId", "clientId", "clientSecretFile", "clientSecretEnv", "certificateFile", "privateKeyFile",
-                     "cloud", "loginEndpoint", "graphEndpoint"])
+    static func tenant(
+        _ name: String, _ s: Section, defaults: GraphSection, baseDirectory: String,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> Tenant {
+        try s.check([
+            "tenantId", "clientId", "clientSecretFile", "clientSecretEnv", "certificateFile", "privateKeyFile",
+            "cloud", "loginEndpoint", "graphEndpoint",
+        ])
         guard let tenantId = try s.string("tenantId"), !tenantId.isEmpty else { throw ConfigurationError("tenants.\(name).tenantId is required") }
         guard let clientId = try s.string("clientId"), !clientId.isEmpty else { throw ConfigurationError("tenants.\(name).clientId is required") }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
@@ -275,8 +288,9 @@ public struct WorkerConfiguration: Sendable {
         }
         if let login = try s.string("loginEndpoint") ?? defaults.loginEndpoint { endpoints.login = login }
         if let graph = try s.string("graphEndpoint") ?? defaults.graphEndpoint { endpoints.graph = graph }
-        return Tenant(name: name, tenantId: tenantId, clientId: clientId, credential: credential,
-                      endpoints: GraphEndpoints(login: endpoints.login, graph: endpoints.graph))
+        return Tenant(
+            name: name, tenantId: tenantId, clientId: clientId, credential: credential,
+            endpoints: GraphEndpoints(login: endpoints.login, graph: endpoints.graph))
     }
 
     /// The Kafka properties with `--bootstrap-servers` applied.

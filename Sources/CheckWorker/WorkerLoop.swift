@@ -133,7 +133,11 @@ struct WorkerLoop<Item: Sendable> {
                     out.append(.log(.error, "partition \(tp): offset \(poison) was in progress during two worker deaths; it is dead-lettered, not run again"))
                 }
                 if let suspects = verdict.suspects {
-                    out.append(.log(.warning, "partition \(tp): its previous owner stopped unexpectedly; offsets \(suspects.lowerBound)..<\(suspects.upperBound) run one at a time in the quarantine slot"))
+                    out.append(
+                        .log(
+                            .warning,
+                            "partition \(tp): its previous owner stopped unexpectedly; offsets \(suspects.lowerBound)..<\(suspects.upperBound) run one at a time in the quarantine slot"
+                        ))
                 }
             }
             out += apply([])
@@ -248,7 +252,8 @@ struct WorkerLoop<Item: Sendable> {
 
     private mutating func resumeIfLight() -> [Action] {
         guard paused, !stopping, load < max(1, configuration.concurrency / 2),
-              tracker.uncommitted < max(1, configuration.maxUncommitted / 2) else { return [] }
+            tracker.uncommitted < max(1, configuration.maxUncommitted / 2)
+        else { return [] }
         return setPaused(false)
     }
 

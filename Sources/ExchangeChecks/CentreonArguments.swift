@@ -24,8 +24,9 @@ public struct CentreonArguments: Sendable {
             let arg = arguments[i]
             i += 1
             guard arg.hasPrefix("-"), arg.count > 1 else {
-                throw ArgumentError("Unexpected argument '\(arg)': options are written --name=value.",
-                                    redacted: "Unexpected argument at position \(i) (not shown): options are written --name=value.")
+                throw ArgumentError(
+                    "Unexpected argument '\(arg)': options are written --name=value.",
+                    redacted: "Unexpected argument at position \(i) (not shown): options are written --name=value.")
             }
             var body = Substring(arg.dropFirst(arg.hasPrefix("--") ? 2 : 1))
             var value: String? = nil
@@ -139,10 +140,12 @@ public struct ConnectionArguments: Sendable, Equatable {
     /// Builds connection arguments as given, without validation; the defaults are the command
     /// line's: public endpoints, no state directory, 10 s per request, 20 s for the whole check, no
     /// proxy.
-    public init(tenant: String, clientId: String, clientSecret: String,
-                loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
-                statefileDir: String? = nil, timeout: Duration = .seconds(10), timeBudget: Duration = .seconds(20),
-                proxyURL: String? = nil) {
+    public init(
+        tenant: String, clientId: String, clientSecret: String,
+        loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
+        statefileDir: String? = nil, timeout: Duration = .seconds(10), timeBudget: Duration = .seconds(20),
+        proxyURL: String? = nil
+    ) {
         self.tenant = tenant
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -166,12 +169,14 @@ public struct ConnectionArguments: Sendable, Equatable {
         func seconds(_ name: String, default value: Duration) throws(ArgumentError) -> Duration {
             guard let t = args.last(name), !t.isEmpty else { return value }
             guard let v = Double(t), v > 0, !v.isNaN else {
-                throw ArgumentError("Wrong --\(name) value '\(t)': give a number of seconds greater than 0.",
-                                    redacted: "Wrong --\(name) value: give a number of seconds greater than 0.")
+                throw ArgumentError(
+                    "Wrong --\(name) value '\(t)': give a number of seconds greater than 0.",
+                    redacted: "Wrong --\(name) value: give a number of seconds greater than 0.")
             }
             guard v <= Duration.maximumSeconds else {
-                throw ArgumentError("Wrong --\(name) value '\(t)': give at most \(Int(Duration.maximumSeconds)) seconds.",
-                                    redacted: "Wrong --\(name) value: give at most \(Int(Duration.maximumSeconds)) seconds.")
+                throw ArgumentError(
+                    "Wrong --\(name) value '\(t)': give at most \(Int(Duration.maximumSeconds)) seconds.",
+                    redacted: "Wrong --\(name) value: give at most \(Int(Duration.maximumSeconds)) seconds.")
             }
             return Duration(clampedSeconds: v)
         }
@@ -180,8 +185,9 @@ public struct ConnectionArguments: Sendable, Equatable {
         func endpoint(_ name: String, _ fallback: String) throws(ArgumentError) -> String {
             guard let v = args.last(name), !v.isEmpty else { return fallback }
             guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
-                throw ArgumentError("Wrong --\(name) value '\(v)': give a URL starting with https://.",
-                                    redacted: "Wrong --\(name) value: give a URL starting with https://.")
+                throw ArgumentError(
+                    "Wrong --\(name) value '\(v)': give a URL starting with https://.",
+                    redacted: "Wrong --\(name) value: give a URL starting with https://.")
             }
             return v.hasSuffix("/") ? String(v.dropLast()) : v
         }

@@ -52,8 +52,9 @@ public struct CheckConfiguration: Sendable {
             if error.isLimit {
                 throw ArgumentError("Invalid --\(option) expression: \(error.description).")
             }
-            throw ArgumentError("Invalid --\(option) expression '\(text)': \(error.description).",
-                                redacted: "Invalid --\(option) expression (syntax error at position \(error.position)).")
+            throw ArgumentError(
+                "Invalid --\(option) expression '\(text)': \(error.description).",
+                redacted: "Invalid --\(option) expression (syntax error at position \(error.position)).")
         }
     }
 
@@ -121,8 +122,9 @@ public enum Invocation: Sendable {
                     throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
                 }
                 guard let named = CheckMode(rawValue: modeName) else {
-                    throw ArgumentError("mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
-                                        redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
+                    throw ArgumentError(
+                        "mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
+                        redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
                 }
                 mode = named
             }
@@ -159,16 +161,19 @@ public enum Invocation: Sendable {
 
     /// A name exocheck knows in some mode: safe to echo (an unknown name may be a value in disguise).
     static func isKnownElsewhere(_ name: String) -> Bool {
-        CheckMode.allCases.contains { knownOptions(mode: $0, useNewPerfdata: false).contains(name) || knownOptions(mode: $0, useNewPerfdata: true).contains(name) }
+        CheckMode.allCases.contains {
+            knownOptions(mode: $0, useNewPerfdata: false).contains(name) || knownOptions(mode: $0, useNewPerfdata: true).contains(name)
+        }
     }
 
     static func rejectUnknownOptions(_ args: CentreonArguments, mode: CheckMode, useNewPerfdata: Bool) throws(ArgumentError) {
         let known = knownOptions(mode: mode, useNewPerfdata: useNewPerfdata)
         for name in args.order where !known.contains(name) {
-            throw ArgumentError("Unknown option '--\(name)' for mode \(mode.rawValue) (see 'exocheck run --help').",
-                                redacted: isKnownElsewhere(name)
-                                    ? "Unknown option '--\(name)' for mode \(mode.rawValue)."
-                                    : "An option that mode \(mode.rawValue) does not know (its name is not shown: it may hold a value).")
+            throw ArgumentError(
+                "Unknown option '--\(name)' for mode \(mode.rawValue) (see 'exocheck run --help').",
+                redacted: isKnownElsewhere(name)
+                    ? "Unknown option '--\(name)' for mode \(mode.rawValue)."
+                    : "An option that mode \(mode.rawValue) does not know (its name is not shown: it may hold a value).")
         }
     }
 
@@ -227,8 +232,9 @@ public enum Invocation: Sendable {
             if parts.count > 1, parts[1].utf8.count > CheckLimits.maxReplacementBytes {
                 throw ArgumentError("A --change-short-output replacement is longer than \(CheckLimits.maxReplacementBytes) bytes.")
             }
-            o.changeShortOutput.append(ShortOutputSubstitution(
-                pattern: regex, replacement: parts.count > 1 ? parts[1] : "", global: flags.contains("g")))
+            o.changeShortOutput.append(
+                ShortOutputSubstitution(
+                    pattern: regex, replacement: parts.count > 1 ? parts[1] : "", global: flags.contains("g")))
         }
         return o
     }

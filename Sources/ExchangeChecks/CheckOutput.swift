@@ -69,8 +69,10 @@ public struct Perfdatum: Sendable, Equatable, Codable {
 
     /// Builds a metric; unit, ranges, min and max default to empty and `instance` to nil (a global
     /// metric).
-    public init(label: String, value: String, unit: String = "", warning: String = "", critical: String = "", min: String = "", max: String = "",
-                instance: String? = nil) {
+    public init(
+        label: String, value: String, unit: String = "", warning: String = "", critical: String = "", min: String = "", max: String = "",
+        instance: String? = nil
+    ) {
         self.instance = instance
         self.label = label
         self.value = value
@@ -146,8 +148,11 @@ public struct ShortOutputSubstitution: Sendable, Equatable {
         // is already in the right form for both.
         let matches: [NSTextCheckingResult]
         if global {
-            guard let all = BudgetedMatch.allMatches(pattern.regex, in: text, range: range, option: pattern.option,
-                                                     limit: ns.length + 1) else { return nil }
+            guard
+                let all = BudgetedMatch.allMatches(
+                    pattern.regex, in: text, range: range, option: pattern.option,
+                    limit: ns.length + 1)
+            else { return nil }
             matches = all
         } else {
             guard let first = BudgetedMatch.firstMatch(pattern.regex, in: text, range: range, option: pattern.option) else {

@@ -25,8 +25,10 @@ public struct CheckRequest: Sendable, Equatable {
     public var replyTo: String?
 
     /// Builds a request as given, without the validation of `CheckRequestDecoder.decode`.
-    public init(id: String, tenant: String, mode: CheckMode, arguments: [String] = [], deadline: Date? = nil,
-                labels: [String: String] = [:], replyTo: String? = nil) {
+    public init(
+        id: String, tenant: String, mode: CheckMode, arguments: [String] = [], deadline: Date? = nil,
+        labels: [String: String] = [:], replyTo: String? = nil
+    ) {
         self.id = id
         self.tenant = tenant
         self.mode = mode
@@ -136,8 +138,10 @@ public enum CheckRequestDecoder {
     public static func decode(_ bytes: [UInt8], maxBytes: Int, headerId: String? = nil) -> Result<CheckRequest, RequestRejection> {
         let fallbackId = headerId.flatMap { isSafeText($0, maxBytes: maxIdBytes) ? $0 : nil }
         if bytes.count > maxBytes {
-            return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:],
-                                             reason: "request of \(bytes.count) bytes exceeds the limit of \(maxBytes) bytes"))
+            return .failure(
+                RequestRejection(
+                    id: fallbackId ?? recoverId(bytes), labels: [:],
+                    reason: "request of \(bytes.count) bytes exceeds the limit of \(maxBytes) bytes"))
         }
         // Decoded into a typed JSON tree (JSONValue, Codable): strings, numbers and booleans are
         // told apart by the decoder, not by the runtime type of a Foundation object.
@@ -222,8 +226,10 @@ public enum CheckRequestDecoder {
         for name in parsed.order {
             if let refusal = OptionTable.requestRefusal(name) { return reject(refusal) }
         }
-        return .success(CheckRequest(id: id, tenant: tenant, mode: mode, arguments: arguments, deadline: deadline,
-                                     labels: labels, replyTo: replyTo))
+        return .success(
+            CheckRequest(
+                id: id, tenant: tenant, mode: mode, arguments: arguments, deadline: deadline,
+                labels: labels, replyTo: replyTo))
     }
 
     /// The W3C trace context `traceparent` (version-traceid-parentid-flags, lower-case hex), the

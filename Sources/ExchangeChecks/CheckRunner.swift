@@ -34,8 +34,10 @@ public enum ExchangeCheckRunner {
     /// `deadline` (a `RegexBudget` already bound takes precedence); if one ran out of time, the
     /// outcome is a `timeout` failure. Failures are returned, never thrown. `timeZone` places the
     /// `perfdate` metric (noon on the report date).
-    public static func run(_ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
-                           timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()) async -> CheckOutcome {
+    public static func run(
+        _ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
+        timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()
+    ) async -> CheckOutcome {
         // Every user regex of the evaluation stops at the check's deadline (an enclosing budget,
         // e.g. the worker's for the whole request, takes precedence).
         let budget = RegexBudget.current ?? RegexBudget(deadline: deadline)
@@ -48,8 +50,10 @@ public enum ExchangeCheckRunner {
         return outcome
     }
 
-    static func evaluate(_ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
-                         timeZone: TimeZone, executor: some EvaluationExecutor) async -> CheckOutcome {
+    static func evaluate(
+        _ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
+        timeZone: TimeZone, executor: some EvaluationExecutor
+    ) async -> CheckOutcome {
         var stats = FetchStats()
         var origin: ReportOrigin? = nil
         // One report through the source: its cost and origin are kept whatever happens next.
@@ -72,7 +76,10 @@ public enum ExchangeCheckRunner {
                 let reportDate = EmailActivityCheck.reportDate(of: period)
                 if !period.isEmpty {
                     guard isISODate(reportDate) else {
-                        throw CheckError(.parse, "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested.")
+                        throw CheckError(
+                            .parse,
+                            "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested."
+                        )
                     }
                     let dailyRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .date(reportDate))
                     let dailyBody = try await fetch(dailyRequest)
@@ -102,19 +109,26 @@ public enum ExchangeCheckRunner {
     }
 
     /// An UNKNOWN (or `--opt-exit`) result for `error`.
-    public static func failure(_ error: CheckError, options: OutputOptions, stats: FetchStats = FetchStats(),
-                               origin: ReportOrigin? = nil) -> CheckOutcome {
+    public static func failure(
+        _ error: CheckError, options: OutputOptions, stats: FetchStats = FetchStats(),
+        origin: ReportOrigin? = nil
+    ) -> CheckOutcome {
         var result = CheckResult.error(error.message, status: options.errorStatus)
         result.longOutput = error.details
         return CheckOutcome(result: result, error: error, stats: stats, origin: origin)
     }
 
-    static func parse<Row>(_ body: [UInt8], request: ReportRequest,
-                           parser: ([UInt8]) throws(ReportError) -> [Row]) throws(CheckError) -> [Row] {
+    static func parse<Row>(
+        _ body: [UInt8], request: ReportRequest,
+        parser: ([UInt8]) throws(ReportError) -> [Row]
+    ) throws(CheckError) -> [Row] {
         do {
             return try parser(body)
         } catch {
-            throw CheckError(.parse, "Report \(request) is malformed: \(error.description). No numbers were computed from it; retry later, and if it persists check what --graph-endpoint serves.")
+            throw CheckError(
+                .parse,
+                "Report \(request) is malformed: \(error.description). No numbers were computed from it; retry later, and if it persists check what --graph-endpoint serves."
+            )
         }
     }
 

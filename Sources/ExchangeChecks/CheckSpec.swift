@@ -39,8 +39,9 @@ public struct CheckSpec: Sendable {
             throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
         }
         guard let mode = CheckMode(rawValue: name) else {
-            throw ArgumentError("mode '\(name)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
-                                redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
+            throw ArgumentError(
+                "mode '\(name)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
+                redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
         }
         let kept = commandLine.entries.filter { !Self.requestFields.contains($0.name) }
         try self.init(mode: mode, options: CentreonArguments(options: kept))

@@ -69,39 +69,44 @@ enum CounterFormatting {
     static func perfdate(_ reportDate: String, timeZone: TimeZone) -> Perfdatum? {
         let parts = reportDate.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
         else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         // Perl's timelocal normalises nothing: an impossible date (month 13) is an error there;
         // here it yields no perfdate.
         guard (1...12).contains(m), (1...31).contains(d),
-              let date = calendar.date(from: DateComponents(year: y, month: m, day: d, hour: 12)),
-              calendar.component(.day, from: date) == d
+            let date = calendar.date(from: DateComponents(year: y, month: m, day: d, hour: 12)),
+            calendar.component(.day, from: date) == d
         else { return nil }
         return Perfdatum(label: "perfdate", value: String(Int64(date.timeIntervalSince1970.rounded(.down))))
     }
 
     /// The metric of a plain counter (`template => '%d'`, `min => 0`).
-    static func countMetric(oldLabel: String, nlabel: String?, instance: String?, multiple: Bool,
-                            value: String, unit: String = "", thresholds: CounterThresholds,
-                            options: OutputOptions) -> Perfdatum {
+    static func countMetric(
+        oldLabel: String, nlabel: String?, instance: String?, multiple: Bool,
+        value: String, unit: String = "", thresholds: CounterThresholds,
+        options: OutputOptions
+    ) -> Perfdatum {
         var label = oldLabel
         if options.useNewPerfdata, let nlabel {
             label = instance.map { "\($0)#\(nlabel)" } ?? nlabel
         } else if let instance, multiple {
             label += "_" + instance
         }
-        return Perfdatum(label: label, value: value, unit: unit,
-                         warning: thresholds.warning?.perfdataText ?? "",
-                         critical: thresholds.critical?.perfdataText ?? "",
-                         min: "0", instance: instance)
+        return Perfdatum(
+            label: label, value: value, unit: unit,
+            warning: thresholds.warning?.perfdataText ?? "",
+            critical: thresholds.critical?.perfdataText ?? "",
+            min: "0", instance: instance)
     }
 
     /// Texts and metric of the `active-users` / `active-mailboxes` counter.
-    static func active(noun: String, unit: String, oldLabel: String, nlabel: String, active: Int, total: Int,
-                       reportDate: String, config: CheckConfiguration, counter: CounterSpec) -> EvaluatedCounter {
+    static func active(
+        noun: String, unit: String, oldLabel: String, nlabel: String, active: Int, total: Int,
+        reportDate: String, config: CheckConfiguration, counter: CounterSpec
+    ) -> EvaluatedCounter {
         let prct = total != 0 ? Double(active) * 100 / Double(total) : 0
         let text = "Active \(noun) on \(reportDate) : \(active)/\(total) (\(PerlNumber.fixed2(prct))%)"
         let t = config.thresholds(for: counter)
@@ -112,8 +117,9 @@ enum CounterFormatting {
             guard let r else { return "" }
             return config.unitsPercent ? r.perfdataText(percentOf: Double(total)) : r.perfdataText
         }
-        let metric = Perfdatum(label: config.output.useNewPerfdata ? nlabel : oldLabel, value: String(active), unit: unit,
-                               warning: field(t.warning), critical: field(t.critical), min: "0", max: String(total))
+        let metric = Perfdatum(
+            label: config.output.useNewPerfdata ? nlabel : oldLabel, value: String(active), unit: unit,
+            warning: field(t.warning), critical: field(t.critical), min: "0", max: String(total))
         return EvaluatedCounter(text: text, status: status, perfdata: [metric])
     }
 
@@ -122,7 +128,8 @@ enum CounterFormatting {
         upn.utf8.count == 32 && upn.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
     }
 
-    static let concealedNote = "Note: user names are concealed (32-digit hashes) by the tenant's report privacy setting; filters by user see the hashes. To show names: Microsoft 365 admin center > Settings > Org settings > Reports."
+    static let concealedNote =
+        "Note: user names are concealed (32-digit hashes) by the tenant's report privacy setting; filters by user see the hashes. To show names: Microsoft 365 admin center > Settings > Org settings > Reports."
 
     /// Instances sorted as Perl's `sort keys` does: by the UTF-8 bytes.
     static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }

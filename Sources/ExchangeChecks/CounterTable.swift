@@ -94,8 +94,13 @@ enum CounterRow<Subject>: Sendable {
     /// (`template => '%d'`, `min => 0`), judged by the counter's ranges on the unrounded value.
     case value(label: String, text: String, perfLabel: String, unit: CounterUnit, value: @Sendable (Subject) -> Double)
     /// A counter with rules of its own (the mailbox `status`, judged by status expressions).
-    case custom(label: String, evaluate: @Sendable (_ subject: Subject, _ instance: String, _ multiple: Bool,
-                                                    _ config: CheckConfiguration) -> EvaluatedCounter)
+    case custom(
+        label: String,
+        evaluate:
+            @Sendable (
+                _ subject: Subject, _ instance: String, _ multiple: Bool,
+                _ config: CheckConfiguration
+            ) -> EvaluatedCounter)
 
     /// The counter's `CounterSpec.label`.
     var label: String {
@@ -104,8 +109,10 @@ enum CounterRow<Subject>: Sendable {
         }
     }
 
-    func evaluate(spec: CounterSpec, subject: Subject, instance: String?, multiple: Bool,
-                  config: CheckConfiguration) -> EvaluatedCounter {
+    func evaluate(
+        spec: CounterSpec, subject: Subject, instance: String?, multiple: Bool,
+        config: CheckConfiguration
+    ) -> EvaluatedCounter {
         switch self {
         case .custom(_, let evaluate):
             return evaluate(subject, instance ?? "", multiple, config)

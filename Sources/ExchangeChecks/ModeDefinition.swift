@@ -10,33 +10,45 @@ public enum CheckMode: String, Sendable, Codable, CaseIterable {
         switch self {
         case .emailActivity:
             return [
-                CounterGroup(name: "active", kind: .global, counters: [
-                    CounterSpec(label: "active-users", nlabel: nil, ignoresUnknown: true),
-                ]),
-                CounterGroup(name: "global", kind: .global, counters: [
-                    CounterSpec(label: "total-send-count", nlabel: "exchange.users.emails.sent.total.count"),
-                    CounterSpec(label: "total-receive-count", nlabel: "exchange.users.emails.received.total.count"),
-                    CounterSpec(label: "total-read-count", nlabel: "exchange.users.emails.read.total.count"),
-                ]),
-                CounterGroup(name: "users", kind: .instances, counters: [
-                    CounterSpec(label: "send-count", nlabel: "exchange.users.emails.sent.count"),
-                    CounterSpec(label: "receive-count", nlabel: "exchange.users.emails.received.count"),
-                    CounterSpec(label: "read-count", nlabel: "exchange.users.emails.read.count"),
-                ]),
+                CounterGroup(
+                    name: "active", kind: .global,
+                    counters: [
+                        CounterSpec(label: "active-users", nlabel: nil, ignoresUnknown: true)
+                    ]),
+                CounterGroup(
+                    name: "global", kind: .global,
+                    counters: [
+                        CounterSpec(label: "total-send-count", nlabel: "exchange.users.emails.sent.total.count"),
+                        CounterSpec(label: "total-receive-count", nlabel: "exchange.users.emails.received.total.count"),
+                        CounterSpec(label: "total-read-count", nlabel: "exchange.users.emails.read.total.count"),
+                    ]),
+                CounterGroup(
+                    name: "users", kind: .instances,
+                    counters: [
+                        CounterSpec(label: "send-count", nlabel: "exchange.users.emails.sent.count"),
+                        CounterSpec(label: "receive-count", nlabel: "exchange.users.emails.received.count"),
+                        CounterSpec(label: "read-count", nlabel: "exchange.users.emails.read.count"),
+                    ]),
             ]
         case .mailboxUsage:
             return [
-                CounterGroup(name: "active", kind: .global, counters: [
-                    CounterSpec(label: "active-mailboxes", nlabel: nil, ignoresUnknown: true),
-                ]),
-                CounterGroup(name: "global", kind: .global, counters: [
-                    CounterSpec(label: "total-usage-active", nlabel: "exchange.mailboxes.active.usage.total.bytes"),
-                    CounterSpec(label: "total-usage-inactive", nlabel: "exchange.mailboxes.inactive.usage.total.bytes"),
-                ]),
-                CounterGroup(name: "mailboxes", kind: .instances, counters: [
-                    CounterSpec(label: "status", nlabel: nil, isStatusExpression: true),
-                    CounterSpec(label: "items", nlabel: "exchange.mailboxes.items.count"),
-                ]),
+                CounterGroup(
+                    name: "active", kind: .global,
+                    counters: [
+                        CounterSpec(label: "active-mailboxes", nlabel: nil, ignoresUnknown: true)
+                    ]),
+                CounterGroup(
+                    name: "global", kind: .global,
+                    counters: [
+                        CounterSpec(label: "total-usage-active", nlabel: "exchange.mailboxes.active.usage.total.bytes"),
+                        CounterSpec(label: "total-usage-inactive", nlabel: "exchange.mailboxes.inactive.usage.total.bytes"),
+                    ]),
+                CounterGroup(
+                    name: "mailboxes", kind: .instances,
+                    counters: [
+                        CounterSpec(label: "status", nlabel: nil, isStatusExpression: true),
+                        CounterSpec(label: "items", nlabel: "exchange.mailboxes.items.count"),
+                    ]),
             ]
         }
     }

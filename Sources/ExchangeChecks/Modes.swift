@@ -13,8 +13,10 @@ public enum EmailActivityCheck {
     /// whose Report Period is not 1 count towards the total; rows of period 1 are the active users,
     /// summed into the totals and shown per user. `--filter-user` applies to both lists;
     /// `timeZone` places the `perfdate` metric.
-    public static func evaluate(period: [EmailActivityRow], daily: [EmailActivityRow],
-                                config: CheckConfiguration, timeZone: TimeZone) -> CheckResult {
+    public static func evaluate(
+        period: [EmailActivityRow], daily: [EmailActivityRow],
+        config: CheckConfiguration, timeZone: TimeZone
+    ) -> CheckResult {
         let reportDate = reportDate(of: period)
         var total = 0
         var active = 0
@@ -109,10 +111,12 @@ public enum MailboxUsageCheck {
         mode: .mailboxUsage, activeNoun: "mailboxes", activeOldLabel: "active_mailboxes", activeNlabel: "exchange.mailboxes.active.count",
         totalsPrefix: "Total ",
         totals: [
-            .value(label: "total-usage-active", text: "Usage (active mailboxes)", perfLabel: "total_usage_active", unit: .bytes,
-                   value: { $0.usedActive }),
-            .value(label: "total-usage-inactive", text: "Usage (inactive mailboxes)", perfLabel: "total_usage_inactive", unit: .bytes,
-                   value: { $0.usedInactive }),
+            .value(
+                label: "total-usage-active", text: "Usage (active mailboxes)", perfLabel: "total_usage_active", unit: .bytes,
+                value: { $0.usedActive }),
+            .value(
+                label: "total-usage-inactive", text: "Usage (inactive mailboxes)", perfLabel: "total_usage_inactive", unit: .bytes,
+                value: { $0.usedInactive }),
         ],
         instancePrefix: { "Mailbox '\($0)' " },
         instances: [
@@ -126,7 +130,8 @@ public enum MailboxUsageCheck {
     static func status(_ row: MailboxUsageRow, id: String, multiple: Bool, config: CheckConfiguration) -> EvaluatedCounter {
         let used = row.storageUsed.isEmpty ? "0" : row.storageUsed
         func human(_ s: String) -> String { PerlNumber.humanBytes(PerlNumber.numify(s)) }
-        let text = "Used: \(human(used)) Issue Warning Quota: \(human(row.issueWarningQuota)) "
+        let text =
+            "Used: \(human(used)) Issue Warning Quota: \(human(row.issueWarningQuota)) "
             + "Prohibit Send Quota: \(human(row.prohibitSendQuota)) "
             + "Prohibit Send/Receive Quota: \(human(row.prohibitSendReceiveQuota))"
         let variables = [

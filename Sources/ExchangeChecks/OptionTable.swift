@@ -40,17 +40,21 @@ public enum OptionTable {
         add(.connection, value: false, ignored: true, "insecure")
         // Command line only.
         add(.commandLineOnly, value: true, "mode", "statefile-dir", "timeout", "time-budget")
-        add(.commandLineOnly, value: true, ignored: true, "plugin", "custommode", "statefile-suffix", "statefile-format",
+        add(
+            .commandLineOnly, value: true, ignored: true, "plugin", "custommode", "statefile-suffix", "statefile-format",
             "statefile-key", "statefile-cipher", "output-file")
         add(.commandLineOnly, value: false, "list-counters", "help")
         add(.commandLineOnly, value: false, ignored: true, "list-mode", "version", "statefile-concat-cwd")
         // Check options.
-        add(.check, value: true, "units", "filter-counters", "filter-counters-block", "filter-perfdata", "filter-uom",
+        add(
+            .check, value: true, "units", "filter-counters", "filter-counters-block", "filter-perfdata", "filter-uom",
             "range-perfdata", "change-exit", "change-short-output", "opt-exit")
-        add(.check, value: true, ignored: true, "display-ok-counters", "float-precision", "source-encoding", "change-long-output",
+        add(
+            .check, value: true, ignored: true, "display-ok-counters", "float-precision", "source-encoding", "change-long-output",
             "explode-perfdata-max", "change-perfdata", "extend-perfdata", "extend-perfdata-group", "filter-perfdata-adv")
         add(.check, value: false, "verbose", "debug", "use-new-perfdata", "output-ignore-perfdata", "output-ignore-label")
-        add(.check, value: false, ignored: true, "debug-stream", "sanity-options", "disco-format", "disco-show", "output-xml",
+        add(
+            .check, value: false, ignored: true, "debug-stream", "sanity-options", "disco-format", "disco-show", "output-xml",
             "output-json", "output-openmetrics")
         return e
     }()
@@ -93,7 +97,8 @@ public enum OptionTable {
         case .commandLineOnly?:
             switch name {
             case "mode": return "option '--mode' is not allowed in a request: the mode is the request's 'mode' field"
-            case "timeout", "time-budget": return "option '--\(name)' is not allowed in a request: the time limit is the worker's (set 'deadline' to shorten it)"
+            case "timeout", "time-budget":
+                return "option '--\(name)' is not allowed in a request: the time limit is the worker's (set 'deadline' to shorten it)"
             default: return "option '--\(name)' is not allowed in a request: it is for the command line only"
             }
         case .check?, nil:

@@ -35,11 +35,15 @@ enum PerlNumber {
                 sawExp = true
                 pending = [c]
                 if let n = iterator.next() {
-                    if n == "+" || n == "-" { pending.append(n) } else if n.isASCII, n.properties.numericType == .decimal {
+                    if n == "+" || n == "-" {
+                        pending.append(n)
+                    } else if n.isASCII, n.properties.numericType == .decimal {
                         out.unicodeScalars.append(contentsOf: pending)
                         pending.removeAll()
                         out.unicodeScalars.append(n)
-                    } else { break }
+                    } else {
+                        break
+                    }
                 }
             } else {
                 break

@@ -46,7 +46,9 @@ public final class RegexBudget: Sendable {
 
     /// The error an evaluation answers when a regular expression ran out of time.
     public var exceededMessage: String? {
-        exceededOption.map { "The regular expression of --\($0) did not finish within the check's time limit (it backtracks too much on this data); simplify the pattern." }
+        exceededOption.map {
+            "The regular expression of --\($0) did not finish within the check's time limit (it backtracks too much on this data); simplify the pattern."
+        }
     }
 }
 

@@ -94,8 +94,9 @@ public struct FetchStats: Sendable, Equatable {
 
     /// The sum of two costs.
     public static func + (a: FetchStats, b: FetchStats) -> FetchStats {
-        FetchStats(tokenRequests: a.tokenRequests + b.tokenRequests, graphCalls: a.graphCalls + b.graphCalls,
-                   throttled: a.throttled + b.throttled)
+        FetchStats(
+            tokenRequests: a.tokenRequests + b.tokenRequests, graphCalls: a.graphCalls + b.graphCalls,
+            throttled: a.throttled + b.throttled)
     }
 }
 

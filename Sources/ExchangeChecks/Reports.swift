@@ -16,8 +16,10 @@ public struct EmailActivityRow: Sendable, Equatable {
     public var reportPeriod: String
 
     /// Builds a row from parsed fields (`ReportParser.emailActivity` builds them from a report).
-    public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String,
-                sendCount: Double, receiveCount: Double, readCount: Double, reportPeriod: String) {
+    public init(
+        reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String,
+        sendCount: Double, receiveCount: Double, readCount: Double, reportPeriod: String
+    ) {
         self.reportRefreshDate = reportRefreshDate
         self.userPrincipalName = userPrincipalName
         self.lastActivityDate = lastActivityDate
@@ -52,8 +54,10 @@ public struct MailboxUsageRow: Sendable, Equatable {
     public var prohibitSendReceiveQuota: String
 
     /// Builds a row from parsed fields (`ReportParser.mailboxUsage` builds them from a report).
-    public init(reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String, itemCount: Double,
-                storageUsed: String, issueWarningQuota: String, prohibitSendQuota: String, prohibitSendReceiveQuota: String) {
+    public init(
+        reportRefreshDate: String, userPrincipalName: String, lastActivityDate: String, itemCount: Double,
+        storageUsed: String, issueWarningQuota: String, prohibitSendQuota: String, prohibitSendReceiveQuota: String
+    ) {
         self.reportRefreshDate = reportRefreshDate
         self.userPrincipalName = userPrincipalName
         self.lastActivityDate = lastActivityDate
@@ -117,12 +121,13 @@ public enum ReportParser {
         var rows: [EmailActivityRow] = []
         rows.reserveCapacity(table.rows.count)
         for (i, f) in table.rows.enumerated() {
-            rows.append(EmailActivityRow(
-                reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
-                sendCount: try count(f[3], emailActivityColumns[3], i),
-                receiveCount: try count(f[4], emailActivityColumns[4], i),
-                readCount: try count(f[5], emailActivityColumns[5], i),
-                reportPeriod: f[6]))
+            rows.append(
+                EmailActivityRow(
+                    reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
+                    sendCount: try count(f[3], emailActivityColumns[3], i),
+                    receiveCount: try count(f[4], emailActivityColumns[4], i),
+                    readCount: try count(f[5], emailActivityColumns[5], i),
+                    reportPeriod: f[6]))
         }
         return rows
     }
@@ -137,10 +142,11 @@ public enum ReportParser {
         rows.reserveCapacity(table.rows.count)
         for (i, f) in table.rows.enumerated() {
             for c in 4...7 where !f[c].isEmpty { _ = try count(f[c], mailboxUsageColumns[c], i) }
-            rows.append(MailboxUsageRow(
-                reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
-                itemCount: try count(f[3], mailboxUsageColumns[3], i),
-                storageUsed: f[4], issueWarningQuota: f[5], prohibitSendQuota: f[6], prohibitSendReceiveQuota: f[7]))
+            rows.append(
+                MailboxUsageRow(
+                    reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
+                    itemCount: try count(f[3], mailboxUsageColumns[3], i),
+                    storageUsed: f[4], issueWarningQuota: f[5], prohibitSendQuota: f[6], prohibitSendReceiveQuota: f[7]))
         }
         return rows
     }

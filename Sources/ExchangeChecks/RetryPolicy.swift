@@ -21,8 +21,10 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// Builds a policy, clamping impossible values: at least 1 try, no negative durations,
     /// `maxBackoff` at least `initialBackoff`, `jitter` within 0...1 (0 when not finite).
-    public init(maxAttempts: Int?, initialBackoff: Duration, maxBackoff: Duration, jitter: Double = 0,
-                reserve: Duration = .zero, serverReserve: Duration = .zero) {
+    public init(
+        maxAttempts: Int?, initialBackoff: Duration, maxBackoff: Duration, jitter: Double = 0,
+        reserve: Duration = .zero, serverReserve: Duration = .zero
+    ) {
         self.maxAttempts = maxAttempts.map { max(1, $0) }
         self.initialBackoff = max(.zero, initialBackoff)
         self.maxBackoff = max(self.initialBackoff, maxBackoff)
@@ -33,8 +35,9 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// Graph report requests and report downloads: 4 tries, 0.5 s doubling to 8 s with ±20 %
     /// jitter, always within the check's deadline.
-    public static let graph = RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(500), maxBackoff: .seconds(8),
-                                          jitter: 0.2, reserve: .milliseconds(500), serverReserve: .milliseconds(200))
+    public static let graph = RetryPolicy(
+        maxAttempts: 4, initialBackoff: .milliseconds(500), maxBackoff: .seconds(8),
+        jitter: 0.2, reserve: .milliseconds(500), serverReserve: .milliseconds(200))
     /// Publishing a result: 0.5 s doubling to 5 s, without limit while the error is retriable (the
     /// broker may come back; the check keeps its slot and its offset meanwhile). Errors that are
     /// neither retriable nor known to be permanent get `publishUnknownErrorTries` (PublishPolicy).
@@ -79,8 +82,10 @@ public struct Retry: Sendable, Equatable {
     /// - serverDelay: the wait the server asked for (`Retry-After`), used instead of the backoff.
     /// - remaining: what is left of the caller's time budget (`nil`: no deadline).
     /// - unit: a number in 0...1 that picks the jitter (random by default; fixed in tests).
-    public mutating func next(serverDelay: Duration? = nil, remaining: Duration? = nil,
-                              unit: Double = Double.random(in: 0...1)) -> Decision {
+    public mutating func next(
+        serverDelay: Duration? = nil, remaining: Duration? = nil,
+        unit: Double = Double.random(in: 0...1)
+    ) -> Decision {
         failures += 1
         if let max = policy.maxAttempts, failures >= max { return .giveUp(.attemptsExhausted) }
         let wait: Duration

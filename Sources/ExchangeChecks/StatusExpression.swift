@@ -22,15 +22,17 @@ public struct StatusExpression: Sendable, Equatable {
         self.source = source
         let length = source.unicodeScalars.count
         if length > CheckLimits.maxExpressionLength {
-            throw StatusExpressionError(position: CheckLimits.maxExpressionLength + 1,
-                                        message: "expression of \(length) characters is longer than the limit of \(CheckLimits.maxExpressionLength)",
-                                        isLimit: true)
+            throw StatusExpressionError(
+                position: CheckLimits.maxExpressionLength + 1,
+                message: "expression of \(length) characters is longer than the limit of \(CheckLimits.maxExpressionLength)",
+                isLimit: true)
         }
         let tokens = try Lexer.tokenize(source)
         if tokens.count - 1 > CheckLimits.maxExpressionTokens {
-            throw StatusExpressionError(position: tokens[CheckLimits.maxExpressionTokens].position,
-                                        message: "expression of \(tokens.count - 1) tokens is longer than the limit of \(CheckLimits.maxExpressionTokens)",
-                                        isLimit: true)
+            throw StatusExpressionError(
+                position: tokens[CheckLimits.maxExpressionTokens].position,
+                message: "expression of \(tokens.count - 1) tokens is longer than the limit of \(CheckLimits.maxExpressionTokens)",
+                isLimit: true)
         }
         var parser = Parser(tokens: tokens, source: source, option: option)
         self.root = try parser.parseExpression()
@@ -394,9 +396,10 @@ struct Parser {
     mutating func enter() throws(StatusExpressionError) {
         depth += 1
         if depth > CheckLimits.maxExpressionDepth {
-            throw StatusExpressionError(position: current.position,
-                                        message: "expression nested more than \(CheckLimits.maxExpressionDepth) levels deep (parentheses and prefix operators)",
-                                        isLimit: true)
+            throw StatusExpressionError(
+                position: current.position,
+                message: "expression nested more than \(CheckLimits.maxExpressionDepth) levels deep (parentheses and prefix operators)",
+                isLimit: true)
         }
     }
 

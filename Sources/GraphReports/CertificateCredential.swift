@@ -49,8 +49,10 @@ public struct CertificateAssertion: Sendable {
     public func make(audience: String, now: Date = Date()) throws -> String {
         let header = ["alg": "RS256", "typ": "JWT", "x5t": thumbprint]
         let iat = Int(now.timeIntervalSince1970)
-        let claims: [String: Any] = ["aud": audience, "iss": clientId, "sub": clientId, "jti": UUID().uuidString,
-                                     "nbf": iat, "iat": iat, "exp": iat + 600]
+        let claims: [String: Any] = [
+            "aud": audience, "iss": clientId, "sub": clientId, "jti": UUID().uuidString,
+            "nbf": iat, "iat": iat, "exp": iat + 600,
+        ]
         let h = Self.base64url(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
         let c = Self.base64url(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
         let signature = try privateKey.signature(for: Data("\(h).\(c)".utf8), padding: .insecurePKCS1v1_5)

@@ -90,11 +90,14 @@ public final class EvaluationPool: EvaluationExecutor, Sendable {
         let accepted: Bool = state.withLock { s in
             guard !s.shuttingDown else { return false }
             s.nextId &+= 1
-            s.queue.append(Job(id: s.nextId, stuckAt: stuckAt, abandoned: { box.isAbandoned }, run: {
-                // The task-local regex budget does not cross threads by itself.
-                let value = RegexBudget.$current.withValue(budget) { work() }
-                box.finish(value)
-            }))
+            s.queue.append(
+                Job(
+                    id: s.nextId, stuckAt: stuckAt, abandoned: { box.isAbandoned },
+                    run: {
+                        // The task-local regex budget does not cross threads by itself.
+                        let value = RegexBudget.$current.withValue(budget) { work() }
+                        box.finish(value)
+                    }))
             return true
         }
         guard accepted else { throw GraphError(.timeout, "The worker is shutting down; the check was not evaluated.") }
@@ -111,7 +114,10 @@ public final class EvaluationPool: EvaluationExecutor, Sendable {
         }
         guard let value else {
             box.abandon()
-            throw GraphError(.timeout, "The check's evaluation did not finish within its time budget plus the \(grace.components.seconds) s grace period; the worker gave up waiting for it (simplify its filters and expressions).")
+            throw GraphError(
+                .timeout,
+                "The check's evaluation did not finish within its time budget plus the \(grace.components.seconds) s grace period; the worker gave up waiting for it (simplify its filters and expressions)."
+            )
         }
         return value
     }

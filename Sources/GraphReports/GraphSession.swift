@@ -45,8 +45,10 @@ public struct GraphSession: Sendable {
     /// through `transport`, each limited to `requestTimeout` (default 10 s), warnings to `warn`
     /// (default: dropped). Reports are retried with `RetryPolicy.graph`, the token request is not
     /// retried, and redirects are judged by a `RedirectPolicy` for the app's Graph endpoint.
-    public init(app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
-                requestTimeout: Duration = .seconds(10), warn: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        app: AppIdentity, transport: HTTPTransport, tokenCache: TokenCache, diskStore: DiskTokenStore? = nil,
+        requestTimeout: Duration = .seconds(10), warn: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.app = app
         self.transport = transport
         self.tokenCache = tokenCache
@@ -87,9 +89,10 @@ public struct GraphSession: Sendable {
                     let token = try await IdentityClient(transport: transport).requestToken(for: app, timeout: timeout)
                     if let warning = diskStore?.save(token, for: key) { warn(warning) }
                     return token
-                } catch where error.transient {
-                    let decision = tries.next(serverDelay: error.retryAfterSeconds.map(Self.duration),
-                                              remaining: Self.remainingDuration(deadline) - reportReserve)
+                } catch  where error.transient {
+                    let decision = tries.next(
+                        serverDelay: error.retryAfterSeconds.map(Self.duration),
+                        remaining: Self.remainingDuration(deadline) - reportReserve)
                     guard case .retry(let wait) = decision else { throw error }
                     warn("the login endpoint failed (\(error.message)); retrying in \(IdentityClient.seconds(wait))")
                     try? await Task.sleep(for: wait)
@@ -102,8 +105,10 @@ public struct GraphSession: Sendable {
     }
 
     /// Downloads one report. `etag` asks for revalidation (`If-None-Match`).
-    public func fetch(_ request: ReportRequest, deadline: ContinuousClock.Instant, etag: String? = nil,
-                      stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
+    public func fetch(
+        _ request: ReportRequest, deadline: ContinuousClock.Instant, etag: String? = nil,
+        stats: inout FetchStats
+    ) async throws(GraphError) -> ReportDownload {
         var token = try await token(deadline: deadline, stats: &stats)
         var renewedAfter401 = false
         var tries = retry.start()
@@ -125,7 +130,9 @@ public struct GraphSession: Sendable {
                 observer?(request.report, 0)
                 switch error {
                 case .timeout(let s):
-                    throw GraphError(.timeout, "Graph did not answer \(request) within \(IdentityClient.seconds(s)) (--timeout); Graph may be slow, retry later or raise --timeout.")
+                    throw GraphError(
+                        .timeout,
+                        "Graph did not answer \(request) within \(IdentityClient.seconds(s)) (--timeout); Graph may be slow, retry later or raise --timeout.")
                 case .unreachable(let why):
                     let tried = attempt
                     if case .retry(let wait) = tries.next(remaining: remainingDuration(deadline)) {
@@ -145,7 +152,10 @@ public struct GraphSession: Sendable {
                     throw GraphError(.graph, "Graph answered \(request) with HTTP \(answer.status) but no usable Location header.")
                 }
                 if let refusal = redirectPolicy.refusal(target) {
-                    throw GraphError(.graph, "The download of \(request) was not followed: \(refusal). If this is a legitimate Microsoft download host, add it to graph.allowedDownloadHosts; otherwise check the Graph endpoint and any proxy in between.")
+                    throw GraphError(
+                        .graph,
+                        "The download of \(request) was not followed: \(refusal). If this is a legitimate Microsoft download host, add it to graph.allowedDownloadHosts; otherwise check the Graph endpoint and any proxy in between."
+                    )
                 }
                 return try await download(target, request: request, deadline: deadline, etag: etag, stats: &stats)
             case 401 where !renewedAfter401:
@@ -179,8 +189,10 @@ public struct GraphSession: Sendable {
     }
 
     /// The pre-authenticated download URL: no Authorization header, whatever the host.
-    func download(_ url: String, request: ReportRequest, deadline: ContinuousClock.Instant, etag: String?,
-                  stats: inout FetchStats) async throws(GraphError) -> ReportDownload {
+    func download(
+        _ url: String, request: ReportRequest, deadline: ContinuousClock.Instant, etag: String?,
+        stats: inout FetchStats
+    ) async throws(GraphError) -> ReportDownload {
         var tries = retry.start()
         var attempt: Int { tries.failures + 1 }
         while true {
@@ -197,7 +209,9 @@ public struct GraphSession: Sendable {
                 observer?(request.report + " download", 0)
                 switch error {
                 case .timeout(let s):
-                    throw GraphError(.timeout, "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")
+                    throw GraphError(
+                        .timeout,
+                        "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")
                 case .unreachable(let why):
                     throw GraphError(.graph, "Cannot download \(request) from \(HTTPTransport.hostPort(url)): \(why).")
                 }
@@ -211,11 +225,18 @@ public struct GraphSession: Sendable {
                     try await sleep(wait)
                     continue
                 }
-                throw GraphError(.graph, "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(tried > 1 ? " after \(tried) attempts" : ""); retry later.")
+                throw GraphError(
+                    .graph,
+                    "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(tried > 1 ? " after \(tried) attempts" : ""); retry later."
+                )
             case 403, 404:
-                throw GraphError(.graph, "The report download URL of \(request) answered HTTP \(answer.status) (expired or unknown download link); retry the check.")
+                throw GraphError(
+                    .graph, "The report download URL of \(request) answered HTTP \(answer.status) (expired or unknown download link); retry the check.")
             default:
-                throw GraphError(.graph, "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(attempt > 1 ? " after \(attempt) attempts" : ""); retry later.")
+                throw GraphError(
+                    .graph,
+                    "The report download of \(request) from \(HTTPTransport.hostPort(url)) failed with HTTP \(answer.status)\(attempt > 1 ? " after \(attempt) attempts" : ""); retry later."
+                )
             }
         }
     }
@@ -231,18 +252,22 @@ public struct GraphSession: Sendable {
         switch status {
         case 401:
             kind = .auth
-            advice = "Graph rejected the access token even after a new one was requested; check that the app registration exists in this tenant and the endpoints belong to the same cloud."
+            advice =
+                "Graph rejected the access token even after a new one was requested; check that the app registration exists in this tenant and the endpoints belong to the same cloud."
         case 403:
             kind = .permission
-            advice = "the app lacks the Reports.Read.All application permission with admin consent: grant it under Entra ID > App registrations > API permissions, then grant admin consent."
+            advice =
+                "the app lacks the Reports.Read.All application permission with admin consent: grant it under Entra ID > App registrations > API permissions, then grant admin consent."
         case 429, 503:
             kind = .throttled
-            let what = status == 429
+            let what =
+                status == 429
                 ? "Graph is throttling report calls (about 14 per 10 minutes per report, tenant and app)"
                 : "Graph is temporarily unavailable"
             let retry = retryAfter.map { "it asked to retry after \(Self.formatSeconds($0))" } ?? "no Retry-After was given"
             if let retryAfter, retryAfter >= budgetLeft - 0.2 {
-                advice = "\(what); \(retry), beyond this check's remaining time budget (\(Self.formatSeconds(max(0, budgetLeft)))). Retry after \(Self.formatSeconds(retryAfter)) or lower the check frequency."
+                advice =
+                    "\(what); \(retry), beyond this check's remaining time budget (\(Self.formatSeconds(max(0, budgetLeft)))). Retry after \(Self.formatSeconds(retryAfter)) or lower the check frequency."
             } else {
                 advice = "\(what); still refused after \(attempts) attempt\(attempts == 1 ? "" : "s") (\(retry)). Lower the check frequency or retry later."
             }
@@ -291,7 +316,6 @@ public struct GraphSession: Sendable {
 
     func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { Self.remainingDuration(deadline) }
     static func remainingDuration(_ deadline: ContinuousClock.Instant) -> Duration { ContinuousClock.now.duration(to: deadline) }
-
 
     /// Seconds (finite, at most `maxRetryAfterSeconds`, from `parseRetryAfter`) as a Duration.
     static func duration(_ seconds: Double) -> Duration {

@@ -91,8 +91,10 @@ public struct HTTPTransport: Sendable {
         try? await client.shutdown()
     }
 
-    func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-              timeout requested: Duration) async throws(TransportFailure) -> HTTPAnswer {
+    func send(
+        _ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        timeout requested: Duration
+    ) async throws(TransportFailure) -> HTTPAnswer {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -118,8 +120,9 @@ public struct HTTPTransport: Sendable {
                 guard let first = try await group.next(), let buffer = first else { throw HTTPClientError.deadlineExceeded }
                 return buffer
             }
-            return HTTPAnswer(status: Int(response.status.code), headers: response.headers,
-                              body: Array(buffer.readableBytesView))
+            return HTTPAnswer(
+                status: Int(response.status.code), headers: response.headers,
+                body: Array(buffer.readableBytesView))
         } catch let error as HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
@@ -144,7 +147,8 @@ public struct HTTPTransport: Sendable {
             return "connection refused"
         }
         if text.localizedCaseInsensitiveContains("no such host") || text.localizedCaseInsensitiveContains("name resolution")
-            || text.localizedCaseInsensitiveContains("lookup") {
+            || text.localizedCaseInsensitiveContains("lookup")
+        {
             return "host name could not be resolved"
         }
         if text.localizedCaseInsensitiveContains("certificate") || text.localizedCaseInsensitiveContains("handshake") {

@@ -76,9 +76,10 @@ public struct IdentityClient: Sendable {
         let body = Array(FormEncoding.encode(form).utf8)
         let answer: HTTPAnswer
         do {
-            answer = try await transport.send(.POST, app.tokenURL,
-                                              headers: [("Content-Type", "application/x-www-form-urlencoded")],
-                                              body: body, timeout: timeout)
+            answer = try await transport.send(
+                .POST, app.tokenURL,
+                headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                body: body, timeout: timeout)
         } catch {
             switch error {
             case .timeout(let s):
@@ -99,7 +100,10 @@ public struct IdentityClient: Sendable {
         }
         guard answer.status == 200, let json else {
             let type = answer.header("Content-Type").map { " (\($0.split(separator: ";").first.map(String.init) ?? $0))" } ?? ""
-            var error = GraphError(.graph, "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later.")
+            var error = GraphError(
+                .graph,
+                "Login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered HTTP \(answer.status) with a body that is not a token response\(type); check --login-endpoint or retry later."
+            )
             error.transient = Self.isTransient(status: answer.status)
             error.retryAfterSeconds = answer.header("Retry-After").flatMap(GraphSession.parseRetryAfter)
             throw error

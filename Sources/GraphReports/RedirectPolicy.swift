@@ -29,7 +29,8 @@ public struct RedirectPolicy: Sendable, Equatable {
     /// query, which hold the download's credential).
     public func refusal(_ target: String) -> String? {
         guard let url = URLComponents(string: target), let scheme = url.scheme?.lowercased(),
-              let rawHost = url.host, !rawHost.isEmpty else {
+            let rawHost = url.host, !rawHost.isEmpty
+        else {
             return "the redirect target is not an absolute URL"
         }
         let host = Self.normalised(rawHost)
@@ -112,7 +113,8 @@ public struct RedirectPolicy: Sendable, Equatable {
         let zeros = { (r: Range<Int>) in bytes[r].allSatisfy { $0 == 0 } }
         if zeros(0..<12) || (zeros(0..<10) && bytes[10] == 0xFF && bytes[11] == 0xFF)
             || (zeros(0..<8) && bytes[8] == 0xFF && bytes[9] == 0xFF && zeros(10..<12))
-            || (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xFF && bytes[3] == 0x9B && zeros(4..<12)) {
+            || (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xFF && bytes[3] == 0x9B && zeros(4..<12))
+        {
             return ipv4Kind(bytes[12], bytes[13]) ?? nil
         }
         if bytes[0] == 0x20, bytes[1] == 0x02 { return ipv4Kind(bytes[2], bytes[3]) ?? nil }

@@ -52,8 +52,10 @@ public actor TokenCache {
     }
 
     /// A usable token for `key`, and whether it came from the cache.
-    public func token(for key: TokenKey, now: Date = Date(),
-                      fetch: @escaping @Sendable () async throws(GraphError) -> AccessToken) async throws(GraphError) -> (AccessToken, cached: Bool) {
+    public func token(
+        for key: TokenKey, now: Date = Date(),
+        fetch: @escaping @Sendable () async throws(GraphError) -> AccessToken
+    ) async throws(GraphError) -> (AccessToken, cached: Bool) {
         if let t = tokens[key], t.remaining(now: now) > refreshMargin { return (t, true) }
         if let (error, until) = failures[key] {
             if until > now { throw error }
@@ -118,8 +120,8 @@ public struct DiskTokenStore: Sendable {
     /// with another secret, or it has less than `minimumRemaining` seconds left at `now`.
     public func load(_ key: TokenKey, now: Date = Date()) -> AccessToken? {
         guard let data = FileManager.default.contents(atPath: path(for: key)),
-              let entry = try? JSONDecoder.tokenDecoder.decode(Entry.self, from: data),
-              entry.credentialSHA256 == key.credentialFingerprint
+            let entry = try? JSONDecoder.tokenDecoder.decode(Entry.self, from: data),
+            entry.credentialSHA256 == key.credentialFingerprint
         else { return nil }
         let token = AccessToken(value: entry.accessToken, expiresAt: entry.expiresAt)
         return token.remaining(now: now) >= Self.minimumRemaining ? token : nil

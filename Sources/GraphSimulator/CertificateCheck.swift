@@ -13,17 +13,18 @@ enum CertificateCheck {
         }
         let parts = jwt.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3,
-              let headerData = SimulatorHandler.unbase64url(parts[0]), let payloadData = SimulatorHandler.unbase64url(parts[1]),
-              let signature = SimulatorHandler.unbase64url(parts[2]),
-              let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
-              let claims = (try? JSONSerialization.jsonObject(with: payloadData)) as? [String: Any]
+            let headerData = SimulatorHandler.unbase64url(parts[0]), let payloadData = SimulatorHandler.unbase64url(parts[1]),
+            let signature = SimulatorHandler.unbase64url(parts[2]),
+            let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
+            let claims = (try? JSONSerialization.jsonObject(with: payloadData)) as? [String: Any]
         else { return "not a JWT" }
         guard header["alg"] as? String == "RS256" else { return "alg must be RS256" }
         guard let der = der(certificatePEM), header["x5t"] as? String == SimulatorHandler.base64url(Data(Insecure.SHA1.hash(data: der))) else {
             return "x5t does not match the registered certificate"
         }
         guard let key = try? _RSA.Signing.PublicKey(pemRepresentation: publicKeyPEM),
-              key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("\(parts[0]).\(parts[1])".utf8), padding: .insecurePKCS1v1_5)
+            key.isValidSignature(
+                _RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("\(parts[0]).\(parts[1])".utf8), padding: .insecurePKCS1v1_5)
         else { return "invalid signature" }
         guard claims["aud"] as? String == audience else { return "aud must be \(audience)" }
         guard claims["iss"] as? String == client.clientId, claims["sub"] as? String == client.clientId else { return "iss and sub must be the client id" }

@@ -19,7 +19,9 @@ enum Malformation {
             let cut = max(header.utf8.count + 1 + 20, csv.count / 2)
             return Array(csv.prefix(cut))
         case .html:
-            return Array("<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The report service is busy.</p></body></html>\n".utf8)
+            return Array(
+                "<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The report service is busy.</p></body></html>\n"
+                    .utf8)
         case .json:
             return Array("{\"@odata.context\":\"https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.report)\",\"value\":[]}".utf8)
         case .empty:
@@ -40,7 +42,8 @@ enum Malformation {
             var out = rows
             let names = header.split(separator: ",", omittingEmptySubsequences: false)
             if let column = names.firstIndex(where: { $0 == "Send Count" || $0 == "Item Count" }),
-               let row = out.indices.dropFirst().first(where: { !out[$0].contains("\"") }) {
+                let row = out.indices.dropFirst().first(where: { !out[$0].contains("\"") })
+            {
                 var fields = out[row].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
                 if fields.count > column { fields[column] = kind == .hugeNumber ? String(repeating: "9", count: 400) : "2.5" }
                 out[row] = fields.joined(separator: ",")

@@ -40,7 +40,9 @@ struct ReportTable: Sendable {
                 if c == "\"" {
                     if let n = iterator.next() {
                         if n == "\"" { field.unicodeScalars.append("\"") } else { inQuotes = false; pending = n }
-                    } else { inQuotes = false }
+                    } else {
+                        inQuotes = false
+                    }
                 } else {
                     field.unicodeScalars.append(c)
                 }
@@ -119,9 +121,9 @@ struct TenantReports: Sendable {
     /// A bundled fixture directory (`Fixtures/<name>/fixture.json` + CSV files).
     static func fixture(_ name: String) throws -> TenantReports {
         guard let base = Bundle.module.resourceURL?.appendingPathComponent("Fixtures").appendingPathComponent(name),
-              let manifestData = FileManager.default.contents(atPath: base.appendingPathComponent("fixture.json").path),
-              let manifest = try JSONSerialization.jsonObject(with: manifestData) as? [String: Any],
-              let reports = manifest["reports"] as? [String: [String: [String: String]]]
+            let manifestData = FileManager.default.contents(atPath: base.appendingPathComponent("fixture.json").path),
+            let manifest = try JSONSerialization.jsonObject(with: manifestData) as? [String: Any],
+            let reports = manifest["reports"] as? [String: [String: [String: String]]]
         else { throw SimulatorError("bundled fixture '\(name)' is missing or invalid") }
         func load(_ file: String) throws -> ReportTable {
             guard let data = FileManager.default.contents(atPath: base.appendingPathComponent(file).path) else {
@@ -145,8 +147,13 @@ struct TenantReports: Sendable {
         let date = g.reportDate
         let day = Self.dayNumber(date)
         func isoDate(_ offset: Int) -> String { Self.isoDate(day - offset) }
-        let firstNames = ["adele", "alex", "diego", "grady", "isaiah", "johanna", "lee", "lidia", "megan", "nestor", "patti", "pradeep", "joni", "miriam", "irvin"]
-        let lastNames = ["vance", "wilber", "siciliani", "archie", "langer", "lorenz", "gu", "holloway", "bowen", "wilke", "fernandez", "gupta", "sherman", "graham", "sayers"]
+        let firstNames = [
+            "adele", "alex", "diego", "grady", "isaiah", "johanna", "lee", "lidia", "megan", "nestor", "patti", "pradeep", "joni", "miriam", "irvin",
+        ]
+        let lastNames = [
+            "vance", "wilber", "siciliani", "archie", "langer", "lorenz", "gu", "holloway", "bowen", "wilke", "fernandez", "gupta", "sherman", "graham",
+            "sayers",
+        ]
         let utf8Names = ["jérôme.müller", "zoë.ångström", "çağla.öztürk", "søren.kierkegård"]
         let products = ["MICROSOFT 365 E5", "OFFICE 365 E3", "OFFICE 365 E1", "MICROSOFT 365 BUSINESS STANDARD"]
         var emailPeriod: [[String]] = []
@@ -171,12 +178,16 @@ struct TenantReports: Sendable {
             let send7 = neverActive ? "" : String(rng.next() % 300)
             let recv7 = neverActive ? "" : String(rng.next() % 2000)
             let read7 = neverActive ? "" : String(rng.next() % 1500)
-            emailPeriod.append([date, upn, display, deleted ? "True" : "False", deleted ? isoDate(3) : "", lastActivity,
-                                send7, recv7, read7, neverActive ? "" : String(rng.next() % 10), neverActive ? "" : String(rng.next() % 20),
-                                product, "7"])
+            emailPeriod.append([
+                date, upn, display, deleted ? "True" : "False", deleted ? isoDate(3) : "", lastActivity,
+                send7, recv7, read7, neverActive ? "" : String(rng.next() % 10), neverActive ? "" : String(rng.next() % 20),
+                product, "7",
+            ])
             if activeToday {
-                emailDaily.append([date, upn, display, "False", "", date, String(rng.next() % 60), String(rng.next() % 300),
-                                   String(rng.next() % 250), String(rng.next() % 3), String(rng.next() % 5), product, "1"])
+                emailDaily.append([
+                    date, upn, display, "False", "", date, String(rng.next() % 60), String(rng.next() % 300),
+                    String(rng.next() % 250), String(rng.next() % 3), String(rng.next() % 5), product, "1",
+                ])
             }
             // Mailbox of the same user.
             let big = i % 3 == 0
@@ -186,20 +197,24 @@ struct TenantReports: Sendable {
             let over = rng.nextDouble() < g.overQuotaRatio
             let used: Int64 = over ? warnQuota + Int64(rng.next() % UInt64(fullQuota - warnQuota)) : Int64(rng.next() % UInt64(warnQuota / 2))
             let emptyStorage = i % 83 == 82
-            mailboxes.append([date, upn, display, deleted ? "True" : "False", deleted ? isoDate(3) : "", isoDate(400 + i % 900),
-                              lastActivity, emptyStorage ? "" : String(rng.next() % 200_000), emptyStorage ? "" : String(used),
-                              String(warnQuota), String(sendQuota), String(fullQuota), String(rng.next() % 500),
-                              String(rng.next() % 100_000_000), String(30 * gb), i % 4 == 0 ? "True" : "False", "User", "7"])
+            mailboxes.append([
+                date, upn, display, deleted ? "True" : "False", deleted ? isoDate(3) : "", isoDate(400 + i % 900),
+                lastActivity, emptyStorage ? "" : String(rng.next() % 200_000), emptyStorage ? "" : String(used),
+                String(warnQuota), String(sendQuota), String(fullQuota), String(rng.next() % 500),
+                String(rng.next() % 100_000_000), String(30 * gb), i % 4 == 0 ? "True" : "False", "User", "7",
+            ])
         }
         // Shared and room mailboxes: about 2.5 % more.
         for j in 0..<(g.users / 40) {
             let shared = j % 5 != 4
             let upn = (shared ? "shared\(j)" : "room\(j)") + "@\(g.domain)"
             let active = rng.nextDouble() < 0.5
-            mailboxes.append([date, upn, shared ? "Shared \(j)" : "Room \(j)", "False", "", isoDate(700), active ? date : isoDate(5),
-                              String(rng.next() % 50_000), String(rng.next() % UInt64(10 * gb)), String(49 * gb + gb / 2),
-                              String(50 * gb - gb / 2), String(50 * gb), "0", "0", String(30 * gb), "False",
-                              shared ? "Shared" : "Room", "7"])
+            mailboxes.append([
+                date, upn, shared ? "Shared \(j)" : "Room \(j)", "False", "", isoDate(700), active ? date : isoDate(5),
+                String(rng.next() % 50_000), String(rng.next() % UInt64(10 * gb)), String(49 * gb + gb / 2),
+                String(50 * gb - gb / 2), String(50 * gb), "0", "0", String(30 * gb), "False",
+                shared ? "Shared" : "Room", "7",
+            ])
         }
         return TenantReports(
             period: [

@@ -38,24 +38,31 @@ public struct SimulatorConfiguration: Sendable, Codable {
     /// like the conformance stand-in's (`contoso.onmicrosoft.com`, `fault-429.onmicrosoft.com`…).
     public static func standard(generated: [GeneratedTenantSpec] = []) -> SimulatorConfiguration {
         var tenants: [SimulatedTenant] = []
-        func add(_ name: String, _ data: TenantData, aliases: [String]? = nil, clients: [SimulatedClient]? = nil,
-                 configure: (inout SimulatedTenant) -> Void = { _ in }) {
+        func add(
+            _ name: String, _ data: TenantData, aliases: [String]? = nil, clients: [SimulatedClient]? = nil,
+            configure: (inout SimulatedTenant) -> Void = { _ in }
+        ) {
             var t = SimulatedTenant(name: name, data: data)
             t.aliases = aliases ?? ["\(name).onmicrosoft.com"]
             if let clients { t.clients = clients }
             configure(&t)
             tenants.append(t)
         }
-        add("contoso", .fixture("small"), clients: [
-            .standard,
-            SimulatedClient(clientId: "3c9e1f20-6a5b-4c7d-8e9f-112233445566", clientSecret: "no-reports-role", roles: ["User.Read.All"]),
-            SimulatedClient(clientId: "77aa88bb-99cc-4dde-8eff-001122334455", clientSecret: "old-secret", secretExpired: true),
-        ]) { $0.tenantId = "0d5b8c62-3f4e-4a57-b1c2-6e7f8a9b0c1d" }
+        add(
+            "contoso", .fixture("small"),
+            clients: [
+                .standard,
+                SimulatedClient(clientId: "3c9e1f20-6a5b-4c7d-8e9f-112233445566", clientSecret: "no-reports-role", roles: ["User.Read.All"]),
+                SimulatedClient(clientId: "77aa88bb-99cc-4dde-8eff-001122334455", clientSecret: "old-secret", secretExpired: true),
+            ]
+        ) { $0.tenantId = "0d5b8c62-3f4e-4a57-b1c2-6e7f8a9b0c1d" }
         add("empty", .fixture("empty"))
         add("overquota", .fixture("overquota"), aliases: ["tailspin.onmicrosoft.com"])
         add("large", .fixture("large"), aliases: ["fabrikam.onmicrosoft.com"])
         add("contoso-direct", .fixture("small")) { $0.redirect = false }
-        add("contoso-plain", .fixture("small")) { $0.redirect = false; $0.bom = false; $0.lineEnding = .lf; $0.csvContentType = "text/csv" }
+        add("contoso-plain", .fixture("small")) {
+            $0.redirect = false; $0.bom = false; $0.lineEnding = .lf; $0.csvContentType = "text/csv"
+        }
         add("contoso-concealed", .fixture("small")) { $0.concealNames = true }
         add("shortlived", .fixture("small")) { $0.expiresIn = 5 }
         add("fault-429", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 429, retryAfter: 7)] }
@@ -72,7 +79,12 @@ public struct SimulatorConfiguration: Sendable, Codable {
         add("fault-token-500", .fixture("small")) { $0.faults = [FaultRule(on: .token, status: 500)] }
         add("fault-token-503-twice", .fixture("small")) { $0.faults = [FaultRule(on: .token, status: 503, times: 2)] }
         add("fault-token-503-html", .fixture("small")) {
-            $0.faults = [FaultRule(on: .token, status: 503, body: "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n", contentType: "text/html")]
+            $0.faults = [
+                FaultRule(
+                    on: .token, status: 503,
+                    body: "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n",
+                    contentType: "text/html")
+            ]
         }
         add("fault-download-500", .fixture("small")) {
             $0.faults = [FaultRule(on: .download, status: 500, body: "<html><body>Internal error</body></html>\n", contentType: "text/html")]
@@ -81,7 +93,9 @@ public struct SimulatorConfiguration: Sendable, Codable {
         add("slow-short", .fixture("small")) { $0.faults = [FaultRule(on: .report, delay: 1)] }
         add("stall-body", .fixture("small")) { $0.faults = [FaultRule(on: .download, stallBody: 60)] }
         // Hostile redirects: cloud metadata (link-local), a private address, a decimal loopback.
-        add("redirect-metadata", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "http://169.254.169.254/latest/meta-data/?sig=secret")] }
+        add("redirect-metadata", .fixture("small")) {
+            $0.faults = [FaultRule(on: .report, status: 302, location: "http://169.254.169.254/latest/meta-data/?sig=secret")]
+        }
         add("redirect-private", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "https://10.1.2.3/download?sig=secret")] }
         add("redirect-decimal", .fixture("small")) { $0.faults = [FaultRule(on: .report, status: 302, location: "http://2130706433:8080/?sig=secret")] }
         for kind in MalformedKind.allCases {
@@ -242,8 +256,10 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
 
     /// Builds a client; by default it has the `Reports.Read.All` role, an unexpired secret and no
     /// certificate.
-    public init(clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false,
-                certificatePEM: String? = nil, publicKeyPEM: String? = nil) {
+    public init(
+        clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false,
+        certificatePEM: String? = nil, publicKeyPEM: String? = nil
+    ) {
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.roles = roles
@@ -378,10 +394,12 @@ public struct FaultRule: Sendable, Codable, Equatable {
 
     /// Builds a rule; by default it matches every report request and changes nothing until an effect
     /// (status, delay, stall, malformed body) is set.
-    public init(on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
-                message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
-                delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, location: String? = nil,
-                skip: Int = 0, times: Int? = nil) {
+    public init(
+        on: Target = .report, report: String? = nil, variant: Variant? = nil, status: Int? = nil, code: String? = nil,
+        message: String? = nil, retryAfter: Double? = nil, body: String? = nil, contentType: String? = nil,
+        delay: Double? = nil, stallBody: Double? = nil, malformed: MalformedKind? = nil, location: String? = nil,
+        skip: Int = 0, times: Int? = nil
+    ) {
         self.location = location
         self.on = on
         self.report = report

@@ -62,7 +62,9 @@ struct SimulatorHandler: Sendable {
     func token(_ request: Request, tenantName: String) async throws -> Response {
         guard request.method == .post else { return aadError(405, "invalid_request", 900561, "The endpoint only accepts POST requests.") }
         guard let tenant = configuration.tenants.first(where: { $0.matches(tenantName) }) else {
-            return aadError(400, "invalid_request", 90002, "Tenant '\(tenantName)' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")
+            return aadError(
+                400, "invalid_request", 90002,
+                "Tenant '\(tenantName)' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")
         }
         let faults = await state.applicable(tenant.faults, tenant: tenant.name, target: .token, report: nil, variant: nil)
         if let answer = try await applyFaults(faults, aad: true) { return answer }
@@ -87,19 +89,26 @@ struct SimulatorHandler: Sendable {
             }
         } else if let secret = form["client_secret"], !secret.isEmpty {
             guard secret == client.clientSecret, !client.clientSecret.isEmpty else {
-                return aadError(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(client.clientId)'.")
+                return aadError(
+                    401, "invalid_client", 7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(client.clientId)'."
+                )
             }
             if client.secretExpired {
                 return aadError(401, "invalid_client", 7000222, "The provided client secret keys for app '\(client.clientId)' are expired.")
             }
         } else {
-            return aadError(401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+            return aadError(
+                401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
         }
         guard let scope = form["scope"], !scope.isEmpty else {
             return aadError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
         }
         guard !scope.contains(" "), scope.hasSuffix("/.default") else {
-            return aadError(400, "invalid_scope", 1_002_012, "The provided value for scope \(scope) is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
+            return aadError(
+                400, "invalid_scope", 1_002_012,
+                "The provided value for scope \(scope) is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier."
+            )
         }
         let exp = Int(Date().timeIntervalSince1970) + tenant.expiresIn
         let payload: [String: Any] = ["tid": tenant.tenantId, "appid": client.clientId, "roles": client.roles, "exp": exp]
@@ -164,7 +173,10 @@ struct SimulatorHandler: Sendable {
         }
         let roles = payload["roles"] as? [String] ?? []
         guard roles.contains("Reports.Read.All") else {
-            return graphError(403, message: "Missing role permissions on the request. API requires one of 'Reports.Read.All'. Roles on the request '\(roles.joined(separator: ","))'.")
+            return graphError(
+                403,
+                message:
+                    "Missing role permissions on the request. API requires one of 'Reports.Read.All'. Roles on the request '\(roles.joined(separator: ","))'.")
         }
         let malformed = faults.compactMap(\.malformed).last
         guard let body = await state.body(tenant: tenant, report: name, date: date, malformed: malformed) else {
@@ -190,7 +202,7 @@ struct SimulatorHandler: Sendable {
     func download(_ request: Request, opaque: String) async -> Response {
         let claims = verifySigned(opaque)
         guard let payload = claims.payload, let name = payload["t"] as? String, let report = payload["r"] as? String,
-              let tenant = configuration.tenants.first(where: { $0.name == name })
+            let tenant = configuration.tenants.first(where: { $0.name == name })
         else { return text(404, "Not Found") }
         if let e = payload["e"] as? Double, e < Date().timeIntervalSince1970 { return text(403, "This download link has expired.") }
         let date = (payload["d"] as? String).flatMap { $0.isEmpty ? nil : $0 }
@@ -215,8 +227,9 @@ struct SimulatorHandler: Sendable {
     }
 
     func csv(_ body: [UInt8], tenant: SimulatedTenant, etag: String, stall: Double? = nil) -> Response {
-        var r = Response(status: .ok, headers: [.contentType: tenant.csvContentType],
-                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        var r = Response(
+            status: .ok, headers: [.contentType: tenant.csvContentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         if let stall, stall > 0 {
             let half = body.count / 2
             r.body = ResponseBody(contentLength: body.count) { writer in
@@ -240,8 +253,9 @@ struct SimulatorHandler: Sendable {
         guard let rule = faults.last(where: { $0.status != nil }), let status = rule.status else { return nil }
         var response: Response
         if let body = rule.body {
-            response = Response(status: .init(code: status), headers: [.contentType: rule.contentType ?? "text/plain"],
-                                body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+            response = Response(
+                status: .init(code: status), headers: [.contentType: rule.contentType ?? "text/plain"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
         } else if aad {
             let defaults: [Int: (String, Int, String)] = [
                 400: ("invalid_request", 900144, "The request is not valid."),
@@ -277,7 +291,7 @@ struct SimulatorHandler: Sendable {
             return (nil, "IDX14100: JWT is not well formed, there are no dots (.).")
         }
         guard HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: Data("\(parts[0]).\(parts[1])".utf8), using: key),
-              let payload = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+            let payload = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
         else { return (nil, "Access token validation failure.") }
         return (payload, "")
     }
@@ -319,10 +333,12 @@ struct SimulatorHandler: Sendable {
         ]
         let d = defaults[status] ?? ("UnknownError", "Error.")
         let now = ISO8601DateFormatter().string(from: Date())
-        let body: [String: Any] = ["error": [
-            "code": code ?? d.0, "message": message ?? d.1,
-            "innerError": ["date": now, "request-id": UUID().uuidString.lowercased(), "client-request-id": UUID().uuidString.lowercased()],
-        ]]
+        let body: [String: Any] = [
+            "error": [
+                "code": code ?? d.0, "message": message ?? d.1,
+                "innerError": ["date": now, "request-id": UUID().uuidString.lowercased(), "client-request-id": UUID().uuidString.lowercased()],
+            ]
+        ]
         return json(status, body)
     }
 
@@ -341,20 +357,23 @@ struct SimulatorHandler: Sendable {
 
     func json(_ status: Int, _ object: Any) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return Response(status: .init(code: status), headers: [.contentType: "application/json; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: .init(code: status), headers: [.contentType: "application/json; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     func json<T: Encodable>(_ status: Int, _ value: T) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(value)) ?? Data()
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: .init(code: status), headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     func text(_ status: Int, _ body: String) -> Response {
-        Response(status: .init(code: status), headers: [.contentType: "text/plain"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        Response(
+            status: .init(code: status), headers: [.contentType: "text/plain"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 }

@@ -78,9 +78,11 @@ public struct RebalanceHooks: Sendable {
     /// How long the assignment may wait for the committed offsets and end offsets.
     public var lookupTimeout: Duration
     /// Builds hooks; `lookupTimeout` (default 10 s) bounds the offset lookups made before `onAssign`.
-    public init(lookupTimeout: Duration = .seconds(10),
-                onAssign: @escaping @Sendable ([TopicPartition: PartitionStart]) -> [TopicPartition: PartitionStart],
-                onRevoke: @escaping @Sendable ([TopicPartition]) -> Void) {
+    public init(
+        lookupTimeout: Duration = .seconds(10),
+        onAssign: @escaping @Sendable ([TopicPartition: PartitionStart]) -> [TopicPartition: PartitionStart],
+        onRevoke: @escaping @Sendable ([TopicPartition]) -> Void
+    ) {
         self.onAssign = onAssign
         self.onRevoke = onRevoke
         self.lookupTimeout = lookupTimeout
@@ -128,13 +130,16 @@ public final class KafkaConsumer: Sendable {
     /// A group member subscribed to `topics`.
     /// `rebalanceHooks` let the application look up and leave state as partitions come and go.
     /// `handOffLimit`: messages given out on `events` and not yet `handled()` at most (nil: no limit).
-    public convenience init(configuration: KafkaConfiguration, topics: [String], rebalanceHooks: RebalanceHooks? = nil,
-                            handOffLimit: Int? = nil, log: KafkaLogHandler? = nil) throws(KafkaError) {
+    public convenience init(
+        configuration: KafkaConfiguration, topics: [String], rebalanceHooks: RebalanceHooks? = nil,
+        handOffLimit: Int? = nil, log: KafkaLogHandler? = nil
+    ) throws(KafkaError) {
         guard configuration.groupId?.isEmpty == false else {
             throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
         }
-        try self.init(configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks,
-                      handOff: handOffLimit.map(HandOff.init), log: log)
+        try self.init(
+            configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks,
+            handOff: handOffLimit.map(HandOff.init), log: log)
     }
 
     /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
@@ -151,8 +156,10 @@ public final class KafkaConsumer: Sendable {
         case assign([TopicPartition: Int64])
     }
 
-    private init(configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, handOff: HandOff?,
-                 log: KafkaLogHandler?) throws(KafkaError) {
+    private init(
+        configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, handOff: HandOff?,
+        log: KafkaLogHandler?
+    ) throws(KafkaError) {
         var config = configuration
         config.properties["enable.auto.offset.store"] = "false"
         if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
@@ -260,15 +267,19 @@ public final class KafkaConsumer: Sendable {
             var valuePointer: UnsafeRawPointer? = nil
             var size = 0
             while rd_kafka_header_get_all(hdrs, index, &name, &valuePointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                headers.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "",
-                                           value: valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                headers.append(
+                    KafkaHeader(
+                        name: name.map { String(cString: $0) } ?? "",
+                        value: valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
                 index += 1
             }
         }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(pointer, &type)
-        return .message(KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
-                                     headers: headers, timestamp: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
+        return .message(
+            KafkaMessage(
+                topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                headers: headers, timestamp: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
     }
 
     static func partitions(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) -> [TopicPartition] {
@@ -281,8 +292,10 @@ public final class KafkaConsumer: Sendable {
 
     /// Committed offsets and end offsets of newly assigned partitions: two batched round trips,
     /// once per assignment (on the poll thread, inside the callback).
-    static func starts(_ rk: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
-                       timeout: Duration) -> [TopicPartition: PartitionStart] {
+    static func starts(
+        _ rk: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+        timeout: Duration
+    ) -> [TopicPartition: PartitionStart] {
         let ms = timeout.kafkaMilliseconds
         var out: [TopicPartition: PartitionStart] = [:]
         guard let committed = rd_kafka_topic_partition_list_copy(partitions) else { return out }
@@ -295,7 +308,8 @@ public final class KafkaConsumer: Sendable {
         for i in 0..<Int(committed.pointee.cnt) {
             let e = committed.pointee.elems[i]
             let tp = TopicPartition(String(cString: e.topic), e.partition)
-            let end = endsKnown && ends.pointee.elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && ends.pointee.elems[i].offset >= 0
+            let end =
+                endsKnown && ends.pointee.elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && ends.pointee.elems[i].offset >= 0
                 ? ends.pointee.elems[i].offset : nil
             if known, e.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 out[tp] = PartitionStart(committed: e.offset >= 0 ? e.offset : nil, metadata: nil, end: end)
@@ -399,7 +413,8 @@ public final class KafkaConsumer: Sendable {
                 var low: Int64 = 0
                 var high: Int64 = 0
                 guard rd_kafka_get_watermark_offsets(handle.pointer, e.topic, e.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                      high >= 0 else { continue }
+                    high >= 0
+                else { continue }
                 let position = e.offset >= 0 ? e.offset : low
                 total += max(0, high - position)
                 known = true

@@ -67,8 +67,9 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
 
     init(_ err: rd_kafka_resp_err_t, context: String? = nil) {
         let text = String(cString: rd_kafka_err2str(err))
-        self.init(code: err.rawValue, message: context.map { "\($0): \(text)" } ?? text,
-                  isRetriable: KafkaError.retriableCodes.contains(err.rawValue))
+        self.init(
+            code: err.rawValue, message: context.map { "\($0): \(text)" } ?? text,
+            isRetriable: KafkaError.retriableCodes.contains(err.rawValue))
     }
 
     /// An error that no retry of the same record can fix: fatal, a configuration error, a topic

@@ -12,8 +12,10 @@ struct ConfHandle: @unchecked Sendable {
 /// One-off cluster queries (partitions of a topic, offsets) through a short-lived client.
 public enum KafkaMetadata {
     /// Runs `body` with a temporary consumer handle (no group), off the cooperative pool.
-    static func withClient<T: Sendable>(_ configuration: KafkaConfiguration,
-                                         _ body: @escaping @Sendable (OpaquePointer) -> Result<T, KafkaError>) async throws(KafkaError) -> T {
+    static func withClient<T: Sendable>(
+        _ configuration: KafkaConfiguration,
+        _ body: @escaping @Sendable (OpaquePointer) -> Result<T, KafkaError>
+    ) async throws(KafkaError) -> T {
         var config = configuration
         config.properties["group.id"] = nil
         if config.properties["log_level"] == nil { config.properties["log_level"] = "3" }
@@ -59,8 +61,10 @@ public enum KafkaMetadata {
     }
 
     /// Offsets to start reading `topic` at `position`, per partition.
-    public static func startOffsets(topic: String, position: StartPosition, configuration: KafkaConfiguration,
-                                    timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
+    public static func startOffsets(
+        topic: String, position: StartPosition, configuration: KafkaConfiguration,
+        timeout: Duration = .seconds(10)
+    ) async throws(KafkaError) -> [TopicPartition: Int64] {
         let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
         let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
@@ -104,8 +108,10 @@ public enum KafkaMetadata {
     }
 
     /// The watermarks of every partition of `topic`, as its leaders report them now.
-    public static func watermarks(of topic: String, configuration: KafkaConfiguration,
-                                  timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Watermarks] {
+    public static func watermarks(
+        of topic: String, configuration: KafkaConfiguration,
+        timeout: Duration = .seconds(10)
+    ) async throws(KafkaError) -> [TopicPartition: Watermarks] {
         let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
         let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in

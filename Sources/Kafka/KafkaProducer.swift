@@ -118,8 +118,10 @@ public final class KafkaProducer: Sendable {
     private let closed = Atomic<Bool>(false)
 
     /// `enable.idempotence=true` unless the configuration says otherwise.
-    public init(configuration: KafkaConfiguration, log: KafkaLogHandler? = nil,
-                onError: (@Sendable (KafkaError) -> Void)? = nil) throws(KafkaError) {
+    public init(
+        configuration: KafkaConfiguration, log: KafkaLogHandler? = nil,
+        onError: (@Sendable (KafkaError) -> Void)? = nil
+    ) throws(KafkaError) {
         var config = configuration
         if config.properties["enable.idempotence"] == nil { config.properties["enable.idempotence"] = "true" }
         let conf = try config.makeConf()
@@ -190,9 +192,10 @@ public final class KafkaProducer: Sendable {
                 let keyBytes = message.key ?? []
                 let err = keyBytes.withUnsafeBytes { key in
                     message.value.withUnsafeBytes { value in
-                        exo_produce(handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
-                                    message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
-                                    value.baseAddress, value.count, headers, box.toOpaque())
+                        exo_produce(
+                            handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
+                            message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
+                            value.baseAddress, value.count, headers, box.toOpaque())
                     }
                 }
                 if err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -6,8 +6,10 @@ public enum KafkaTail {
     /// The last `count` records (fewer when the partition holds fewer) of each of `partitions`
     /// of `topic`, oldest first. **Blocking**: meant for a dedicated thread (e.g. a rebalance
     /// callback on the consumer's poll thread), never for Swift's cooperative pool.
-    public static func read(configuration: KafkaConfiguration, topic: String, partitions: [Int32], count: Int,
-                            timeout: Duration) throws(KafkaError) -> [Int32: [KafkaMessage]] {
+    public static func read(
+        configuration: KafkaConfiguration, topic: String, partitions: [Int32], count: Int,
+        timeout: Duration
+    ) throws(KafkaError) -> [Int32: [KafkaMessage]] {
         guard !partitions.isEmpty else { return [:] }
         var config = configuration
         config.groupId = "exocheck-tail-\(UUID().uuidString.prefix(8))"

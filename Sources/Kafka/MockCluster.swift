@@ -54,14 +54,16 @@ public final class MockCluster: Sendable {
     /// Creates topic `name` with `partitions` partitions (`rd_kafka_mock_topic_create`); the
     /// replication factor is capped at `brokerCount`.
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
-        try check(rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), Int32(min(replicationFactor, brokerCount))),
-                  "create topic \(name)")
+        try check(
+            rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), Int32(min(replicationFactor, brokerCount))),
+            "create topic \(name)")
     }
 
     /// Takes broker `id` (1-based; -1 = all) down or up.
     public func setBroker(_ id: Int32, up: Bool) throws(KafkaError) {
-        try check(up ? rd_kafka_mock_broker_set_up(cluster.pointer, id) : rd_kafka_mock_broker_set_down(cluster.pointer, id),
-                  "set broker \(id) \(up ? "up" : "down")")
+        try check(
+            up ? rd_kafka_mock_broker_set_up(cluster.pointer, id) : rd_kafka_mock_broker_set_down(cluster.pointer, id),
+            "set broker \(id) \(up ? "up" : "down")")
     }
 
     /// Adds `milliseconds` of round-trip time to broker `id`.

@@ -25,7 +25,8 @@ struct BenchParse: AsyncParsableCommand {
         let mailboxCSV = ReportGenerator.mailboxUsageCSV(rows: rows)
         let (periodCSV, dailyCSV) = ReportGenerator.emailActivityCSV(rows: rows)
         let rss0 = ProcessMemory.peakRSSMegabytes()
-        SafeOutput.print("exocheck bench parse: \(rows) rows; mailbox report \(mb(mailboxCSV.count)) MB, email D7 \(mb(periodCSV.count)) MB, daily \(mb(dailyCSV.count)) MB")
+        SafeOutput.print(
+            "exocheck bench parse: \(rows) rows; mailbox report \(mb(mailboxCSV.count)) MB, email D7 \(mb(periodCSV.count)) MB, daily \(mb(dailyCSV.count)) MB")
         let mu = try CheckConfiguration(mode: .mailboxUsage)
         var muAll = mu
         muAll.filterCounters = nil
@@ -67,7 +68,9 @@ struct BenchParse: AsyncParsableCommand {
             let r = MailboxUsageCheck.evaluate(period: rows, config: mu, timeZone: tz)
             sink &+= OutputRenderer.render(r, options: mu.output).text.count
         }
-        SafeOutput.print("  peak RSS: \(String(format: "%.0f", ProcessMemory.peakRSSMegabytes())) MB (after generating the inputs: \(String(format: "%.0f", rss0)) MB)  [\(sink % 10)]")
+        SafeOutput.print(
+            "  peak RSS: \(String(format: "%.0f", ProcessMemory.peakRSSMegabytes())) MB (after generating the inputs: \(String(format: "%.0f", rss0)) MB)  [\(sink % 10)]"
+        )
     }
 
     func mb(_ n: Int) -> String { String(format: "%.1f", Double(n) / 1_048_576) }
@@ -88,25 +91,30 @@ enum ProcessMemory {
 /// Large reports shaped like Graph's (BOM, CRLF, quoted display names) for benchmarks.
 enum ReportGenerator {
     static func mailboxUsageCSV(rows: Int) -> [UInt8] {
-        var s = "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte),Deleted Item Count,Deleted Item Size (Byte),Deleted Item Quota (Byte),Has Archive,Recipient Type,Report Period\r\n"
+        var s =
+            "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte),Deleted Item Count,Deleted Item Size (Byte),Deleted Item Quota (Byte),Has Archive,Recipient Type,Report Period\r\n"
         s.reserveCapacity(rows * 260)
         for i in 0..<rows {
             let active = i % 2 == 0 ? "2025-06-28" : "2025-06-2\(i % 7)"
-            s += "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2021-03-04,\(active),\(i * 7 % 100_000),\(Int64(i) * 1_048_573),105226698752,106300440576,107374182400,\(i % 300),\(i * 13),32212254720,True,User,7\r\n"
+            s +=
+                "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2021-03-04,\(active),\(i * 7 % 100_000),\(Int64(i) * 1_048_573),105226698752,106300440576,107374182400,\(i % 300),\(i * 13),32212254720,True,User,7\r\n"
         }
         return Array(s.utf8)
     }
 
     static func emailActivityCSV(rows: Int) -> ([UInt8], [UInt8]) {
-        let header = "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Last Activity Date,Send Count,Receive Count,Read Count,Meeting Created Count,Meeting Interacted Count,Assigned Products,Report Period\r\n"
+        let header =
+            "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Last Activity Date,Send Count,Receive Count,Read Count,Meeting Created Count,Meeting Interacted Count,Assigned Products,Report Period\r\n"
         var period = header
         var daily = header
         period.reserveCapacity(rows * 180)
         daily.reserveCapacity(rows * 100)
         for i in 0..<rows {
-            period += "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2025-06-28,\(i % 97),\(i % 501),\(i % 403),1,2,MICROSOFT 365 E5,7\r\n"
+            period +=
+                "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2025-06-28,\(i % 97),\(i % 501),\(i % 403),1,2,MICROSOFT 365 E5,7\r\n"
             if i % 2 == 0 {
-                daily += "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2025-06-28,\(i % 13),\(i % 71),\(i % 53),0,1,MICROSOFT 365 E5,1\r\n"
+                daily +=
+                    "2025-06-28,user\(i).name@fabrikam.example,\"Name, User \(i)\",False,,2025-06-28,\(i % 13),\(i % 71),\(i % 53),0,1,MICROSOFT 365 E5,1\r\n"
             }
         }
         return (Array(period.utf8), Array(daily.utf8))

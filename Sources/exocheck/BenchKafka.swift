@@ -23,8 +23,10 @@ struct BenchKafka: AsyncParsableCommand {
         let bootstrapFile = dir + "/bootstrap"
         let broker = Process()
         broker.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        broker.arguments = ["dev-broker", "--brokers", "1", "--bootstrap-file", bootstrapFile,
-                            "--topic", "bench-swift:\(partitions)", "--topic", "bench-kcat:\(partitions)"]
+        broker.arguments = [
+            "dev-broker", "--brokers", "1", "--bootstrap-file", bootstrapFile,
+            "--topic", "bench-swift:\(partitions)", "--topic", "bench-kcat:\(partitions)",
+        ]
         broker.standardOutput = FileHandle.nullDevice
         try broker.run()
         defer { broker.terminate(); broker.waitUntilExit() }
@@ -38,9 +40,10 @@ struct BenchKafka: AsyncParsableCommand {
 
         // Swift producer.
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        let producer = try KafkaProducer(configuration: KafkaConfiguration([
-            "bootstrap.servers": bootstrap, "linger.ms": "5", "queue.buffering.max.messages": "1000000", "log_level": "3",
-        ]))
+        let producer = try KafkaProducer(
+            configuration: KafkaConfiguration([
+                "bootstrap.servers": bootstrap, "linger.ms": "5", "queue.buffering.max.messages": "1000000", "log_level": "3",
+            ]))
         let total = messages
         let window = max(1, min(self.window, total))
         let produceStart = ContinuousClock.now
@@ -55,10 +58,11 @@ struct BenchKafka: AsyncParsableCommand {
         await producer.close()
 
         // Swift consumer.
-        let consumer = try KafkaConsumer(configuration: KafkaConfiguration([
-            "bootstrap.servers": bootstrap, "group.id": "bench-\(getpid())", "auto.offset.reset": "earliest",
-            "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "enable.auto.commit": "false", "log_level": "3",
-        ]), topics: ["bench-swift"])
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration([
+                "bootstrap.servers": bootstrap, "group.id": "bench-\(getpid())", "auto.offset.reset": "earliest",
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "enable.auto.commit": "false", "log_level": "3",
+            ]), topics: ["bench-swift"])
         var consumed = 0
         var consumeStart: ContinuousClock.Instant? = nil
         for await event in consumer.events {
@@ -85,8 +89,12 @@ struct BenchKafka: AsyncParsableCommand {
             kcatConsume = seconds(since: t1)
         }
         func rate(_ s: Double) -> String { String(format: "%8.0f msg/s  (%6.2f s)", Double(total) / s, s) }
-        SafeOutput.print("  produce  swift \(rate(produceSeconds))" + (kcatProduce.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / produceSeconds))" } ?? "   kcat not found"))
-        SafeOutput.print("  consume  swift \(rate(consumeSeconds))" + (kcatConsume.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / consumeSeconds))" } ?? ""))
+        SafeOutput.print(
+            "  produce  swift \(rate(produceSeconds))"
+                + (kcatProduce.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / produceSeconds))" } ?? "   kcat not found"))
+        SafeOutput.print(
+            "  consume  swift \(rate(consumeSeconds))"
+                + (kcatConsume.map { "   kcat \(rate($0))   swift/kcat \(String(format: "%.2f", $0 / consumeSeconds))" } ?? ""))
         SafeOutput.print("  (kcat consume includes its connect and group-less assignment; swift consume starts at the first message)")
     }
 

@@ -24,25 +24,32 @@ final class BenchSetup {
         dir = NSTemporaryDirectory() + "exocheck-bench-\(prefix)-\(getpid())"
         self.prefix = prefix
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let broker = try BenchProcess.spawn(executable, ["dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
-                                                         "--topic", "\(prefix).requests:\(partitions)", "--topic", "\(prefix).results:\(partitions)",
-                                                         "--topic", "\(prefix).dlt:1", "--topic", "\(prefix).state:\(partitions)"],
-                                            log: dir + "/broker.log")
+        let broker = try BenchProcess.spawn(
+            executable,
+            [
+                "dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
+                "--topic", "\(prefix).requests:\(partitions)", "--topic", "\(prefix).results:\(partitions)",
+                "--topic", "\(prefix).dlt:1", "--topic", "\(prefix).state:\(partitions)",
+            ],
+            log: dir + "/broker.log")
         children.append(broker)
         bootstrap = try await BenchProcess.waitForFile(dir + "/bootstrap")
         tenantNames = (0..<tenants).map { "\(prefix)\($0)" }
-        simulator = try await GraphSimulator(configuration: .standard(generated: tenantNames.enumerated().map { i, n in
-            GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
-        })).start()
+        simulator = try await GraphSimulator(
+            configuration: .standard(
+                generated: tenantNames.enumerated().map { i, n in
+                    GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
+                })
+        ).start()
         var yaml = """
-        kafka: {requests: \(prefix).requests, results: \(prefix).results, deadLetter: \(prefix).dlt, stateTopic: \(prefix).state,
-                group: \(prefix)-workers, properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
-        worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
-        graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)"}
-        log: {format: json, level: warning}
-        tenants:
+            kafka: {requests: \(prefix).requests, results: \(prefix).results, deadLetter: \(prefix).dlt, stateTopic: \(prefix).state,
+                    group: \(prefix)-workers, properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
+            worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
+            graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)"}
+            log: {format: json, level: warning}
+            tenants:
 
-        """
+            """
         for n in tenantNames {
             yaml += "  \(n): {tenantId: \(n).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: \(Self.secretEnv)}\n"
         }
@@ -52,8 +59,9 @@ final class BenchSetup {
     /// Starts worker `index` (its log: `worker<index>.log` in the folder).
     @discardableResult
     func startWorker(_ index: Int) throws -> Process {
-        let p = try BenchProcess.spawn(executable, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
-                                       log: dir + "/worker\(index).log", env: [Self.secretEnv: SimulatorConfiguration.defaultClientSecret])
+        let p = try BenchProcess.spawn(
+            executable, ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", bootstrap],
+            log: dir + "/worker\(index).log", env: [Self.secretEnv: SimulatorConfiguration.defaultClientSecret])
         children.append(p)
         return p
     }

@@ -15,9 +15,9 @@ struct BenchSoak: AsyncParsableCommand {
         commandName: "soak",
         abstract: "Checks in waves through one worker; RSS, file-descriptor and thread curves; fails if fds or threads leak.",
         discussion: """
-        Defaults: 200,000 checks over 20 tenants in waves of 5,000 (release build: about 5 minutes
-        on 2 cores). CI runs a short smoke of it (--checks 3000 --wave 500) from the test suite.
-        """
+            Defaults: 200,000 checks over 20 tenants in waves of 5,000 (release build: about 5 minutes
+            on 2 cores). CI runs a short smoke of it (--checks 3000 --wave 500) from the test suite.
+            """
     )
 
     @Option(help: "Checks in total.") var checks = 200_000
@@ -37,10 +37,11 @@ struct BenchSoak: AsyncParsableCommand {
         let dir = setup.dir, bootstrap = setup.bootstrap, sim = setup.simulator, names = setup.tenantNames
         let pid = try setup.startWorker(0).processIdentifier
 
-        let results = try KafkaConsumer(configuration: KafkaConfiguration([
-            "bootstrap.servers": bootstrap, "group.id": "soak-reader-\(getpid())", "auto.offset.reset": "latest",
-            "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
-        ]), topics: ["soak.results"])
+        let results = try KafkaConsumer(
+            configuration: KafkaConfiguration([
+                "bootstrap.servers": bootstrap, "group.id": "soak-reader-\(getpid())", "auto.offset.reset": "latest",
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
+            ]), topics: ["soak.results"])
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": bootstrap, "linger.ms": "5", "log_level": "3"]))
         var iterator = results.events.makeAsyncIterator()
         var statuses: [String: Int] = [:]
@@ -93,8 +94,10 @@ struct BenchSoak: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(5))
         let end = try Self.sample(pid)
         let outcome = statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        SafeOutput.print(String(format: "  after 5 s idle: RSS %.1f MB (baseline %.1f), fds %d (baseline %d), threads %d (baseline %d)",
-                                end.rssMB, baseline.rssMB, end.fds, baseline.fds, end.threads, baseline.threads))
+        SafeOutput.print(
+            String(
+                format: "  after 5 s idle: RSS %.1f MB (baseline %.1f), fds %d (baseline %d), threads %d (baseline %d)",
+                end.rssMB, baseline.rssMB, end.fds, baseline.fds, end.threads, baseline.threads))
         SafeOutput.print("  results: \(outcome)")
         let stats = await sim.stats()
         SafeOutput.print("  Graph calls: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download")

@@ -26,10 +26,11 @@ struct BenchWorker: AsyncParsableCommand {
         let me = setup.executable, dir = setup.dir, bootstrap = setup.bootstrap, sim = setup.simulator, names = setup.tenantNames
         for i in 0..<workers { try setup.startWorker(i) }
         // Wait for the group: a warm-up request per tenant answered.
-        let results = try KafkaConsumer(configuration: KafkaConfiguration([
-            "bootstrap.servers": bootstrap, "group.id": "bench-reader-\(getpid())", "auto.offset.reset": "latest",
-            "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
-        ]), topics: ["bench.results"])
+        let results = try KafkaConsumer(
+            configuration: KafkaConfiguration([
+                "bootstrap.servers": bootstrap, "group.id": "bench-reader-\(getpid())", "auto.offset.reset": "latest",
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3",
+            ]), topics: ["bench.results"])
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": bootstrap, "linger.ms": "5", "log_level": "3"]))
         let argsets: [(CheckMode, [String])] = [(.mailboxUsage, []), (.emailActivity, []), (.mailboxUsage, ["--filter-counters=.*"])]
         var sent: [String: ContinuousClock.Instant] = [:]
@@ -76,9 +77,13 @@ struct BenchWorker: AsyncParsableCommand {
         durations.sort()
         func pct(_ a: [Double], _ p: Double) -> Double { a.isEmpty ? 0 : a[min(a.count - 1, Int(Double(a.count) * p))] }
         SafeOutput.print(String(format: "  workers: %.0f checks/s (%.2f s for the burst)", Double(total) / seconds, seconds))
-        SafeOutput.print(String(format: "  check duration in the worker: p50 %.1f ms, p99 %.1f ms; submit→result under the burst: p50 %.0f ms, p99 %.0f ms",
-                     pct(durations, 0.5), pct(durations, 0.99), pct(latencies, 0.5), pct(latencies, 0.99)))
-        SafeOutput.print("  Graph calls during the batch: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download (\(total) checks)")
+        SafeOutput.print(
+            String(
+                format: "  check duration in the worker: p50 %.1f ms, p99 %.1f ms; submit→result under the burst: p50 %.0f ms, p99 %.0f ms",
+                pct(durations, 0.5), pct(durations, 0.99), pct(latencies, 0.5), pct(latencies, 0.99)))
+        SafeOutput.print(
+            "  Graph calls during the batch: \(stats.tokenRequests) token, \(stats.reportRequests) report, \(stats.downloadRequests) download (\(total) checks)"
+        )
 
         // Baseline: one `exocheck run` process per check (sampled).
         let sample = min(baselineSample, total)
@@ -86,15 +91,21 @@ struct BenchWorker: AsyncParsableCommand {
         let t0 = ContinuousClock.now
         for i in 0..<sample {
             let r = requests[i]
-            let p = try BenchProcess.spawn(me, ["run", "--mode=\(r.mode.rawValue)", "--tenant=\(r.tenant).onmicrosoft.com",
-                                   "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(SimulatorConfiguration.defaultClientSecret)",
-                                   "--login-endpoint=\(sim.baseURL)", "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state)"] + r.arguments,
-                          log: "/dev/null")
+            let p = try BenchProcess.spawn(
+                me,
+                [
+                    "run", "--mode=\(r.mode.rawValue)", "--tenant=\(r.tenant).onmicrosoft.com",
+                    "--client-id=\(SimulatorConfiguration.defaultClientId)", "--client-secret=\(SimulatorConfiguration.defaultClientSecret)",
+                    "--login-endpoint=\(sim.baseURL)", "--graph-endpoint=\(sim.baseURL)", "--statefile-dir=\(state)",
+                ] + r.arguments,
+                log: "/dev/null")
             p.waitUntilExit()
         }
         let baseline = Double(sample) / (Self.ms(t0.duration(to: .now)) / 1000)
-        SafeOutput.print(String(format: "  baseline: %.1f checks/s with one 'exocheck run' process per check (%d sampled, sequential); worker/baseline %.0f×",
-                     baseline, sample, (Double(total) / seconds) / baseline))
+        SafeOutput.print(
+            String(
+                format: "  baseline: %.1f checks/s with one 'exocheck run' process per check (%d sampled, sequential); worker/baseline %.0f×",
+                baseline, sample, (Double(total) / seconds) / baseline))
         await producer.close()
         await results.close()
         await setup.stop()

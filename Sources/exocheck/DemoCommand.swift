@@ -31,10 +31,16 @@ struct DemoCommand: AsyncParsableCommand {
         try cluster.createTopic("exocheck.worker-state", partitions: 8)
 
         var specs: [GeneratedTenantSpec] = []
-        for i in 1...6 { specs.append(.init(name: "healthy-\(i)", data: GeneratedData(users: 500, seed: UInt64(i), domain: "healthy\(i).example", overQuotaRatio: 0))) }
-        for i in 1...3 { specs.append(.init(name: "overquota-\(i)", data: GeneratedData(users: 500, seed: UInt64(100 + i), domain: "full\(i).example", overQuotaRatio: 0.3))) }
-        specs.append(.init(name: "throttled", data: GeneratedData(users: 500, seed: 200, domain: "busy.example"),
-                           faults: [FaultRule(on: .report, status: 429, retryAfter: 1, times: 2)]))
+        for i in 1...6 {
+            specs.append(.init(name: "healthy-\(i)", data: GeneratedData(users: 500, seed: UInt64(i), domain: "healthy\(i).example", overQuotaRatio: 0)))
+        }
+        for i in 1...3 {
+            specs.append(.init(name: "overquota-\(i)", data: GeneratedData(users: 500, seed: UInt64(100 + i), domain: "full\(i).example", overQuotaRatio: 0.3)))
+        }
+        specs.append(
+            .init(
+                name: "throttled", data: GeneratedData(users: 500, seed: 200, domain: "busy.example"),
+                faults: [FaultRule(on: .report, status: 429, retryAfter: 1, times: 2)]))
         specs.append(.init(name: "wrong-secret", data: GeneratedData(users: 100, seed: 300, domain: "oops.example")))
         let sim = try await GraphSimulator(configuration: .standard(generated: specs)).start()
         defer { Task { await sim.stop() } }
@@ -47,11 +53,14 @@ struct DemoCommand: AsyncParsableCommand {
         let endpoints = GraphEndpoints(login: sim.baseURL, graph: sim.baseURL)
         for s in specs {
             let secret = s.name == "wrong-secret" ? "the-secret-id-instead-of-its-value" : SimulatorConfiguration.defaultClientSecret
-            config.tenants[s.name] = .init(name: s.name, tenantId: "\(s.name).onmicrosoft.com", clientId: SimulatorConfiguration.defaultClientId,
-                                           credential: .secret(secret), endpoints: endpoints)
+            config.tenants[s.name] = .init(
+                name: s.name, tenantId: "\(s.name).onmicrosoft.com", clientId: SimulatorConfiguration.defaultClientId,
+                credential: .secret(secret), endpoints: endpoints)
         }
-        let kafka = KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "session.timeout.ms": "6000",
-                                        "heartbeat.interval.ms": "500", "log_level": "2"])
+        let kafka = KafkaConfiguration([
+            "bootstrap.servers": cluster.bootstrapServers, "session.timeout.ms": "6000",
+            "heartbeat.interval.ms": "500", "log_level": "2",
+        ])
         SafeOutput.print("exocheck demo")
         SafeOutput.print("  Kafka (embedded, 3 brokers): \(cluster.bootstrapServers)")
         SafeOutput.print("  Microsoft login + Graph (simulated): \(sim.baseURL)")
@@ -63,10 +72,12 @@ struct DemoCommand: AsyncParsableCommand {
         for n in 1...2 {
             var c = config
             c.worker.name = "demo-worker-\(n)"
-            let processor = CheckProcessor(configuration: c, transport: transport, tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
-                                           reports: ReportCache(ttl: .seconds(900)), metrics: WorkerMetrics(), logger: quiet)
-            let service = CheckWorkerService(configuration: c, kafka: kafka, processor: processor, metrics: WorkerMetrics(),
-                                             health: WorkerHealth(), logger: quiet)
+            let processor = CheckProcessor(
+                configuration: c, transport: transport, tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
+                reports: ReportCache(ttl: .seconds(900)), metrics: WorkerMetrics(), logger: quiet)
+            let service = CheckWorkerService(
+                configuration: c, kafka: kafka, processor: processor, metrics: WorkerMetrics(),
+                health: WorkerHealth(), logger: quiet)
             groups.append(ServiceGroup(services: [service], logger: quiet))
         }
         let running = groups.map { g in Task { try await g.run() } }
@@ -80,21 +91,26 @@ struct DemoCommand: AsyncParsableCommand {
         for s in specs {
             for i in 0..<checksPerTenant {
                 let (mode, args) = argsets[i % argsets.count]
-                requests.append(CheckRequest(id: "demo-\(s.name)-\(i)", tenant: s.name, mode: mode, arguments: args,
-                                             labels: ["host": s.name, "service": mode.rawValue]))
+                requests.append(
+                    CheckRequest(
+                        id: "demo-\(s.name)-\(i)", tenant: s.name, mode: mode, arguments: args,
+                        labels: ["host": s.name, "service": mode.rawValue]))
             }
         }
         let neededReportCalls = requests.reduce(0) { $0 + ($1.mode == .emailActivity ? 2 : 1) }
-        let reader = try KafkaConsumer(configuration: KafkaConfiguration([
-            "bootstrap.servers": cluster.bootstrapServers, "group.id": "demo-results", "auto.offset.reset": "earliest",
-            "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "2",
-        ]), topics: ["exocheck.results"])
+        let reader = try KafkaConsumer(
+            configuration: KafkaConfiguration([
+                "bootstrap.servers": cluster.bootstrapServers, "group.id": "demo-results", "auto.offset.reset": "earliest",
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "2",
+            ]), topics: ["exocheck.results"])
         try await Task.sleep(for: .seconds(3))
         let producer = try KafkaProducer(configuration: kafka)
         let submitted = ContinuousClock.now
         for r in requests {
-            try await producer.send(OutgoingMessage(topic: "exocheck.requests", key: Array(r.tenant.utf8), value: r.encoded(),
-                                                    headers: [KafkaHeader("exocheck-id", r.id)]))
+            try await producer.send(
+                OutgoingMessage(
+                    topic: "exocheck.requests", key: Array(r.tenant.utf8), value: r.encoded(),
+                    headers: [KafkaHeader("exocheck-id", r.id)]))
         }
         SafeOutput.print("  submitted \(requests.count) checks for \(specs.count) tenants\n")
 
@@ -128,8 +144,9 @@ struct DemoCommand: AsyncParsableCommand {
         for t in running { _ = try? await t.value }
         await transport.shutdown()
         let stats = await sim.stats()
-        Self.summary(results: Array(results.values), total: wanted.count, latencies: latencies,
-                     neededReportCalls: neededReportCalls, stats: stats)
+        Self.summary(
+            results: Array(results.values), total: wanted.count, latencies: latencies,
+            neededReportCalls: neededReportCalls, stats: stats)
         guard results.count == wanted.count else {
             SafeOutput.print("\nnot every check was answered within \(Int(timeout)) s")
             throw ExitCode(1)
@@ -161,18 +178,19 @@ struct DemoCommand: AsyncParsableCommand {
             if r.cache.report == "miss" { reportMisses += 1 }
         }
         let actualReportCalls = stats.reportRequests
-        SafeOutput.print("""
+        SafeOutput.print(
+            """
 
-        Summary
-          checks answered      \(results.count)/\(total)
-          by status            OK \(by["OK"] ?? 0), WARNING \(by["WARNING"] ?? 0), CRITICAL \(by["CRITICAL"] ?? 0), UNKNOWN \(by["UNKNOWN"] ?? 0)
-          errors               \(errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-          check duration       p50 \(pct(results.map(\.durationMs), 0.5)), p90 \(pct(results.map(\.durationMs), 0.9)), p99 \(pct(results.map(\.durationMs), 0.99))
-          submit → result      p50 \(pct(latencies, 0.5)), p99 \(pct(latencies, 0.99))
-          token cache          \(tokenHits) hits, \(stats.tokenRequests) token requests to the login endpoint
-          report cache         \(reportHits) checks served from cache, \(reportMisses) downloaded
-          Graph report calls   \(actualReportCalls) made instead of \(neededReportCalls) without the cache (\(max(0, neededReportCalls - actualReportCalls)) saved; \(stats.byStatus["429"] ?? 0) answered 429 and were retried)
-        """)
+            Summary
+              checks answered      \(results.count)/\(total)
+              by status            OK \(by["OK"] ?? 0), WARNING \(by["WARNING"] ?? 0), CRITICAL \(by["CRITICAL"] ?? 0), UNKNOWN \(by["UNKNOWN"] ?? 0)
+              errors               \(errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+              check duration       p50 \(pct(results.map(\.durationMs), 0.5)), p90 \(pct(results.map(\.durationMs), 0.9)), p99 \(pct(results.map(\.durationMs), 0.99))
+              submit → result      p50 \(pct(latencies, 0.5)), p99 \(pct(latencies, 0.99))
+              token cache          \(tokenHits) hits, \(stats.tokenRequests) token requests to the login endpoint
+              report cache         \(reportHits) checks served from cache, \(reportMisses) downloaded
+              Graph report calls   \(actualReportCalls) made instead of \(neededReportCalls) without the cache (\(max(0, neededReportCalls - actualReportCalls)) saved; \(stats.byStatus["429"] ?? 0) answered 429 and were retried)
+            """)
         if let sample = results.first(where: { $0.error?.kind == .auth }) {
             SafeOutput.print("  the wrong-secret tenant says: \(sample.summary)")
         }

@@ -10,18 +10,18 @@ struct DevBrokerCommand: AsyncParsableCommand {
         commandName: "dev-broker",
         abstract: "Run an in-process Kafka-protocol cluster (librdkafka's mock) for development and tests.",
         discussion: """
-        The bootstrap list (127.0.0.1:p1,127.0.0.1:p2,…) is printed on stdout and written to
-        --bootstrap-file. Fault commands, one per line, on --control-fifo:
-          down <broker|-1>          take a broker (or all) down
-          up <broker|-1>            bring it back
-          rtt <broker> <ms>         add round-trip time
-          err <apiKey> <code>...    fail the next requests of an API (0 Produce, 1 Fetch, 8 OffsetCommit, 12 Heartbeat)
-          leader <topic> <partition> <broker>
-          topic <name> <partitions>
-          missing <topic>           metadata for the topic answers UNKNOWN_TOPIC_OR_PART (looks deleted)
-          present <topic>           undoes 'missing'
-        Not available in this broker: CreateTopics/DeleteTopics (create topics here or with --topic).
-        """
+            The bootstrap list (127.0.0.1:p1,127.0.0.1:p2,…) is printed on stdout and written to
+            --bootstrap-file. Fault commands, one per line, on --control-fifo:
+              down <broker|-1>          take a broker (or all) down
+              up <broker|-1>            bring it back
+              rtt <broker> <ms>         add round-trip time
+              err <apiKey> <code>...    fail the next requests of an API (0 Produce, 1 Fetch, 8 OffsetCommit, 12 Heartbeat)
+              leader <topic> <partition> <broker>
+              topic <name> <partitions>
+              missing <topic>           metadata for the topic answers UNKNOWN_TOPIC_OR_PART (looks deleted)
+              present <topic>           undoes 'missing'
+            Not available in this broker: CreateTopics/DeleteTopics (create topics here or with --topic).
+            """
     )
 
     @Option(help: "Number of brokers.") var brokers = 3

@@ -25,7 +25,10 @@ struct Exocheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exocheck",
         abstract: "Microsoft 365 Exchange Online checks (Centreon-compatible) for monitoring platforms.",
-        subcommands: [RunStub.self, SubmitStub.self, ResultsCommand.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self, BenchCommand.self]
+        subcommands: [
+            RunStub.self, SubmitStub.self, ResultsCommand.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self, SimulateGraphCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 

@@ -11,29 +11,29 @@ struct ResultsCommand: AsyncParsableCommand {
         commandName: "results",
         abstract: "Follow check results: filter, print as JSON lines, Nagios lines or a table, or feed Nagios.",
         discussion: """
-        Reads the results topic without joining a consumer group (nothing is
-        committed). Ctrl-C stops and prints a summary on stderr.
+            Reads the results topic without joining a consumer group (nothing is
+            committed). Ctrl-C stops and prints a summary on stderr.
 
-        With --nagios-command-file, each result is also written as an external
-        command to the Nagios/Naemon/Icinga command file (command_file in
-        nagios.cfg), normally a FIFO, with host and service from the result's
-        labels:
-          [time] PROCESS_SERVICE_CHECK_RESULT;<host>;<service>;<exit>;<output>
-        - A missing path is waited for (Nagios creates its pipe when it starts);
-          --create-command-file creates a regular file instead. An existing
-          regular file is appended to.
-        - While nobody reads the FIFO, exocheck waits (a message on stderr every
-          5 s). After a Nagios restart (reader gone, pipe replaced) it reopens
-          the pipe and writes the command again.
-        - A command is at most 8,192 bytes with its newline (Nagios' limit): a
-          longer plugin output is cut at a character boundary. Newlines in the
-          output are written as \\n, tabs as spaces; other control characters
-          are dropped.
-        - Results without host/service labels are skipped, and so are results
-          whose host or service label is empty or contains ';' or a control
-          character (newline, CR, tab, ...): such a label could inject another
-          command. The summary on stderr counts both.
-        """
+            With --nagios-command-file, each result is also written as an external
+            command to the Nagios/Naemon/Icinga command file (command_file in
+            nagios.cfg), normally a FIFO, with host and service from the result's
+            labels:
+              [time] PROCESS_SERVICE_CHECK_RESULT;<host>;<service>;<exit>;<output>
+            - A missing path is waited for (Nagios creates its pipe when it starts);
+              --create-command-file creates a regular file instead. An existing
+              regular file is appended to.
+            - While nobody reads the FIFO, exocheck waits (a message on stderr every
+              5 s). After a Nagios restart (reader gone, pipe replaced) it reopens
+              the pipe and writes the command again.
+            - A command is at most 8,192 bytes with its newline (Nagios' limit): a
+              longer plugin output is cut at a character boundary. Newlines in the
+              output are written as \\n, tabs as spaces; other control characters
+              are dropped.
+            - Results without host/service labels are skipped, and so are results
+              whose host or service label is empty or contains ';' or a control
+              character (newline, CR, tab, ...): such a label could inject another
+              command. The summary on stderr counts both.
+            """
     )
 
     @Option(help: "Worker configuration file (its kafka section is used).") var config: String?
@@ -45,9 +45,12 @@ struct ResultsCommand: AsyncParsableCommand {
     @Option(help: "Only results with this label (key=value; repeatable).") var label: [String] = []
     @Option(help: "Only this request id.") var id: String?
     @Option(help: "Output: json (one object per line), nagios (the plugin line), or table.") var format: Format = .table
-    @Option(help: ArgumentHelp(
-        "Write Nagios external commands to this command file: the Nagios/Naemon/Icinga command pipe (a FIFO), or a regular file (appended to).",
-        discussion: "Waits while the path is missing or nobody reads the pipe, reopens after a Nagios restart; commands are capped at 8,192 bytes; results with an unsafe host/service label (empty, ';' or a control character) are skipped and counted."))
+    @Option(
+        help: ArgumentHelp(
+            "Write Nagios external commands to this command file: the Nagios/Naemon/Icinga command pipe (a FIFO), or a regular file (appended to).",
+            discussion:
+                "Waits while the path is missing or nobody reads the pipe, reopens after a Nagios restart; commands are capped at 8,192 bytes; results with an unsafe host/service label (empty, ';' or a control character) are skipped and counted."
+        ))
     var nagiosCommandFile: String?
     @Flag(help: "With --nagios-command-file: create a regular file when the path does not exist, instead of waiting for Nagios to create its pipe.")
     var createCommandFile = false
@@ -84,15 +87,20 @@ struct ResultsCommand: AsyncParsableCommand {
         let (stop, stopContinuation) = AsyncStream<Void>.makeStream()
         let stopRequested = StopFlag()
         let commands = nagiosCommandFile.map {
-            NagiosCommandFeed(pipe: NagiosCommandPipe(path: $0, options: .init(
-                createIfMissing: createCommandFile, shouldStop: { stopRequested.isSet })))
+            NagiosCommandFeed(
+                pipe: NagiosCommandPipe(
+                    path: $0,
+                    options: .init(
+                        createIfMissing: createCommandFile, shouldStop: { stopRequested.isSet })))
         }
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             // The flag also ends a wait for the command pipe, which does not read `stop`.
-            s.setEventHandler { stopRequested.set(); stopContinuation.yield() }
+            s.setEventHandler {
+                stopRequested.set(); stopContinuation.yield()
+            }
             s.resume()
             return s
         }
@@ -100,7 +108,9 @@ struct ResultsCommand: AsyncParsableCommand {
         var summary: [String: Int] = [:]
         var matched = 0
         let merged = AsyncStream<KafkaConsumerEvent?> { continuation in
-            let a = Task { for await e in consumer.events { continuation.yield(e) }; continuation.finish() }
+            let a = Task {
+                for await e in consumer.events { continuation.yield(e) }; continuation.finish()
+            }
             let b = Task { for await _ in stop { continuation.yield(nil) } }
             let c = Task {
                 guard let idle = idleTimeout else { return }
@@ -109,7 +119,9 @@ struct ResultsCommand: AsyncParsableCommand {
                     continuation.yield(.error(KafkaError(code: -1, message: "idle")))
                 }
             }
-            continuation.onTermination = { _ in a.cancel(); b.cancel(); c.cancel() }
+            continuation.onTermination = { _ in
+                a.cancel(); b.cancel(); c.cancel()
+            }
         }
         var lastMatch = ContinuousClock.now
         loop: for await event in merged {
@@ -179,8 +191,9 @@ final class NagiosCommandFeed {
             case .unsafeLabel:
                 unsafe += 1
                 if unsafe == 1 {
-                    SafeOutput.printError("results: not written to \(pipe.path): result \(result.id ?? "without id"): \(error) "
-                        + "(it could inject another external command); further ones are only counted")
+                    SafeOutput.printError(
+                        "results: not written to \(pipe.path): result \(result.id ?? "without id"): \(error) "
+                            + "(it could inject another external command); further ones are only counted")
                 }
             }
             return true

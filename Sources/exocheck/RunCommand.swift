@@ -41,9 +41,10 @@ enum RunCommand {
             proxy = p
         }
         let transport = HTTPTransport.make(proxy: proxy)
-        let app = AppIdentity(tenant: connection.tenant, clientId: connection.clientId,
-                              credential: .secret(connection.clientSecret),
-                              endpoints: GraphEndpoints(login: connection.loginEndpoint, graph: connection.graphEndpoint))
+        let app = AppIdentity(
+            tenant: connection.tenant, clientId: connection.clientId,
+            credential: .secret(connection.clientSecret),
+            endpoints: GraphEndpoints(login: connection.loginEndpoint, graph: connection.graphEndpoint))
         let session = GraphSession(
             app: app, transport: transport, tokenCache: TokenCache(refreshMargin: DiskTokenStore.minimumRemaining),
             diskStore: DiskTokenStore(directory: connection.statefileDir ?? defaultStateDirectory()),
@@ -78,44 +79,44 @@ enum RunCommand {
 enum RunHelp {
     static func text(mode: CheckMode?) -> String {
         var s = """
-        USAGE: exocheck run --mode=<email-activity|mailbox-usage> --tenant=<tenant> --client-id=<id> --client-secret=<secret> [options]
+            USAGE: exocheck run --mode=<email-activity|mailbox-usage> --tenant=<tenant> --client-id=<id> --client-secret=<secret> [options]
 
-        Runs one Microsoft 365 Exchange Online check and prints a Nagios line with perfdata, exactly
-        as the Centreon plugin cloud::microsoft::office365::exchange::plugin (custom mode graphapi)
-        does for the same arguments. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+            Runs one Microsoft 365 Exchange Online check and prints a Nagios line with perfdata, exactly
+            as the Centreon plugin cloud::microsoft::office365::exchange::plugin (custom mode graphapi)
+            does for the same arguments. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
-        Connection:
-          --tenant=NAME               tenant id (GUID) or domain (contoso.onmicrosoft.com)
-          --client-id=ID              application (client) id of the app registration
-          --client-secret=SECRET      the secret's value (needs Reports.Read.All, application, admin consent)
-          --login-endpoint=URL        default https://login.microsoftonline.com
-          --graph-endpoint=URL        default https://graph.microsoft.com
-          --timeout=SECONDS           per HTTP request (default 10)
-          --time-budget=SECONDS       whole check incl. retries on 429/503/5xx (default 20; exocheck only)
-          --statefile-dir=DIR         token cache directory (default $XDG_CACHE_HOME/exocheck or ~/.cache/exocheck)
-          --proxyurl=URL              HTTP proxy, http://host:port
+            Connection:
+              --tenant=NAME               tenant id (GUID) or domain (contoso.onmicrosoft.com)
+              --client-id=ID              application (client) id of the app registration
+              --client-secret=SECRET      the secret's value (needs Reports.Read.All, application, admin consent)
+              --login-endpoint=URL        default https://login.microsoftonline.com
+              --graph-endpoint=URL        default https://graph.microsoft.com
+              --timeout=SECONDS           per HTTP request (default 10)
+              --time-budget=SECONDS       whole check incl. retries on 429/503/5xx (default 20; exocheck only)
+              --statefile-dir=DIR         token cache directory (default $XDG_CACHE_HOME/exocheck or ~/.cache/exocheck)
+              --proxyurl=URL              HTTP proxy, http://host:port
 
-        Mode options:
-          --filter-user=REGEX         (email-activity) users whose UPN matches
-          --filter-mailbox=REGEX      (mailbox-usage) mailboxes whose UPN matches
-          --filter-counters=REGEX     counters shown and checked (default 'active|total'; '' = all)
-          --filter-counters-block=RE  drop whole groups (active, global, users/mailboxes)
-          --units=%|count             unit of the active-* thresholds (default %)
-          --warning-<counter>=RANGE, --critical-<counter>=RANGE, --unknown-<counter>=RANGE
-              email-activity: active-users, total-send-count, total-receive-count, total-read-count,
-                              send-count, receive-count, read-count
-              mailbox-usage:  active-mailboxes, total-usage-active, total-usage-inactive, items
-              RANGE: 10, 10:, ~:10, 10:20, @10:20, 1.5, 200GB (1024^n), 1Mb (1000^n)
-          --warning-status=EXPR, --critical-status=EXPR, --unknown-status=EXPR   (mailbox-usage)
-              default warning '%{used} > %{issue_warning_quota}', critical '%{used} > %{prohibit_send_quota}'
-              variables %{used} %{issue_warning_quota} %{prohibit_send_quota} %{prohibit_send_receive_quota} %{display}
+            Mode options:
+              --filter-user=REGEX         (email-activity) users whose UPN matches
+              --filter-mailbox=REGEX      (mailbox-usage) mailboxes whose UPN matches
+              --filter-counters=REGEX     counters shown and checked (default 'active|total'; '' = all)
+              --filter-counters-block=RE  drop whole groups (active, global, users/mailboxes)
+              --units=%|count             unit of the active-* thresholds (default %)
+              --warning-<counter>=RANGE, --critical-<counter>=RANGE, --unknown-<counter>=RANGE
+                  email-activity: active-users, total-send-count, total-receive-count, total-read-count,
+                                  send-count, receive-count, read-count
+                  mailbox-usage:  active-mailboxes, total-usage-active, total-usage-inactive, items
+                  RANGE: 10, 10:, ~:10, 10:20, @10:20, 1.5, 200GB (1024^n), 1Mb (1000^n)
+              --warning-status=EXPR, --critical-status=EXPR, --unknown-status=EXPR   (mailbox-usage)
+                  default warning '%{used} > %{issue_warning_quota}', critical '%{used} > %{prohibit_send_quota}'
+                  variables %{used} %{issue_warning_quota} %{prohibit_send_quota} %{prohibit_send_receive_quota} %{display}
 
-        Output options:
-          --verbose  --use-new-perfdata  --output-ignore-perfdata  --output-ignore-label
-          --filter-perfdata=REGEX  --filter-uom=REGEX  --range-perfdata=0|1|2
-          --change-exit=FROM=TO  --change-short-output=PATTERN~REPLACEMENT~FLAGS  --opt-exit=STATUS
-          --list-counters  --debug
-        """
+            Output options:
+              --verbose  --use-new-perfdata  --output-ignore-perfdata  --output-ignore-label
+              --filter-perfdata=REGEX  --filter-uom=REGEX  --range-perfdata=0|1|2
+              --change-exit=FROM=TO  --change-short-output=PATTERN~REPLACEMENT~FLAGS  --opt-exit=STATUS
+              --list-counters  --debug
+            """
         if let mode {
             s += "\n\nCounters of \(mode.rawValue): " + mode.counters.map(\.label).joined(separator: ", ")
         }

@@ -10,13 +10,13 @@ struct SimulateGraphCommand: AsyncParsableCommand {
         commandName: "simulate-graph",
         abstract: "Serve a loopback stand-in for the Microsoft login and Graph reports endpoints.",
         discussion: """
-        Built-in tenants (client id 8f2c6d1e-4b7a-4e39-9c55-0a1b2c3d4e5f, secret 'Xy7~Q8r.pL-2+s/Ab=c%d&e'):
-        contoso.onmicrosoft.com (12 users, 14 mailboxes), empty, tailspin (over quota), contoso-direct
-        (no redirect), contoso-concealed (hashed names), shortlived (5 s tokens), fault-429, fault-429-daily,
-        fault-429-once, fault-500, fault-503, fault-403, fault-401, fault-token-500, fault-token-503-html,
-        fault-download-500, slow, slow-short, malformed-<kind>; plus --generated N tenants gen-0 … gen-N-1.
-        Admin: GET /_sim/health, GET /_sim/stats, POST /_sim/reset.
-        """
+            Built-in tenants (client id 8f2c6d1e-4b7a-4e39-9c55-0a1b2c3d4e5f, secret 'Xy7~Q8r.pL-2+s/Ab=c%d&e'):
+            contoso.onmicrosoft.com (12 users, 14 mailboxes), empty, tailspin (over quota), contoso-direct
+            (no redirect), contoso-concealed (hashed names), shortlived (5 s tokens), fault-429, fault-429-daily,
+            fault-429-once, fault-500, fault-503, fault-403, fault-401, fault-token-500, fault-token-503-html,
+            fault-download-500, slow, slow-short, malformed-<kind>; plus --generated N tenants gen-0 … gen-N-1.
+            Admin: GET /_sim/health, GET /_sim/stats, POST /_sim/reset.
+            """
     )
 
     @Option(help: "Address to listen on (loopback by default).") var host = "127.0.0.1"
@@ -33,9 +33,10 @@ struct SimulateGraphCommand: AsyncParsableCommand {
         if let config {
             configuration = try SimulatorConfiguration.load(path: config)
         } else {
-            configuration = .standard(generated: (0..<generated).map {
-                GeneratedTenantSpec(name: "gen-\($0)", data: GeneratedData(users: users, seed: seed &+ UInt64($0), domain: "gen\($0).example"))
-            })
+            configuration = .standard(
+                generated: (0..<generated).map {
+                    GeneratedTenantSpec(name: "gen-\($0)", data: GeneratedData(users: users, seed: seed &+ UInt64($0), domain: "gen\($0).example"))
+                })
         }
         let running = try await GraphSimulator(configuration: configuration).start(host: host, port: port)
         // Written unbuffered: scripts wait for this line on a pipe.

@@ -32,19 +32,19 @@ struct KafkaCLIOptions {
 /// (`--mode`, `--filter-*`, thresholds…), which go into the request's `args`.
 enum SubmitCommand {
     static let usage = """
-    USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]]
-                           [--id ID] [--label key=value]... [--deadline-seconds N]
-                           --tenant=NAME --mode=MODE [Centreon check options...]
-           exocheck submit [--config FILE] [--bootstrap-servers LIST] --file REQUESTS.jsonl|-
+        USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]]
+                               [--id ID] [--label key=value]... [--deadline-seconds N]
+                               --tenant=NAME --mode=MODE [Centreon check options...]
+               exocheck submit [--config FILE] [--bootstrap-servers LIST] --file REQUESTS.jsonl|-
 
-    Sends a check request to the requests topic (key = tenant) and prints its id. --tenant is a
-    tenant name configured on the workers. With --wait, waits for the result (default 60 s) and then
-    prints and exits exactly like 'exocheck run' (exit 3 with an UNKNOWN line on timeout), so a
-    Nagios/Centreon/Icinga command can run checks on the worker fleet. Credentials and endpoints are
-    not accepted: they belong to the workers' configuration.
+        Sends a check request to the requests topic (key = tenant) and prints its id. --tenant is a
+        tenant name configured on the workers. With --wait, waits for the result (default 60 s) and then
+        prints and exits exactly like 'exocheck run' (exit 3 with an UNKNOWN line on timeout), so a
+        Nagios/Centreon/Icinga command can run checks on the worker fleet. Credentials and endpoints are
+        not accepted: they belong to the workers' configuration.
 
-    --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
-    """
+        --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
+        """
 
     static func execute(_ arguments: [String]) async -> Int32 {
         var kafkaOptions = KafkaCLIOptions()
@@ -113,7 +113,9 @@ enum SubmitCommand {
             if OptionTable.use(of: name) == .connection {
                 return emitError("--\(name) is not accepted by submit: credentials and endpoints belong to the workers' configuration.", options)
             }
-            return emitError("--\(name) is not accepted by submit: it is for 'exocheck run' only (the workers decide time limits; use --deadline-seconds to shorten one).", options)
+            return emitError(
+                "--\(name) is not accepted by submit: it is for 'exocheck run' only (the workers decide time limits; use --deadline-seconds to shorten one).",
+                options)
         }
         // From the parsed options, so that `--tenant contoso` (value after a space, as pollers
         // often write it) does not leave `contoso` behind as an argument.
@@ -128,15 +130,19 @@ enum SubmitCommand {
             var start: [TopicPartition: Int64] = [:]
             if wait { start = try await KafkaMetadata.startOffsets(topic: topics.results, position: .end, configuration: kafka) }
             let producer = try KafkaProducer(configuration: kafka)
-            try await producer.send(OutgoingMessage(topic: topics.requests, key: Array(tenant.utf8), value: request.encoded(),
-                                                    headers: [KafkaHeader("exocheck-id", request.id), KafkaHeader("content-type", "application/json")]))
+            try await producer.send(
+                OutgoingMessage(
+                    topic: topics.requests, key: Array(tenant.utf8), value: request.encoded(),
+                    headers: [KafkaHeader("exocheck-id", request.id), KafkaHeader("content-type", "application/json")]))
             await producer.close()
             guard wait else {
                 SafeOutput.print(request.id)
                 return 0
             }
             guard let result = try await awaitResult(id: request.id, kafka: kafka, start: start, timeout: timeout) else {
-                return emitError("No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.", options)
+                return emitError(
+                    "No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.",
+                    options)
             }
             SafeOutput.print(result.output)
             return Int32(result.exitCode)
@@ -145,14 +151,17 @@ enum SubmitCommand {
         }
     }
 
-    static func awaitResult(id: String, kafka: KafkaConfiguration, start: [TopicPartition: Int64], timeout: Double) async throws(KafkaError) -> CheckResultMessage? {
+    static func awaitResult(id: String, kafka: KafkaConfiguration, start: [TopicPartition: Int64], timeout: Double) async throws(KafkaError)
+        -> CheckResultMessage?
+    {
         let consumer = try KafkaConsumer(configuration: kafka, assignment: start)
         let found = await withTaskGroup(of: CheckResultMessage?.self) { group in
             group.addTask {
                 for await event in consumer.events {
                     // Results carry their id in a header: only the matching one is decoded.
                     if case .message(let m) = event, m.header("exocheck-id") == id,
-                       let r = CheckResultMessage.decode(m.value), r.id == id {
+                        let r = CheckResultMessage.decode(m.value), r.id == id
+                    {
                         return r
                     }
                 }
@@ -195,8 +204,10 @@ enum SubmitCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for r in requests {
                     group.addTask {
-                        try await producer.send(OutgoingMessage(topic: topics.requests, key: Array(r.tenant.utf8), value: r.encoded(),
-                                                                headers: [KafkaHeader("exocheck-id", r.id), KafkaHeader("content-type", "application/json")]))
+                        try await producer.send(
+                            OutgoingMessage(
+                                topic: topics.requests, key: Array(r.tenant.utf8), value: r.encoded(),
+                                headers: [KafkaHeader("exocheck-id", r.id), KafkaHeader("content-type", "application/json")]))
                     }
                 }
                 for try await _ in group {
