@@ -19,13 +19,31 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         public var min: Double?
         /// The maximum value; nil when none is rendered or it is not a finite number.
         public var max: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case label, value, unit, warning, critical, min, max
+        }
+
+        /// Writes `value` as null when it is not a finite number (the result schema requires the
+        /// key); `min` and `max` are left out when there are none.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(label, forKey: .label)
+            try c.encode(value, forKey: .value)
+            try c.encode(unit, forKey: .unit)
+            try c.encode(warning, forKey: .warning)
+            try c.encode(critical, forKey: .critical)
+            try c.encodeIfPresent(min, forKey: .min)
+            try c.encodeIfPresent(max, forKey: .max)
+        }
     }
 
     /// Where the check's token and report came from.
     public struct Cache: Sendable, Codable, Equatable {
-        /// `hit` or `miss`.
+        /// `hit` (a token was needed and came from a cache), `miss` (it was requested) or `none`
+        /// (no token was needed: refused requests, reports served from the report cache).
         public var token: String
-        /// `hit`, `miss`, `revalidated` or `none` (no report fetched).
+        /// `hit`, `stale`, `revalidated`, `miss` (`ReportOrigin`) or `none` (no report data came).
         public var report: String
     }
 

@@ -207,8 +207,10 @@ public struct CheckProcessor: Sendable {
             return (outcome, rendered)
         }
         let fetch = outcome.stats
-        let tokenHit = fetch.tokenRequests == 0
-        metrics.tokenCache(hit: tokenHit)
+        // A token is a hit only when one was needed and no request was made for it; a check
+        // whose reports all came from the report cache needed none.
+        let tokenUse = fetch.tokenLookups == 0 ? "none" : fetch.tokenRequests == 0 ? "hit" : "miss"
+        if fetch.tokenLookups > 0 { metrics.tokenCache(hit: fetch.tokenRequests == 0) }
         if let o = outcome.origin { metrics.reportCache(o) }
         if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
         let duration = started.duration(to: .now)
@@ -219,7 +221,7 @@ public struct CheckProcessor: Sendable {
             summary: Self.summary(rendered.shortOutput), perfdata: CheckResultMessage.metrics(rendered.perfdata),
             reportDate: outcome.result.reportDate, checkedAt: RFC3339.string(checkedAt), durationMs: Self.milliseconds(duration),
             worker: configuration.worker.name, attempt: attempt,
-            cache: .init(token: tokenHit ? "hit" : "miss", report: outcome.origin?.rawValue ?? "none"),
+            cache: .init(token: tokenUse, report: outcome.origin?.rawValue ?? "none"),
             error: outcome.error.map { .init(kind: $0.kind, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.

@@ -66,8 +66,10 @@ public final class WorkerHealth: Sendable {
         s.busy && s.lastProgress.duration(to: .now) > window
     }
 
-    /// Live: the loop runs, the evaluation threads are not all stuck, and with work waiting the
-    /// loop made progress within the liveness window.
+    /// Live: the loop runs, the worker has not decided to exit for a restart (`stuck`: a fatal
+    /// Kafka error, an unpublishable result, or more stuck evaluation threads than
+    /// `worker.maxStuckThreads`), and with work waiting the loop made progress within the
+    /// liveness window.
     public var live: Bool { state.withLock { $0.running && !$0.stuck && !Self.stalled($0, window: livenessWindow) } }
     /// Ready: live, the group joined, Graph answered the last probe, and not paused with
     /// nothing in flight for long.

@@ -11,7 +11,7 @@ import GraphReports
 /// * an expired entry with an ETag is revalidated with `If-None-Match` (304 keeps the body);
 /// * a per-tenant, per-report call budget, spent only when a Graph call is actually made (a
 ///   check that failed before calling, e.g. on its token, gives its slot back); when it is spent,
-///   a stale copy no older than `maxStale` is served, or the check waits for budget if its
+///   a copy at most `maxStale` past its TTL is served, or the check waits for budget if its
 ///   deadline allows (and then joins a download another check started meanwhile), else it fails
 ///   as `throttled`;
 /// * a byte budget: bodies count their size; past the budget, entries for past dates go first,
@@ -42,7 +42,8 @@ public actor ReportCache {
     public let budget: Int
     /// The sliding window the call budget counts over (10 minutes by default).
     public let window: Duration
-    /// The oldest copy served when the budget is spent (older copies are not served: UNKNOWN).
+    /// How long past its TTL a copy may still be served when the budget is spent (a copy up to
+    /// `ttl + maxStale` old; older ones are not served: the check fails as throttled).
     public let maxStale: Duration
     /// Bytes of report bodies kept at most.
     public let maxBytes: Int

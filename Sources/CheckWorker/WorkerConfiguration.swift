@@ -99,7 +99,7 @@ public struct WorkerConfiguration: Sendable {
         /// Report calls allowed per tenant and report in 10 minutes (Graph's limit is 14).
         public var reportCallsPer10Minutes = 14
         /// How long past its TTL a cached report may still be served when the call budget is spent.
-        public var reportMaxStaleSeconds = 3_600.0
+        public var reportMaxStaleSeconds = ReportCache.defaultMaxStale.inSeconds
         /// `reportCacheSeconds` as a Duration (the report cache's TTL).
         public var reportCacheTTL: Duration { Duration(clampedSeconds: reportCacheSeconds) }
         /// `reportMaxStaleSeconds` as a Duration.
@@ -233,10 +233,16 @@ public struct WorkerConfiguration: Sendable {
             c.logFormat = try l.string("format") ?? c.logFormat
             guard ["json", "text"].contains(c.logFormat) else { throw ConfigurationError("log.format must be json or text") }
             c.logLevel = try l.string("level") ?? c.logLevel
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(c.logLevel) else {
+                throw ConfigurationError("log.level must be one of \(levels.joined(separator: ", "))")
+            }
         }
         if !kafkaOnly, let t = try Section.optional(top["tenants"], path: "tenants") {
             for name in t.raw.keys.sorted() {
-                guard let section = try Section.optional(t.raw[name], path: "tenants.\(name)") else { continue }
+                guard let section = try Section.optional(t.raw[name], path: "tenants.\(name)") else {
+                    throw ConfigurationError("tenants.\(name) is empty: give its tenantId, clientId and a credential, or remove it")
+                }
                 c.tenants[name] = try tenant(name, section, defaults: c.graph, baseDirectory: baseDirectory, environment: environment)
             }
         }
@@ -249,10 +255,23 @@ public struct WorkerConfiguration: Sendable {
     ) throws(ConfigurationError) -> Tenant {
         try s.check([
             "tenantId", "clientId", "clientSecretFile", "clientSecretEnv", "certificateFile", "privateKeyFile",
-            "cloud", "loginEndpoint", "graphEndpoint",
+            "federatedTokenFile", "workloadIdentity", "cloud", "loginEndpoint", "graphEndpoint",
         ])
-        guard let tenantId = try s.string("tenantId"), !tenantId.isEmpty else { throw ConfigurationError("tenants.\(name).tenantId is required") }
-        guard let clientId = try s.string("clientId"), !clientId.isEmpty else { throw ConfigurationError("tenants.\(name).clientId is required") }
+        // Workload identity (Azure SDK conventions, as the AKS webhook injects them): the tenant,
+        // client and token file default to AZURE_TENANT_ID, AZURE_CLIENT_ID and
+        // AZURE_FEDERATED_TOKEN_FILE, the login endpoint to AZURE_AUTHORITY_HOST.
+        let workloadSetting = try s.string("workloadIdentity")
+        guard workloadSetting == nil || workloadSetting == "true" || workloadSetting == "false" else {
+            throw ConfigurationError("tenants.\(name).workloadIdentity must be true or false")
+        }
+        let workloadIdentity = workloadSetting == "true"
+        func azure(_ variable: String) -> String? { workloadIdentity ? environment[variable].flatMap { $0.isEmpty ? nil : $0 } : nil }
+        guard let tenantId = try s.string("tenantId") ?? azure("AZURE_TENANT_ID"), !tenantId.isEmpty else {
+            throw ConfigurationError("tenants.\(name).tenantId is required\(workloadIdentity ? " (or AZURE_TENANT_ID with workloadIdentity)" : "")")
+        }
+        guard let clientId = try s.string("clientId") ?? azure("AZURE_CLIENT_ID"), !clientId.isEmpty else {
+            throw ConfigurationError("tenants.\(name).clientId is required\(workloadIdentity ? " (or AZURE_CLIENT_ID with workloadIdentity)" : "")")
+        }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
         let credential: ClientCredential
         if let file = try s.string("clientSecretFile") {
@@ -276,8 +295,16 @@ public struct WorkerConfiguration: Sendable {
             } catch {
                 throw ConfigurationError("tenants.\(name): \(error)")
             }
+        } else if let file = try s.string("federatedTokenFile") ?? azure("AZURE_FEDERATED_TOKEN_FILE") {
+            // Read again for every token request (it rotates); here only checked to exist.
+            guard FileManager.default.isReadableFile(atPath: resolve(file)) else {
+                throw ConfigurationError("tenants.\(name).federatedTokenFile: cannot read '\(file)' (the projected service-account token)")
+            }
+            credential = .federated(tokenFile: resolve(file))
         } else {
-            throw ConfigurationError("tenants.\(name) needs clientSecretFile, clientSecretEnv, or certificateFile + privateKeyFile")
+            throw ConfigurationError(
+                "tenants.\(name) needs clientSecretFile, clientSecretEnv, certificateFile + privateKeyFile, federatedTokenFile, or workloadIdentity: true with AZURE_FEDERATED_TOKEN_FILE set"
+            )
         }
         var endpoints = NationalCloud.global.endpoints
         if let cloudName = try s.string("cloud") {
@@ -285,6 +312,9 @@ public struct WorkerConfiguration: Sendable {
                 throw ConfigurationError("tenants.\(name).cloud must be one of global, usgov, usgovdod, china")
             }
             endpoints = cloud.endpoints
+        }
+        if let authority = azure("AZURE_AUTHORITY_HOST") {
+            endpoints.login = authority.hasSuffix("/") ? String(authority.dropLast()) : authority
         }
         if let login = try s.string("loginEndpoint") ?? defaults.loginEndpoint { endpoints.login = login }
         if let graph = try s.string("graphEndpoint") ?? defaults.graphEndpoint { endpoints.graph = graph }

@@ -181,7 +181,7 @@ public struct ShortOutputSubstitution: Sendable, Equatable {
     }
 }
 
-/// A user-supplied regular expression, compared by its source text.
+/// A user-supplied regular expression, compared by its source text and case sensitivity.
 public struct FilterRegex: Sendable, Equatable {
     /// The pattern as given: what two filters are compared by.
     public let pattern: String
@@ -204,8 +204,11 @@ public struct FilterRegex: Sendable, Equatable {
         BudgetedMatch.firstMatch(regex, in: text, range: NSRange(text.startIndex..., in: text), option: option) != nil
     }
 
-    /// Equal when the pattern texts are equal; case sensitivity and option are not compared.
-    public static func == (a: FilterRegex, b: FilterRegex) -> Bool { a.pattern == b.pattern }
+    /// Equal when the pattern texts and the case sensitivity are equal (the same regex); the
+    /// option it came from is not compared.
+    public static func == (a: FilterRegex, b: FilterRegex) -> Bool {
+        a.pattern == b.pattern && a.regex.options.contains(.caseInsensitive) == b.regex.options.contains(.caseInsensitive)
+    }
 }
 
 /// The outcome of a check, before rendering: messages by status, long output lines, perfdata.

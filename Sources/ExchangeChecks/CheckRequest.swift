@@ -102,6 +102,17 @@ public enum CheckRequestDecoder {
         return !text.unicodeScalars.contains { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }
     }
 
+    /// A legal Kafka topic name (what the broker accepts): 1 to 249 ASCII letters, digits, `.`,
+    /// `_` and `-`, and not `.` or `..`.
+    public static func isTopicName(_ name: String) -> Bool {
+        let bytes = name.utf8
+        guard (1...249).contains(bytes.count), name != ".", name != ".." else { return false }
+        return bytes.allSatisfy { b in
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39)
+                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+        }
+    }
+
     static func isSafeLabelKey(_ key: String) -> Bool {
         let bytes = key.utf8
         guard (1...maxLabelKeyBytes).contains(bytes.count) else { return false }
@@ -195,7 +206,9 @@ public enum CheckRequestDecoder {
         }
         var replyTo: String? = nil
         if let raw = o["replyTo"] {
-            guard let r = raw.string, isSafeText(r, maxBytes: 249) else { return reject("'replyTo' must be a topic name") }
+            guard let r = raw.string, isTopicName(r) else {
+                return reject("'replyTo' must be a Kafka topic name: 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-', not '.' or '..'")
+            }
             replyTo = r
         }
         if o["options"] != nil, o["args"] != nil { return reject("give either 'options' or 'args', not both") }

@@ -1,8 +1,8 @@
-/// Where a check gets its report data, and the vocabulary of that exchange. The check runner
-/// (`ExchangeCheckRunner`) lives in the core and sees reports only through `ReportSource`:
-/// `GraphSession` (GraphReports) fetches from Graph for `exocheck run`; the worker's
-/// `CachedReports` (CheckWorker) puts the shared report cache in front of a session. Neither the
-/// runner nor its tests know about HTTP.
+// Where a check gets its report data, and the vocabulary of that exchange. The check runner
+// (`ExchangeCheckRunner`) lives in the core and sees reports only through `ReportSource`:
+// `GraphSession` (GraphReports) fetches from Graph for `exocheck run`; the worker's
+// `CachedReports` (CheckWorker) puts the shared report cache in front of a session. Neither the
+// runner nor its tests know about HTTP.
 
 /// Why a check could not get or read its report data. `kind` is the `error.kind` of a check
 /// result; `message` is the first output line after `UNKNOWN: ` and tells the operator what to
@@ -78,7 +78,10 @@ public struct ReportRequest: Sendable, Hashable, CustomStringConvertible {
 /// What getting report data cost, for result metadata and metrics. Counted also when the
 /// check fails: a check that spent three calls and then timed out still spent them.
 public struct FetchStats: Sendable, Equatable {
-    /// Token requests sent to the identity platform (0: the token came from a cache).
+    /// Times a token was needed (a Graph call was about to be made); 0 when every report came
+    /// from a cache.
+    public var tokenLookups = 0
+    /// Token requests sent to the identity platform (0 with lookups: the token came from a cache).
     public var tokenRequests = 0
     /// HTTP requests to Graph (report requests and downloads, retries included).
     public var graphCalls = 0
@@ -86,7 +89,8 @@ public struct FetchStats: Sendable, Equatable {
     public var throttled = 0
 
     /// Builds a cost; every count defaults to 0 (nothing spent).
-    public init(tokenRequests: Int = 0, graphCalls: Int = 0, throttled: Int = 0) {
+    public init(tokenLookups: Int = 0, tokenRequests: Int = 0, graphCalls: Int = 0, throttled: Int = 0) {
+        self.tokenLookups = tokenLookups
         self.tokenRequests = tokenRequests
         self.graphCalls = graphCalls
         self.throttled = throttled
@@ -95,8 +99,8 @@ public struct FetchStats: Sendable, Equatable {
     /// The sum of two costs.
     public static func + (a: FetchStats, b: FetchStats) -> FetchStats {
         FetchStats(
-            tokenRequests: a.tokenRequests + b.tokenRequests, graphCalls: a.graphCalls + b.graphCalls,
-            throttled: a.throttled + b.throttled)
+            tokenLookups: a.tokenLookups + b.tokenLookups, tokenRequests: a.tokenRequests + b.tokenRequests,
+            graphCalls: a.graphCalls + b.graphCalls, throttled: a.throttled + b.throttled)
     }
 }
 

@@ -33,8 +33,8 @@ public struct RetryPolicy: Sendable, Equatable {
         self.serverReserve = max(.zero, serverReserve)
     }
 
-    /// Graph report requests and report downloads: 4 tries, 0.5 s doubling to 8 s with ±20 %
-    /// jitter, always within the check's deadline.
+    /// Graph report requests and report downloads: 4 tries, so at most 3 waits of about 0.5, 1
+    /// and 2 s (doubling, ±20 % jitter, capped at 8 s), always within the check's deadline.
     public static let graph = RetryPolicy(
         maxAttempts: 4, initialBackoff: .milliseconds(500), maxBackoff: .seconds(8),
         jitter: 0.2, reserve: .milliseconds(500), serverReserve: .milliseconds(200))

@@ -60,6 +60,16 @@ public struct GraphSession: Sendable {
 
     var key: TokenKey { TokenKey(app: app) }
 
+    /// A Graph answer larger than the transport's body limit: not retried (it would be as large
+    /// again), and said as such rather than as an unreachable Graph.
+    static func tooLarge(_ request: ReportRequest, limit: Int) -> GraphError {
+        let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit) bytes"
+        return GraphError(
+            .graph,
+            "The answer to \(request) is larger than \(size), exocheck's limit for one report after decompression; no numbers were computed. A real report of even 100,000 mailboxes is about 30 MB: check what --graph-endpoint serves."
+        )
+    }
+
     /// Seconds left until `deadline`, for messages.
     func secondsLeft(_ deadline: ContinuousClock.Instant) -> Double {
         remainingDuration(deadline).inSeconds
@@ -100,6 +110,7 @@ public struct GraphSession: Sendable {
                 }
             }
         }
+        stats.tokenLookups += 1
         stats.tokenRequests += requested.count
         return token
     }
@@ -140,6 +151,8 @@ public struct GraphSession: Sendable {
                         continue
                     }
                     throw GraphError(.graph, "Cannot reach Graph at \(HTTPTransport.hostPort(url)): \(why) (\(tried) attempt\(tried == 1 ? "" : "s")).")
+                case .tooLarge(let limit):
+                    throw Self.tooLarge(request, limit: limit)
                 }
             }
             switch answer.status {
@@ -214,6 +227,8 @@ public struct GraphSession: Sendable {
                         "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")
                 case .unreachable(let why):
                     throw GraphError(.graph, "Cannot download \(request) from \(HTTPTransport.hostPort(url)): \(why).")
+                case .tooLarge(let limit):
+                    throw Self.tooLarge(request, limit: limit)
                 }
             }
             switch answer.status {
@@ -337,7 +352,8 @@ public struct GraphSession: Sendable {
     }
 }
 
-/// A set-once flag read after the token closure ran (the closure may run in another task).
+/// Counts the token requests made inside the token closure, read after it ran (the closure may
+/// run in another task).
 /// Token requests sent by one `token` call (retries included).
 final class RequestFlag: Sendable {
     private let storage = Mutex(0)

@@ -50,6 +50,8 @@ struct HTTPAnswer: Sendable {
 enum TransportFailure: Error {
     case timeout(Duration)
     case unreachable(String)
+    /// The body (after decompression) is larger than the limit, in bytes: not retried.
+    case tooLarge(Int)
 }
 
 /// A thin layer over AsyncHTTPClient: one request, a timeout, the body collected, redirects
@@ -123,6 +125,8 @@ public struct HTTPTransport: Sendable {
             return HTTPAnswer(
                 status: Int(response.status.code), headers: response.headers,
                 body: Array(buffer.readableBytesView))
+        } catch is NIOTooManyBytesError {
+            throw .tooLarge(limit)
         } catch let error as HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
@@ -133,6 +137,8 @@ public struct HTTPTransport: Sendable {
                 throw .unreachable(Self.describe(error))
             }
         } catch {
+            // NIOHTTPDecompression.DecompressionError.limit: the body inflates past the limit.
+            if String(reflecting: error).contains("DecompressionError.limit") { throw .tooLarge(limit) }
             let text = Self.describe(error)
             if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") {
                 throw .timeout(requested)

@@ -6,11 +6,23 @@ public struct AccessToken: Sendable, Equatable, Codable {
     public var value: String
     /// When the token expires: the time of the answer plus its `expires_in` (3599 s when absent).
     public var expiresAt: Date
+    /// Seconds the token was issued for (`expires_in`); nil when unknown (read back from disk).
+    public var lifetime: TimeInterval?
 
-    /// Builds a token from its value and expiry (e.g. one read back from the disk cache).
-    public init(value: String, expiresAt: Date) {
+    /// Builds a token from its value and expiry (e.g. one read back from the disk cache), and
+    /// the lifetime it was issued for when known.
+    public init(value: String, expiresAt: Date, lifetime: TimeInterval? = nil) {
         self.value = value
         self.expiresAt = expiresAt
+        self.lifetime = lifetime
+    }
+
+    /// Whether the token may still be handed out at `now` by a cache that renews `margin`
+    /// seconds before expiry: a short-lived token (a lifetime under twice the margin) is renewed
+    /// at half its lifetime instead, so that it is reused at all.
+    public func isUsable(now: Date, margin: TimeInterval) -> Bool {
+        let effective = lifetime.map { Swift.min(margin, $0 / 2) } ?? margin
+        return remaining(now: now) > effective
     }
 
     /// Seconds left until `expiresAt`, seen from `now` (negative once expired).
@@ -23,6 +35,33 @@ public enum ClientCredential: Sendable {
     case secret(String)
     /// A signed JWT client assertion, made fresh for each token request.
     case assertion(@Sendable (_ audience: String) throws -> String)
+    /// Workload identity federation: the client assertion is the token in this file (on
+    /// Kubernetes, the projected service-account token that `AZURE_FEDERATED_TOKEN_FILE` names),
+    /// read again for every token request because the kubelet rotates it. No secret is stored.
+    case federated(tokenFile: String)
+}
+
+/// Reading the federated token file: at most `maxBytes`, trimmed; errors name the file only.
+enum FederatedToken {
+    /// A projected service-account token is about 1 KB; a larger file is not one.
+    static let maxBytes = 64 * 1024
+
+    static func read(_ path: String) throws(GraphError) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw GraphError(
+                .auth,
+                "Cannot read the federated token file \(path) (workload identity): check the service account's token projection and AZURE_FEDERATED_TOKEN_FILE."
+            )
+        }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: maxBytes + 1)) ?? Data()
+        guard data.count <= maxBytes else {
+            throw GraphError(.auth, "The federated token file \(path) holds more than \(maxBytes) bytes: it is not a service-account token.")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw GraphError(.auth, "The federated token file \(path) is empty.") }
+        return token
+    }
 }
 
 /// Who asks for the token: the tenant (name, domain or GUID) and the app.
@@ -71,6 +110,9 @@ public struct IdentityClient: Sendable {
             }
             form.append(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
             form.append(("client_assertion", jwt))
+        case .federated(let path):
+            form.append(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+            form.append(("client_assertion", try FederatedToken.read(path)))
         }
         form.append(("scope", app.scope))
         let body = Array(FormEncoding.encode(form).utf8)
@@ -88,6 +130,11 @@ public struct IdentityClient: Sendable {
                 var error = GraphError(.graph, "Cannot reach the login endpoint \(HTTPTransport.hostPort(app.tokenURL)): \(why).")
                 error.transient = true
                 throw error
+            case .tooLarge(let limit):
+                throw GraphError(
+                    .auth,
+                    "The login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered more than \(limit) bytes; that is not a token answer: check --login-endpoint."
+                )
             }
         }
         let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
@@ -111,8 +158,10 @@ public struct IdentityClient: Sendable {
         guard let token = json["access_token"] as? String, !token.isEmpty else {
             throw GraphError(.auth, "Login endpoint answered HTTP 200 without an access_token.")
         }
-        let lifetime = (json["expires_in"] as? Double) ?? (json["expires_in"] as? String).flatMap(Double.init) ?? 3599
-        return AccessToken(value: token, expiresAt: now().addingTimeInterval(lifetime))
+        let given = (json["expires_in"] as? Double) ?? (json["expires_in"] as? String).flatMap(Double.init) ?? 3599
+        // A login endpoint's expires_in is taken within 0 s to one day (not a number: the default).
+        let lifetime = given.isNaN ? 3599 : Swift.min(Swift.max(given, 0), 86_400)
+        return AccessToken(value: token, expiresAt: now().addingTimeInterval(lifetime), lifetime: lifetime)
     }
 
     /// A login answer worth another try: the identity platform's own failure or throttling.
@@ -141,6 +190,9 @@ public struct IdentityClient: Sendable {
         case "AADSTS90002": return "The tenant was not found: check --tenant (a GUID or a verified domain such as contoso.onmicrosoft.com)."
         case "AADSTS1002012", "AADSTS70011": return "The scope is invalid: check --graph-endpoint (the scope is <graph endpoint>/.default)."
         case "AADSTS700027": return "The certificate assertion was rejected: check the certificate uploaded to the app registration and the private key."
+        case "AADSTS700211", "AADSTS700212", "AADSTS700213", "AADSTS700024":
+            return
+                "The federated token (workload identity) was rejected: check the app registration's federated credential (issuer = the cluster's OIDC issuer, subject = system:serviceaccount:NAMESPACE:NAME, audience api://AzureADTokenExchange) and that the token file is the projected service-account token."
         default:
             switch code {
             case "temporarily_unavailable", "server_error": return "The identity platform had a temporary problem: retry later."

@@ -10,7 +10,8 @@ public struct TokenKey: Hashable, Sendable {
     public var tenant: String
     /// The application (client) id, lowercased.
     public var clientId: String
-    /// SHA-256 (hex) of the client secret, or `certificate` for a certificate assertion.
+    /// SHA-256 (hex) of the client secret, `certificate` for a certificate assertion, or
+    /// `federated:` and the SHA-256 of the token file path for workload identity.
     public var credentialFingerprint: String
 
     /// The key of `app`'s tokens.
@@ -21,6 +22,7 @@ public struct TokenKey: Hashable, Sendable {
         switch app.credential {
         case .secret(let s): credentialFingerprint = Fingerprint.sha256Hex(s)
         case .assertion: credentialFingerprint = "certificate"
+        case .federated(let path): credentialFingerprint = "federated:" + Fingerprint.sha256Hex(path)
         }
     }
 }
@@ -35,18 +37,19 @@ enum Fingerprint {
 /// flight per key (others wait for it), refresh ahead of expiry, invalidation after a 401.
 public actor TokenCache {
     /// A cached token is used while it has more than this left (the plugin's rule is 10 s;
-    /// long-running workers refresh earlier so that a token never expires mid-download).
-    public let refreshMargin: TimeInterval
+    /// long-running workers refresh earlier so that a token never expires mid-download), or more
+    /// than half its lifetime when that is shorter (`AccessToken.isUsable`).
+    public let refreshMargin: Duration
     /// How long a refused credential (wrong or expired secret, unknown app or tenant) is
     /// remembered, so that a misconfigured tenant does not send the identity platform one
     /// failing request per check. 0 = not remembered (`exocheck run`).
-    public let failureMemory: TimeInterval
+    public let failureMemory: Duration
     private var tokens: [TokenKey: AccessToken] = [:]
     private var failures: [TokenKey: (GraphError, Date)] = [:]
     private var inFlight: [TokenKey: Task<AccessToken, any Error>] = [:]
 
-    /// Builds an empty cache; `refreshMargin` and `failureMemory` are in seconds (defaults 10 and 0).
-    public init(refreshMargin: TimeInterval = 10, failureMemory: TimeInterval = 0) {
+    /// Builds an empty cache (defaults: a 10 s margin, failures not remembered).
+    public init(refreshMargin: Duration = .seconds(10), failureMemory: Duration = .zero) {
         self.refreshMargin = refreshMargin
         self.failureMemory = failureMemory
     }
@@ -56,7 +59,7 @@ public actor TokenCache {
         for key: TokenKey, now: Date = Date(),
         fetch: @escaping @Sendable () async throws(GraphError) -> AccessToken
     ) async throws(GraphError) -> (AccessToken, cached: Bool) {
-        if let t = tokens[key], t.remaining(now: now) > refreshMargin { return (t, true) }
+        if let t = tokens[key], t.isUsable(now: now, margin: refreshMargin.inSeconds) { return (t, true) }
         if let (error, until) = failures[key] {
             if until > now { throw error }
             failures[key] = nil
@@ -73,8 +76,8 @@ public actor TokenCache {
             return (token, false)
         } catch {
             let e = Self.graphError(error)
-            if failureMemory > 0, e.kind == .auth || e.kind == .unknownTenant {
-                failures[key] = (e, Date().addingTimeInterval(failureMemory))
+            if failureMemory > .zero, e.kind == .auth || e.kind == .unknownTenant {
+                failures[key] = (e, now.addingTimeInterval(failureMemory.inSeconds))  // the clock the caller gave
             }
             throw e
         }
@@ -98,7 +101,7 @@ public struct DiskTokenStore: Sendable {
     /// The directory of the token files (created with mode 0700 by the first `save` when missing).
     public let directory: String
     /// A stored token is reused only while it has at least this many seconds left (10).
-    public static let minimumRemaining: TimeInterval = 10
+    public static let minimumRemaining: Duration = .seconds(10)
 
     struct Entry: Codable {
         var accessToken: String
@@ -124,7 +127,7 @@ public struct DiskTokenStore: Sendable {
             entry.credentialSHA256 == key.credentialFingerprint
         else { return nil }
         let token = AccessToken(value: entry.accessToken, expiresAt: entry.expiresAt)
-        return token.remaining(now: now) >= Self.minimumRemaining ? token : nil
+        return token.remaining(now: now) >= Self.minimumRemaining.inSeconds ? token : nil
     }
 
     /// Deletes the token file of `key` (after Graph refused its token); errors are ignored.

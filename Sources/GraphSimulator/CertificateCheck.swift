@@ -39,3 +39,39 @@ enum CertificateCheck {
         return Data(base64Encoded: String(pem[start.upperBound..<end.lowerBound].filter { !$0.isWhitespace }))
     }
 }
+
+/// Checks a federated client assertion (workload identity) as Entra ID does against a federated
+/// identity credential: RS256 signed by the issuer's key, `iss`, `sub` and `aud` as registered,
+/// unexpired. Its answer names the claim that is wrong, never the token.
+enum FederatedCheck {
+    /// The assertion's `iss`, when it is a readable JWT (to pick the check).
+    static func issuer(of jwt: String) -> String? {
+        let parts = jwt.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = SimulatorHandler.unbase64url(String(parts[1])),
+            let claims = (try? JSONSerialization.jsonObject(with: payload)) as? [String: Any]
+        else { return nil }
+        return claims["iss"] as? String
+    }
+
+    /// nil when the assertion is acceptable, else what is wrong.
+    static func verify(_ jwt: String, identity: FederatedIdentity, now: Date = Date()) -> String? {
+        let parts = jwt.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3,
+            let headerData = SimulatorHandler.unbase64url(parts[0]), let payloadData = SimulatorHandler.unbase64url(parts[1]),
+            let signature = SimulatorHandler.unbase64url(parts[2]),
+            let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
+            let claims = (try? JSONSerialization.jsonObject(with: payloadData)) as? [String: Any]
+        else { return "not a JWT" }
+        guard header["alg"] as? String == "RS256" else { return "alg must be RS256" }
+        guard let key = try? _RSA.Signing.PublicKey(pemRepresentation: identity.publicKeyPEM),
+            key.isValidSignature(
+                _RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("\(parts[0]).\(parts[1])".utf8), padding: .insecurePKCS1v1_5)
+        else { return "invalid signature for the federated credential's issuer" }
+        guard claims["iss"] as? String == identity.issuer else { return "iss does not match the federated credential" }
+        guard claims["sub"] as? String == identity.subject else { return "sub does not match the federated credential" }
+        let audiences = (claims["aud"] as? [String]) ?? (claims["aud"] as? String).map { [$0] } ?? []
+        guard audiences.contains(identity.audience) else { return "aud must contain \(identity.audience)" }
+        guard let exp = claims["exp"] as? Double, exp > now.timeIntervalSince1970 else { return "expired" }
+        return nil
+    }
+}

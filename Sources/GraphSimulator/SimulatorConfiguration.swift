@@ -253,13 +253,17 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
     /// The certificate's RSA public key (PEM) that verifies the assertion's RS256 signature; when it
     /// or `certificatePEM` is nil, certificate assertions are refused.
     public var publicKeyPEM: String?
+    /// A federated identity credential (workload identity): assertions whose `iss` is its issuer
+    /// are checked against it instead of the certificate.
+    public var federated: FederatedIdentity?
 
-    /// Builds a client; by default it has the `Reports.Read.All` role, an unexpired secret and no
-    /// certificate.
+    /// Builds a client; by default it has the `Reports.Read.All` role, an unexpired secret, no
+    /// certificate and no federated credential.
     public init(
         clientId: String, clientSecret: String, roles: [String] = ["Reports.Read.All"], secretExpired: Bool = false,
-        certificatePEM: String? = nil, publicKeyPEM: String? = nil
+        certificatePEM: String? = nil, publicKeyPEM: String? = nil, federated: FederatedIdentity? = nil
     ) {
+        self.federated = federated
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.roles = roles
@@ -273,7 +277,7 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
     public static let standard = SimulatedClient(
         clientId: SimulatorConfiguration.defaultClientId, clientSecret: SimulatorConfiguration.defaultClientSecret)
 
-    enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired, certificatePEM, publicKeyPEM }
+    enum CodingKeys: String, CodingKey { case clientId, clientSecret, roles, secretExpired, certificatePEM, publicKeyPEM, federated }
 
     /// Decodes a client from JSON: `clientId` is required; a missing secret is empty (secrets are
     /// refused), missing roles are `Reports.Read.All`, no certificate unless both PEMs are given.
@@ -285,12 +289,36 @@ public struct SimulatedClient: Sendable, Codable, Equatable {
         secretExpired = try c.decodeIfPresent(Bool.self, forKey: .secretExpired) ?? false
         certificatePEM = try c.decodeIfPresent(String.self, forKey: .certificatePEM)
         publicKeyPEM = try c.decodeIfPresent(String.self, forKey: .publicKeyPEM)
+        federated = try c.decodeIfPresent(FederatedIdentity.self, forKey: .federated)
+    }
+}
+
+/// A federated identity credential of an app registration, as Entra ID keeps it: the external
+/// issuer (a Kubernetes cluster's OIDC issuer), the subject (`system:serviceaccount:NS:NAME`) and
+/// the audience; the simulator also needs the issuer's RSA public key (PEM), which Entra ID would
+/// fetch from the issuer's JWKS.
+public struct FederatedIdentity: Sendable, Codable, Equatable {
+    /// The `iss` the assertion must carry.
+    public var issuer: String
+    /// The `sub` the assertion must carry.
+    public var subject: String
+    /// The audience the assertion's `aud` must contain (Entra ID's default is `api://AzureADTokenExchange`).
+    public var audience: String
+    /// The issuer's RSA public key (PEM) that verifies the assertion's RS256 signature.
+    public var publicKeyPEM: String
+
+    /// A federated credential; `audience` defaults to Entra ID's `api://AzureADTokenExchange`.
+    public init(issuer: String, subject: String, audience: String = "api://AzureADTokenExchange", publicKeyPEM: String) {
+        self.issuer = issuer
+        self.subject = subject
+        self.audience = audience
+        self.publicKeyPEM = publicKeyPEM
     }
 }
 
 /// Where a tenant's report rows come from.
 public enum TenantData: Sendable, Codable, Equatable {
-    /// A bundled data set: `small`, `empty`, `overquota`.
+    /// A bundled data set: `small`, `empty`, `overquota` or `large`.
     case fixture(String)
     /// Rows generated deterministically from these parameters.
     case generated(GeneratedData)
@@ -337,9 +365,10 @@ public enum MalformedKind: String, Sendable, Codable, CaseIterable {
     case shortRows = "short_rows"
     /// The header line only, without a line end.
     case headerOnlyNoNewline = "header_only_no_newline"
-    /// The second data row's fourth column (a count) holds 400 digits.
+    /// The `Send Count` or `Item Count` column of the first data row after the first one without
+    /// quotes holds 400 digits.
     case hugeNumber = "huge_number"
-    /// The second data row's fourth column (a count) holds 2.5.
+    /// The same count cell holds 2.5 (a fraction where a count belongs).
     case fractionCount = "fraction_count"
 }
 

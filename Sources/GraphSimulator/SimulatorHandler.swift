@@ -84,7 +84,12 @@ struct SimulatorHandler: Sendable {
         }
         if form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] {
             let audience = "http://\(request.head.authority ?? "127.0.0.1")/\(tenantName)/oauth2/v2.0/token"
-            if let problem = CertificateCheck.verify(assertion, client: client, audience: audience) {
+            if let federated = client.federated, FederatedCheck.issuer(of: assertion) == federated.issuer {
+                if let problem = FederatedCheck.verify(assertion, identity: federated) {
+                    return aadError(
+                        400, "invalid_request", 700211, "No matching federated identity record found for presented assertion: \(problem).")
+                }
+            } else if let problem = CertificateCheck.verify(assertion, client: client, audience: audience) {
                 return aadError(401, "invalid_client", 700027, "Client assertion failed signature validation or is malformed: \(problem).")
             }
         } else if let secret = form["client_secret"], !secret.isEmpty {

@@ -110,7 +110,7 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let messageTooLarge = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue
 }
 
-/// A topic partition (and an offset where it matters).
+/// A topic and one of its partitions.
 public struct TopicPartition: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Name of the topic the partition belongs to.
     public var topic: String

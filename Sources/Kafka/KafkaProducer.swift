@@ -41,8 +41,6 @@ public struct DeliveryReport: Sendable, Equatable {
     public var offset: Int64
 }
 
-/// Resumes the caller of `send` exactly once, from the delivery report callback (or from `send`
-/// itself when the enqueue fails synchronously).
 /// One send's outcome, delivered once: by the delivery report, or earlier by cancellation (the
 /// record may still be delivered later; its report is then ignored).
 final class DeliveryBox: Sendable {

@@ -73,7 +73,7 @@ struct DemoCommand: AsyncParsableCommand {
             var c = config
             c.worker.name = "demo-worker-\(n)"
             let processor = CheckProcessor(
-                configuration: c, transport: transport, tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
+                configuration: c, transport: transport, tokens: TokenCache(refreshMargin: .seconds(300), failureMemory: .seconds(60)),
                 reports: ReportCache(ttl: .seconds(900)), metrics: WorkerMetrics(), logger: quiet)
             let service = CheckWorkerService(
                 configuration: c, kafka: kafka, processor: processor, metrics: WorkerMetrics(),

@@ -64,7 +64,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let health = WorkerHealth(livenessWindow: configuration.worker.liveness)
         let processor = CheckProcessor(
             configuration: configuration, transport: transport,
-            tokens: TokenCache(refreshMargin: 300, failureMemory: 60),
+            tokens: TokenCache(refreshMargin: .seconds(300), failureMemory: .seconds(60)),
             reports: ReportCache(
                 ttl: configuration.graph.reportCacheTTL,
                 budget: configuration.graph.reportCallsPer10Minutes,

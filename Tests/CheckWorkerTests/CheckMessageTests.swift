@@ -86,6 +86,9 @@ struct CheckRequestTests {
         (#"{"id":"a","tenant":"t","mode":"email-activity","options":{},"args":[]}"#, "either 'options' or 'args'"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","deadline":"tomorrow"}"#, "RFC 3339"),
         (#"{"id":"a","tenant":"t","mode":"email-activity","labels":{"n":1}}"#, "'labels' must be an object of strings"),
+        // Was accepted as any short text without control characters.
+        (#"{"id":"a","tenant":"t","mode":"email-activity","replyTo":"results topic"}"#, "'replyTo' must be a Kafka topic name"),
+        (#"{"id":"a","tenant":"t","mode":"email-activity","replyTo":".."}"#, "'replyTo' must be a Kafka topic name"),
         (#"{"id":"","tenant":"t","mode":"email-activity"}"#, "'id' must be 1 to 256 bytes"),
     ])
     func rejected(json: String, expected: String) {
@@ -288,6 +291,9 @@ struct WorkerConfigurationTests {
         ("tenants: {t: {clientId: b, clientSecretEnv: X}}", "tenants.t.tenantId is required"),
         ("colour: red", "'colour'"),
         ("- a list", "must be a mapping"),
+        // Were accepted: a typo in the level fell back to info, an empty tenant was skipped.
+        ("log: {level: verbose}", "log.level must be one of trace, debug, info"),
+        ("tenants: {t: }", "tenants.t is empty"),
     ])
     func errors(yaml: String, expected: String) {
         #expect {
@@ -360,5 +366,9 @@ struct HostileReportValueTests {
             perfdata: metrics, reportDate: "", checkedAt: "2026-01-01T00:00:00Z", durationMs: 1, worker: "w", attempt: 1,
             cache: .init(token: "hit", report: "hit"), error: nil)
         #expect(!message.encoded().isEmpty)
+        // The schema requires "value" (number or null): it is written as null, not left out.
+        let json = String(decoding: message.encoded(), as: UTF8.self)
+        #expect(json.contains(#""value":null"#), "\(json)")
+        #expect(!json.contains(#""max""#))
     }
 }

@@ -223,6 +223,79 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("workload identity: the projected service-account token in federatedTokenFile is the client assertion, read again for every token request (it rotates); a token for another subject is refused naming the federated credential")
+    func federatedToken() async throws {
+        let dir = NSTemporaryDirectory() + "exocheck-wif-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func openssl(_ args: [String]) throws -> Data {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["openssl"] + args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return data
+        }
+        func b64url(_ d: Data) -> String {
+            d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        }
+        // The cluster's service-account issuer key, and a token as the kubelet projects it.
+        _ = try openssl(["genrsa", "-out", dir + "/issuer.key", "2048"])
+        _ = try openssl(["rsa", "-in", dir + "/issuer.key", "-pubout", "-out", dir + "/issuer.pub"])
+        let issuer = "https://oidc.example/cluster-1"
+        func projectToken(subject: String) throws {
+            let header = b64url(Data(#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#.utf8))
+            let exp = Int(Date().timeIntervalSince1970) + 3600
+            let payload = b64url(Data(#"{"aud":["api://AzureADTokenExchange"],"exp":\#(exp),"iss":"\#(issuer)","sub":"\#(subject)"}"#.utf8))
+            try Data("\(header).\(payload)".utf8).write(to: URL(fileURLWithPath: dir + "/signing-input"))
+            let signature = try openssl(["dgst", "-sha256", "-sign", dir + "/issuer.key", dir + "/signing-input"])
+            try "\(header).\(payload).\(b64url(signature))\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        }
+        var config = SimulatorConfiguration.standard()
+        var tenant = SimulatedTenant(name: "federated", data: .fixture("small"))
+        tenant.aliases = ["federated.onmicrosoft.com"]
+        let identity = FederatedIdentity(issuer: issuer, subject: "system:serviceaccount:monitoring:exocheck",
+                                         publicKeyPEM: try String(contentsOfFile: dir + "/issuer.pub", encoding: .utf8))
+        tenant.clients = [SimulatedClient(clientId: SimulatorConfiguration.defaultClientId, clientSecret: "", federated: identity)]
+        config.tenants.append(tenant)
+        // The Azure SDK variables, as the AKS workload identity webhook injects them.
+        let environment = ["AZURE_TENANT_ID": "federated.onmicrosoft.com", "AZURE_CLIENT_ID": SimulatorConfiguration.defaultClientId,
+                           "AZURE_FEDERATED_TOKEN_FILE": dir + "/token"]
+        try projectToken(subject: identity.subject)
+        let c = try WorkerConfiguration.parse("tenants: {fed: {workloadIdentity: true}}", baseDirectory: dir, environment: environment)
+        let credential = try #require(c.tenants["fed"]?.credential)
+        #expect(c.tenants["fed"]?.tenantId == "federated.onmicrosoft.com")
+        try await withSession("federated.onmicrosoft.com", credential: credential, configuration: config) { session, _ in
+            let body = try await session.report(Self.d7, deadline: deadline).body.get()
+            #expect(!body.isEmpty)
+        }
+        // The file rotates: the next token request reads the new content.
+        try projectToken(subject: "system:serviceaccount:other:intruder")
+        try await withSession("federated.onmicrosoft.com", credential: credential, configuration: config) { session, _ in
+            await #expect {
+                _ = try await session.report(Self.d7, deadline: deadline).body.get()
+            } throws: { error in
+                (error as? GraphError).map { $0.kind == .auth && $0.details.joined().contains("federated credential") } ?? false
+            }
+        }
+        try projectToken(subject: identity.subject)
+        try await withSession("federated.onmicrosoft.com", credential: credential, configuration: config) { session, _ in
+            let body = try await session.report(Self.d7, deadline: deadline).body.get()
+            #expect(!body.isEmpty)
+        }
+        // Start-up refuses what cannot work, naming the setting.
+        #expect(throws: ConfigurationError.self) {
+            _ = try WorkerConfiguration.parse("tenants: {fed: {workloadIdentity: true}}", baseDirectory: dir, environment: [:])
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try WorkerConfiguration.parse("tenants: {fed: {tenantId: a, clientId: b, federatedTokenFile: missing}}", baseDirectory: dir)
+        }
+    }
+
     @Test("a certificate credential signs an RS256 client assertion the identity platform accepts; another key is refused")
     func certificateAssertion() async throws {
         let dir = NSTemporaryDirectory() + "exocheck-cert-\(UUID().uuidString.prefix(6))"

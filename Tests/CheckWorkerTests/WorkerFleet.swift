@@ -133,6 +133,15 @@ final class WorkerFleet: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The value of one series (`name{labels}` exactly as exported) in a /metrics text; nil when
+    /// absent. Families exist at 0 from the start, so tests compare values, not presence.
+    static func value(of series: String, in metrics: String) -> Double? {
+        for line in metrics.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
     func submit(_ requests: [CheckRequest], rawRecords: [(String?, [UInt8])] = []) async throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "linger.ms": "5", "log_level": "3"]))
         try await withThrowingTaskGroup(of: Void.self) { group in
