@@ -183,7 +183,8 @@ public struct CheckProcessor: Sendable {
         let now = Date()
         if let deadline = request.deadline, deadline <= now {
             return await refuse(
-                .expired, "The check expired before it could run (deadline \(RFC3339.string(deadline))); no Graph call was made.",
+                .expired,
+                "The check expired before it could run: its deadline (\(RFC3339.string(deadline))) passed \(Lateness.describe(seconds: now.timeIntervalSince(deadline))) before this worker got to it; no Graph call was made. Workers are behind: see the consumer lag.",
                 deadLetter: false)
         }
         var budget = configuration.worker.checkTimeout

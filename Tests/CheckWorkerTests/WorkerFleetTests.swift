@@ -340,6 +340,9 @@ struct WorkerFleetTests {
             let anonymous = await sink.results.filter { $0.id == nil }
             #expect(anonymous.count == cases.filter { $0.0 == nil }.count)
             #expect(byId["after-bad"]?.first?.error == nil, "the worker keeps going")
+            // An expired request says how late it was (was: only its deadline).
+            let expired = byId["b-expired"]?.first?.error?.message ?? ""
+            #expect(expired.contains("passed ") && expired.contains(" days before this worker got to it"), "\(expired)")
             // Dead-letter copies name the source and the reason.
             let dlt = try KafkaConsumer(configuration: KafkaConfiguration([
                 "bootstrap.servers": fleet.cluster.bootstrapServers, "group.id": "dlt-\(UUID().uuidString.prefix(6))",

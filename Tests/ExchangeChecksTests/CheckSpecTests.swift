@@ -64,3 +64,14 @@ struct CheckSpecTests {
         #expect(throws: ArgumentError.self) { try Self.commandLine(["--mode=nope"]) }
     }
 }
+
+@Suite("Lateness in words")
+struct LatenessTests {
+    @Test("seconds become the largest readable unit; negative and NaN are 0; no trap on huge values", arguments: [
+        (0.84, "0.8 s"), (42.0, "42 s"), (725.0, "12 min"), (18_000.0, "5 h"), (205_632_000.0, "2380 days"),
+        (-5.0, "0.0 s"), (Double.nan, "0.0 s"), (Double.infinity, "11574 days"),
+    ])
+    func words(seconds: Double, expected: String) {
+        #expect(Lateness.describe(seconds: seconds) == expected)
+    }
+}
