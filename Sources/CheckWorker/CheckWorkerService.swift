@@ -279,6 +279,26 @@ public final class CheckWorkerService: Service, Sendable {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
+        // Heartbeats (WorkerHeartbeat) for `submit --wait`'s orphan answer: one send at a time, so
+        // a broker that is down delays them instead of piling them up. A missing topic turns them off.
+        let heartbeats = Task { [configuration, logger] in
+            let topic = configuration.kafka.heartbeatTopic
+            guard !topic.isEmpty else { return }
+            while !Task.isCancelled {
+                let beat = WorkerHeartbeat(worker: configuration.worker.name, group: configuration.kafka.group, requests: configuration.kafka.requests)
+                do throws(KafkaError) {
+                    try await producer.send(OutgoingMessage(topic: topic, key: Array(configuration.worker.name.utf8), value: beat.encoded()))
+                } catch  where error.isPermanent {
+                    logger.warning(
+                        "heartbeats off: cannot publish to kafka.heartbeatTopic '\(topic)' (\(error)); submit --wait cannot tell orphaned checks early. Create the topic, or set heartbeatTopic to \"\" to silence this."
+                    )
+                    return
+                } catch {
+                    // Retriable (broker down, leader moving): the next beat tries again.
+                }
+                try? await Task.sleep(for: WorkerHeartbeat.interval)
+            }
+        }
         let shutdown = ShutdownDeadline(grace: configuration.worker.shutdownGrace)
         await withGracefulShutdownHandler {
             await self.loop(
@@ -289,6 +309,7 @@ public final class CheckWorkerService: Service, Sendable {
             continuation.yield(.stop)
         }
         monitor.cancel()
+        heartbeats.cancel()
         health.set(running: false)
         logger.info("worker stopping: flushing results and committing offsets")
         // Flushing, committing and leaving the group talk to the broker, which may be down: they

@@ -24,6 +24,10 @@ public struct WorkerConfiguration: Sendable {
         public var stateTopic = "exocheck.worker-state"
         /// `kafka.group`: the workers' consumer group id; it is also part of the quarantine marks' keys.
         public var group = "exocheck"
+        /// `kafka.heartbeatTopic`: where each worker says every 2 s that it consumes `requests` for
+        /// `group` (`WorkerHeartbeat`), so that `submit --wait` can tell an orphaned request at once;
+        /// empty: no heartbeats. One partition, short retention (a minute is plenty).
+        public var heartbeatTopic = "exocheck.workers"
         /// Topics a request may name in `replyTo` (empty: `replyTo` is refused).
         public var allowedReplyTopics: [String] = []
         /// The defaults shown on each field: the `exocheck.*` topics, group `exocheck`, no properties and
@@ -184,7 +188,7 @@ public struct WorkerConfiguration: Sendable {
         try Section(top, path: "").check(["kafka", "worker", "graph", "tenants", "log"])
 
         if let k = try Section.optional(top["kafka"], path: "kafka") {
-            try k.check(["properties", "requests", "results", "deadLetter", "stateTopic", "group", "allowedReplyTopics"])
+            try k.check(["properties", "requests", "results", "deadLetter", "stateTopic", "group", "allowedReplyTopics", "heartbeatTopic"])
             if let props = try Section.optional(k.raw["properties"], path: "kafka.properties") {
                 for (key, value) in props.raw { c.kafka.properties[key] = try Section.scalar(value, path: "kafka.properties.\(key)") }
             }
@@ -193,6 +197,7 @@ public struct WorkerConfiguration: Sendable {
             c.kafka.deadLetter = try k.string("deadLetter") ?? c.kafka.deadLetter
             c.kafka.stateTopic = try k.string("stateTopic") ?? c.kafka.stateTopic
             c.kafka.group = try k.string("group") ?? c.kafka.group
+            c.kafka.heartbeatTopic = try k.string("heartbeatTopic") ?? c.kafka.heartbeatTopic
             c.kafka.allowedReplyTopics = try k.strings("allowedReplyTopics") ?? []
         }
         if let w = try Section.optional(top["worker"], path: "worker") {

@@ -29,7 +29,7 @@ final class BenchSetup {
             [
                 "dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
                 "--topic", "\(prefix).requests:\(partitions)", "--topic", "\(prefix).results:\(partitions)",
-                "--topic", "\(prefix).dlt:1", "--topic", "\(prefix).state:\(partitions)",
+                "--topic", "\(prefix).dlt:1", "--topic", "\(prefix).state:\(partitions)", "--topic", "\(prefix).workers:1",
             ],
             log: dir + "/broker.log")
         children.append(broker)
@@ -42,7 +42,7 @@ final class BenchSetup {
                 })
         ).start()
         var yaml = """
-            kafka: {requests: \(prefix).requests, results: \(prefix).results, deadLetter: \(prefix).dlt, stateTopic: \(prefix).state,
+            kafka: {requests: \(prefix).requests, results: \(prefix).results, deadLetter: \(prefix).dlt, stateTopic: \(prefix).state, heartbeatTopic: \(prefix).workers,
                     group: \(prefix)-workers, properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
             worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
             graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)"}

@@ -29,6 +29,7 @@ struct DemoCommand: AsyncParsableCommand {
         try cluster.createTopic("exocheck.results", partitions: 8)
         try cluster.createTopic("exocheck.requests.DLT", partitions: 1)
         try cluster.createTopic("exocheck.worker-state", partitions: 8)
+        try cluster.createTopic("exocheck.workers", partitions: 1)
 
         var specs: [GeneratedTenantSpec] = []
         for i in 1...6 {

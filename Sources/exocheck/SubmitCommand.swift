@@ -32,7 +32,8 @@ struct KafkaCLIOptions {
 /// (`--mode`, `--filter-*`, thresholds…), which go into the request's `args`.
 enum SubmitCommand {
     static let usage = """
-        USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]]
+        USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]
+                               [--orphan-timeout SECONDS] [--orphan-state STATE]]
                                [--id ID] [--label key=value]... [--deadline-seconds N]
                                --tenant=NAME --mode=MODE [Centreon check options...]
                exocheck submit [--config FILE] [--bootstrap-servers LIST] --file REQUESTS.jsonl|-
@@ -43,6 +44,12 @@ enum SubmitCommand {
         Nagios/Centreon/Icinga command can run checks on the worker fleet. Credentials and endpoints are
         not accepted: they belong to the workers' configuration.
 
+        --orphan-timeout (default 5 s; 0 turns it off): with --wait, when no worker of the group has
+        said within that time that it consumes the requests topic (worker heartbeats on
+        kafka.heartbeatTopic), answer at once that the check is orphaned instead of waiting for the
+        full --timeout, with the state of --orphan-state (unknown, the default; critical, warning or
+        ok), as Mod-Gearman's orphan_return. Without a heartbeat topic, submit cannot tell and waits.
+
         --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
         """
 
@@ -50,6 +57,8 @@ enum SubmitCommand {
         var kafkaOptions = KafkaCLIOptions()
         var wait = false
         var timeout = 60.0
+        var orphanTimeout = 5.0
+        var orphanState = CheckStatus.unknown
         var id: String? = nil
         var labels: [String: String] = [:]
         var deadlineSeconds: Double? = nil
@@ -75,6 +84,16 @@ enum SubmitCommand {
             case "--timeout":
                 guard let v = value("--timeout").flatMap(Double.init), v > 0, v <= 86400 else { return fail("--timeout takes a number of seconds") }
                 timeout = v
+            case "--orphan-timeout":
+                guard let v = value("--orphan-timeout").flatMap(Double.init), v >= 0, v <= 86400 else {
+                    return fail("--orphan-timeout takes a number of seconds (0 turns it off)")
+                }
+                orphanTimeout = v
+            case "--orphan-state":
+                guard let v = value("--orphan-state").flatMap(CheckStatus.init(name:)) else {
+                    return fail("--orphan-state takes ok, warning, critical or unknown")
+                }
+                orphanState = v
             case "--id": id = value("--id")
             case "--label":
                 guard let kv = value("--label"), let eq = kv.firstIndex(of: "=") else { return fail("--label takes key=value") }
@@ -130,6 +149,8 @@ enum SubmitCommand {
             var start: [TopicPartition: Int64] = [:]
             if wait { start = try await KafkaMetadata.startOffsets(topic: topics.results, position: .end, configuration: kafka) }
             let producer = try KafkaProducer(configuration: kafka)
+            // Heartbeats are looked for from one orphan timeout before the send on.
+            let sentAt = Date().addingTimeInterval(-orphanTimeout)
             try await producer.send(
                 OutgoingMessage(
                     topic: topics.requests, key: Array(tenant.utf8), value: request.encoded(),
@@ -139,44 +160,130 @@ enum SubmitCommand {
                 SafeOutput.print(request.id)
                 return 0
             }
-            guard let result = try await awaitResult(id: request.id, kafka: kafka, start: start, timeout: timeout) else {
+            let watch = orphanTimeout > 0 && !topics.heartbeatTopic.isEmpty && orphanTimeout < timeout
+            switch try await awaitResult(
+                id: request.id, kafka: kafka, start: start, timeout: timeout,
+                orphanWatch: watch ? OrphanWatch(topics: topics, within: orphanTimeout, since: sentAt) : nil)
+            {
+            case .result(let result):
+                SafeOutput.print(result.output)
+                return Int32(result.exitCode)
+            case .timedOut:
                 return emitError(
                     "No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.",
                     options)
+            case .orphaned:
+                var orphan = options
+                orphan.errorStatus = orphanState
+                return emitError(
+                    "Check \(request.id) is orphaned: no worker of group '\(topics.group)' has said within \(Int(orphanTimeout)) s that it consumes '\(topics.requests)' (heartbeats on '\(topics.heartbeatTopic)'). Start a worker; the request stays queued and expires at its deadline.",
+                    orphan)
             }
-            SafeOutput.print(result.output)
-            return Int32(result.exitCode)
         } catch {
             return emitError("Kafka: \(error.message)", options)
         }
     }
 
-    static func awaitResult(id: String, kafka: KafkaConfiguration, start: [TopicPartition: Int64], timeout: Double) async throws(KafkaError)
-        -> CheckResultMessage?
-    {
+    /// How waiting for a result ended.
+    enum WaitOutcome: Sendable {
+        case result(CheckResultMessage)
+        case timedOut
+        /// No worker heartbeat for the requests topic and group within the orphan timeout.
+        case orphaned
+    }
+
+    /// What `--orphan-timeout` watches: heartbeats for `topics.requests` and `topics.group` on
+    /// `topics.heartbeatTopic` written since `since`, for `within` seconds.
+    struct OrphanWatch: Sendable {
+        let topics: WorkerConfiguration.KafkaSection
+        let within: Double
+        let since: Date
+    }
+
+    static func awaitResult(
+        id: String, kafka: KafkaConfiguration, start: [TopicPartition: Int64], timeout: Double, orphanWatch: OrphanWatch? = nil
+    ) async throws(KafkaError) -> WaitOutcome {
         let consumer = try KafkaConsumer(configuration: kafka, assignment: start)
-        let found = await withTaskGroup(of: CheckResultMessage?.self) { group in
+        let found = await withTaskGroup(of: WaitOutcome?.self) { group in
             group.addTask {
                 for await event in consumer.events {
                     // Results carry their id in a header: only the matching one is decoded.
                     if case .message(let m) = event, m.header("exocheck-id") == id,
                         let r = CheckResultMessage.decode(m.value), r.id == id
                     {
-                        return r
+                        return .result(r)
                     }
                 }
                 return nil
             }
             group.addTask {
                 try? await Task.sleep(for: Duration(clampedSeconds: timeout))
-                return nil
+                return .timedOut
             }
-            let first = await group.next() ?? nil
+            if let orphanWatch {
+                group.addTask {
+                    // A worker vouched for the topic: not an orphan, this task has nothing to say.
+                    if await workerAlive(orphanWatch, kafka: kafka) != false { return nil }
+                    return .orphaned
+                }
+            }
+            var outcome: WaitOutcome = .timedOut
+            while let next = await group.next() {
+                if let next {
+                    outcome = next
+                    break
+                }
+            }
             group.cancelAll()
             await consumer.close()
-            return first
+            return outcome
         }
         return found
+    }
+
+    /// Reads heartbeats (WorkerHeartbeat) from `watch.since` on, for `watch.within` seconds:
+    /// true as soon as one vouches for the requests topic and group, false when none did in
+    /// time, nil when the heartbeat topic cannot be read (then nobody can tell).
+    /// Heartbeat records read back per partition: a fleet of 100 workers writes 250 in 5 s.
+    static let heartbeatTail: Int64 = 1_000
+
+    static func workerAlive(_ watch: OrphanWatch, kafka: KafkaConfiguration) async -> Bool? {
+        var readerConfig = kafka
+        readerConfig.groupId = nil
+        // The tail of each partition (not offsets by time: not every broker, the development
+        // broker among them, answers those), then everything new; `vouches` checks the time.
+        guard
+            let marks = try? await KafkaMetadata.watermarks(of: watch.topics.heartbeatTopic, configuration: readerConfig, timeout: .seconds(5)),
+            let reader = try? KafkaConsumer(
+                configuration: readerConfig, assignment: marks.mapValues { Swift.max($0.low, $0.high - heartbeatTail) })
+        else { return nil }
+        let alive = await withTaskGroup(of: Bool?.self) { group in
+            group.addTask {
+                for await event in reader.events {
+                    if case .message(let m) = event, let beat = WorkerHeartbeat.decode(m.value),
+                        beat.vouches(for: watch.topics.requests, group: watch.topics.group, since: watch.since)
+                    {
+                        return true
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: Duration(clampedSeconds: watch.within))
+                return false
+            }
+            var answer: Bool? = false
+            while let next = await group.next() {
+                if let next {
+                    answer = next
+                    break
+                }
+            }
+            group.cancelAll()
+            return answer
+        }
+        await reader.close()
+        return alive
     }
 
     /// Many requests from a JSON-lines file (or stdin), progress on stderr.

@@ -15,6 +15,41 @@ func exocheck(_ args: [String], stdin: String? = nil, timeout: Double = 120) asy
 
 @Suite("CLI: submit, results, demo", .serialized)
 struct CLITests {
+    @Test("orphaned checks: with no worker consuming the requests (no heartbeat), submit --wait answers within --orphan-timeout with --orphan-state, not after its full timeout; with a live worker it waits for the answer; after the worker is killed, orphaned again")
+    func orphanAnswer() async throws {
+        let fleet = try await WorkerFleet(tenants: 1, users: 4)
+        try await fleet.use {
+            let config = fleet.dir + "/worker.yaml"
+            func submit(_ extra: [String]) async throws -> (Int32, String, Duration) {
+                let start = ContinuousClock.now
+                let (code, out, err) = try await exocheck(["submit", "--config", config, "--wait", "--timeout", "60", "--tenant=t0", "--mode=mailbox-usage"] + extra)
+                return (code, out + err, start.duration(to: .now))
+            }
+            // No worker at all (was: UNKNOWN only after the full 60 s).
+            let (code, out, took) = try await submit(["--orphan-timeout", "2"])
+            #expect(code == 3 && out.hasPrefix("UNKNOWN: Check ") && out.contains("is orphaned: no worker of group '\(fleet.group)'"), "\(out)")
+            #expect(took < .seconds(20), "answered after \(took)")
+            let (critCode, critOut, _) = try await submit(["--orphan-timeout", "2", "--orphan-state", "critical"])
+            #expect(critCode == 2 && critOut.hasPrefix("CRITICAL: Check "), "\(critOut)")
+            // A live worker vouches for the topic: the answer is the check's.
+            let worker = try fleet.startWorker("w")
+            #expect(await fleet.waitForAssignments(1))
+            let (liveCode, liveOut, _) = try await submit(["--orphan-timeout", "2"])
+            let (refText, refCode) = try await runReference(fleet, tenant: "t0", mode: .mailboxUsage, args: [])
+            #expect(liveCode == refCode && liveOut.hasPrefix(refText), "\(liveOut)")
+            // Killed: once its heartbeats are older than the orphan timeout, orphaned again.
+            worker.signal(SIGKILL)
+            _ = await worker.wait(timeout: .seconds(10))
+            try await Task.sleep(for: .seconds(3))
+            let (deadCode, deadOut, deadTook) = try await submit(["--orphan-timeout", "2"])
+            #expect(deadCode == 3 && deadOut.contains("is orphaned"), "\(deadOut)")
+            #expect(deadTook < .seconds(20))
+            // Bad values are refused at once.
+            let (badCode, _, _) = try await submit(["--orphan-state", "purple"])
+            #expect(badCode == 2)
+        }
+    }
+
     @Test("submit --wait prints and exits exactly like exocheck run; bad arguments fail at once; no worker means a clear timeout")
     func submitWait() async throws {
         let fleet = try await WorkerFleet(tenants: 3)

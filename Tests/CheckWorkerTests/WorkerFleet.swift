@@ -20,6 +20,7 @@ final class WorkerFleet: @unchecked Sendable {
     let results: String
     let deadLetter: String
     let stateTopic: String
+    let heartbeatTopic: String
     let group: String
     let tenantNames: [String]
     var workers: [WorkerProcess] = []
@@ -60,11 +61,13 @@ final class WorkerFleet: @unchecked Sendable {
         results = "results-\(suffix)"
         deadLetter = "requests-dlt-\(suffix)"
         stateTopic = "worker-state-\(suffix)"
+        heartbeatTopic = "workers-alive-\(suffix)"
         group = "workers-\(suffix)"
         try cluster.createTopic(requests, partitions: partitions)
         try cluster.createTopic(results, partitions: partitions)
         try cluster.createTopic(deadLetter, partitions: 1)
         try cluster.createTopic(stateTopic, partitions: partitions)
+        try cluster.createTopic(heartbeatTopic, partitions: 1)
         for topic in replyTopics { try cluster.createTopic(topic, partitions: 1) }
         tenantNames = (0..<tenants).map { "t\($0)" }
         let generated = tenantNames.enumerated().map { i, name in
@@ -77,6 +80,7 @@ final class WorkerFleet: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // An older build (EXOCHECK_BIN) may not know the key.
         let stateLine = !ExocheckBinary.isOverridden ? "stateTopic: \(stateTopic)" : "# stateTopic: \(stateTopic)"
+        let heartbeatLine = !ExocheckBinary.isOverridden ? "heartbeatTopic: \(heartbeatTopic)" : "# heartbeatTopic: \(heartbeatTopic)"
         var yaml = """
         kafka:
           properties:
@@ -89,6 +93,7 @@ final class WorkerFleet: @unchecked Sendable {
           results: \(results)
           deadLetter: \(deadLetter)
           \(stateLine)
+          \(heartbeatLine)
           group: \(group)
         worker: \(worker)
         graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)", timeoutSeconds: 10}
