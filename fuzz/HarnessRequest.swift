@@ -12,10 +12,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             _ = rejection.reason.utf8.count
         case .success(let request):
             _ = request.encoded()
-            if let parsed = attempt({ try CentreonArguments(["--mode=\(request.mode.rawValue)"] + request.arguments) }) {
-                if case .check(let config, _) = Invocation.parse(parsed, requireConnection: false) {
-                    _ = config.selects(config.mode.counters[0])
-                }
+            // What the worker builds from a request (CheckSpec), as it builds it.
+            if let spec = attempt({ try CheckSpec(mode: request.mode, options: CentreonArguments(request.arguments)) }) {
+                _ = spec.configuration.selects(spec.mode.counters[0])
+                _ = spec.requestOptions.count
             }
         }
     }

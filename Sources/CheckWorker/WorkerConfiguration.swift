@@ -318,7 +318,8 @@ public struct WorkerConfiguration: Sendable {
             }
             endpoints = cloud.endpoints
         }
-        if let authority = azure("AZURE_AUTHORITY_HOST") {
+        // Only without an explicit cloud: `cloud: usgov` keeps its own login host.
+        if try s.string("cloud") == nil, let authority = azure("AZURE_AUTHORITY_HOST") {
             endpoints.login = authority.hasSuffix("/") ? String(authority.dropLast()) : authority
         }
         if let login = try s.string("loginEndpoint") ?? defaults.loginEndpoint { endpoints.login = login }

@@ -172,6 +172,11 @@ public enum CheckRequestDecoder {
         if let t = o["tenant"]?.string, isSafeText(t, maxBytes: maxTenantBytes) { rejection.tenant = t }
         if let m = o["mode"]?.string, let mode = CheckMode(rawValue: m) { rejection.mode = mode.rawValue }
         if let raw = o["labels"], case .success(let l) = labels(raw) { rejection.labels = l }
+        // A name twice in one object is ambiguous: this decoder keeps the first, most others the
+        // last, so a validator in front of the workers could read another tenant than they do.
+        if JSONValue.hasDuplicateKeys(bytes) {
+            return reject("a field name appears twice in one object (not shown): each name may appear once")
+        }
 
         if let unknown = o.keys.sorted().first(where: { !knownFields.contains($0) }) {
             if OptionTable.looksSecret(unknown) {
@@ -305,6 +310,49 @@ enum JSONValue: Decodable, Sendable, Equatable {
         } else {
             self = .object(try c.decode([String: JSONValue].self))
         }
+    }
+
+    /// Whether some object of `bytes` (valid JSON) names a key twice, compared after escapes are
+    /// resolved (`"a"` and `"\u0061"` are the same key).
+    static func hasDuplicateKeys(_ b: [UInt8]) -> Bool {
+        var stack: [Set<String>?] = []  // one entry per open object (its keys) or array (nil)
+        var expectKey = false
+        var i = 0
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                stack.append([])
+                expectKey = true
+            case UInt8(ascii: "["):
+                stack.append(nil)
+                expectKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if !stack.isEmpty { stack.removeLast() }
+                expectKey = false
+            case UInt8(ascii: ","):
+                expectKey = stack.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""):
+                var j = i + 1
+                var escaped = false
+                while j < b.count, escaped || b[j] != UInt8(ascii: "\"") {
+                    escaped = !escaped && b[j] == UInt8(ascii: "\\")
+                    j += 1
+                }
+                if expectKey, let last = stack.last, var keys = last {
+                    let raw = Array(b[(i + 1)..<Swift.min(j, b.count)])
+                    let key = (try? JSONDecoder().decode(String.self, from: Data([0x22] + raw + [0x22]))) ?? String(decoding: raw, as: UTF8.self)
+                    if keys.contains(key) { return true }
+                    keys.insert(key)
+                    stack[stack.count - 1] = keys
+                }
+                expectKey = false
+                i = j
+            default:
+                break
+            }
+            i += 1
+        }
+        return false
     }
 
     /// The string, when this is one.

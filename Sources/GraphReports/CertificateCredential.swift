@@ -60,7 +60,11 @@ public struct CertificateAssertion: Sendable {
     }
 
     static func der(fromPEM pem: String, label: String) -> Data? {
-        guard let start = pem.range(of: "-----BEGIN \(label)-----"), let end = pem.range(of: "-----END \(label)-----") else { return nil }
+        // The END marker is looked for after the BEGIN marker (a file with them the other way
+        // round is not a PEM block, and must not make an invalid range).
+        guard let start = pem.range(of: "-----BEGIN \(label)-----"),
+            let end = pem.range(of: "-----END \(label)-----", range: start.upperBound..<pem.endIndex)
+        else { return nil }
         let body = pem[start.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
         return Data(base64Encoded: String(body))
     }

@@ -85,6 +85,9 @@ public struct GraphSession: Sendable {
         let warn = self.warn
         let requested = RequestFlag()
         let tokenRetry = self.tokenRetry
+        // Counted whether the token comes or not: a check that failed on its token spent requests.
+        stats.tokenLookups += 1
+        defer { stats.tokenRequests += requested.count }
         let (token, _) = try await tokenCache.token(for: key) { () async throws(GraphError) -> AccessToken in
             if let disk = diskStore?.load(key) { return disk }
             var tries = (tokenRetry ?? RetryPolicy(maxAttempts: 1, initialBackoff: .zero, maxBackoff: .zero)).start()
@@ -110,8 +113,6 @@ public struct GraphSession: Sendable {
                 }
             }
         }
-        stats.tokenLookups += 1
-        stats.tokenRequests += requested.count
         return token
     }
 
@@ -138,7 +139,8 @@ public struct GraphSession: Sendable {
                 answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
                 observer?(request.report, answer.status)
             } catch {
-                observer?(request.report, 0)
+                // An answer whose body was too large still has the status Graph gave it.
+                if case .tooLarge(_, let status) = error { observer?(request.report, status) } else { observer?(request.report, 0) }
                 switch error {
                 case .timeout(let s):
                     throw GraphError(
@@ -151,7 +153,7 @@ public struct GraphSession: Sendable {
                         continue
                     }
                     throw GraphError(.graph, "Cannot reach Graph at \(HTTPTransport.hostPort(url)): \(why) (\(tried) attempt\(tried == 1 ? "" : "s")).")
-                case .tooLarge(let limit):
+                case .tooLarge(let limit, _):
                     throw Self.tooLarge(request, limit: limit)
                 }
             }
@@ -219,7 +221,11 @@ public struct GraphSession: Sendable {
                 answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
                 observer?(request.report + " download", answer.status)
             } catch {
-                observer?(request.report + " download", 0)
+                if case .tooLarge(_, let status) = error {
+                    observer?(request.report + " download", status)
+                } else {
+                    observer?(request.report + " download", 0)
+                }
                 switch error {
                 case .timeout(let s):
                     throw GraphError(
@@ -227,7 +233,7 @@ public struct GraphSession: Sendable {
                         "The report download of \(request) from \(HTTPTransport.hostPort(url)) did not finish within \(IdentityClient.seconds(s)) (--timeout).")
                 case .unreachable(let why):
                     throw GraphError(.graph, "Cannot download \(request) from \(HTTPTransport.hostPort(url)): \(why).")
-                case .tooLarge(let limit):
+                case .tooLarge(let limit, _):
                     throw Self.tooLarge(request, limit: limit)
                 }
             }

@@ -50,8 +50,9 @@ struct HTTPAnswer: Sendable {
 enum TransportFailure: Error {
     case timeout(Duration)
     case unreachable(String)
-    /// The body (after decompression) is larger than the limit, in bytes: not retried.
-    case tooLarge(Int)
+    /// The body (after decompression) is larger than `limit` bytes: not retried. `status` is the
+    /// answer's HTTP status (0 when the head had not arrived).
+    case tooLarge(limit: Int, status: Int)
 }
 
 /// A thin layer over AsyncHTTPClient: one request, a timeout, the body collected, redirects
@@ -110,8 +111,11 @@ public struct HTTPTransport: Sendable {
         // the same deadline, so that a download that stalls after its headers cannot hang a check.
         let bodyDeadline = ContinuousClock.now.advanced(by: .nanoseconds(nanoseconds))
         let limit = maxBodyBytes
+        // The answer's status once its head arrived (for a body that turns out too large).
+        var status = 0
         do {
             let response = try await client.execute(request, timeout: timeout)
+            status = Int(response.status.code)
             let buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
                 group.addTask { try await response.body.collect(upTo: limit) }
                 group.addTask {
@@ -126,7 +130,7 @@ public struct HTTPTransport: Sendable {
                 status: Int(response.status.code), headers: response.headers,
                 body: Array(buffer.readableBytesView))
         } catch is NIOTooManyBytesError {
-            throw .tooLarge(limit)
+            throw .tooLarge(limit: limit, status: status)
         } catch let error as HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
@@ -138,7 +142,7 @@ public struct HTTPTransport: Sendable {
             }
         } catch {
             // NIOHTTPDecompression.DecompressionError.limit: the body inflates past the limit.
-            if String(reflecting: error).contains("DecompressionError.limit") { throw .tooLarge(limit) }
+            if String(reflecting: error).contains("DecompressionError.limit") { throw .tooLarge(limit: limit, status: status) }
             let text = Self.describe(error)
             if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") {
                 throw .timeout(requested)

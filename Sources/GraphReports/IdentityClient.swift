@@ -130,9 +130,11 @@ public struct IdentityClient: Sendable {
                 var error = GraphError(.graph, "Cannot reach the login endpoint \(HTTPTransport.hostPort(app.tokenURL)): \(why).")
                 error.transient = true
                 throw error
-            case .tooLarge(let limit):
+            case .tooLarge(let limit, _):
+                // The endpoint misbehaves, the credential may be fine: not an auth error (which
+                // the worker would remember as a refused credential).
                 throw GraphError(
-                    .auth,
+                    .graph,
                     "The login endpoint \(HTTPTransport.hostPort(app.tokenURL)) answered more than \(limit) bytes; that is not a token answer: check --login-endpoint."
                 )
             }

@@ -48,6 +48,30 @@ struct CheckRequestTests {
         #expect(reason(#"{"id":"a","tenant":"t","mode":"mailbox-usage","options":{"warning-items":{"a":1}}}"#)?.contains("must be a string, a number or a boolean") == true)
     }
 
+    @Test("a field name twice in one object is refused, escapes resolved (was: the decoder kept the first, a validator in front may read the last: another tenant); the same name in different objects is fine")
+    func duplicateKeys() {
+        for json in [
+            #"{"id":"x","tenant":"victim","mode":"mailbox-usage","tenant":"allowed"}"#,
+            #"{"id":"x","tenant":"victim","mode":"mailbox-usage","ten\u0061nt":"allowed"}"#,
+            #"{"id":"x","tenant":"t","mode":"mailbox-usage","options":{"warning-items":"1","warning-items":"2"}}"#,
+            #"{"id":"x","tenant":"t","mode":"mailbox-usage","labels":{"host":"a","host":"b"}}"#,
+        ] {
+            #expect(reason(json)?.contains("a field name appears twice in one object") == true, "\(json)")
+            if case .failure(let r) = decode(json) { #expect(r.id == "x", "the id is still echoed") }
+        }
+        // Not duplicates: one name in two objects, a value equal to a key, braces inside strings.
+        guard case .success = decode(#"{"id":"tenant","tenant":"t","mode":"mailbox-usage","labels":{"tenant":"{\"tenant\":1}","mode":"x"},"options":{"verbose":true}}"#) else {
+            Issue.record("refused")
+            return
+        }
+    }
+
+    @Test("nesting just under the decoder's limit (500 levels of arrays in a label) is refused cleanly, not by exhausting the stack")
+    func nearLimitNesting() {
+        let json = #"{"id":"a","tenant":"t","mode":"mailbox-usage","labels":"# + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}"
+        #expect(reason(json)?.contains("'labels' must be an object of strings") == true)
+    }
+
     @Test("a request nested 100,000 levels deep is refused as not valid JSON, without exhausting the stack")
     func deepNesting() {
         let deep = #"{"id":"a","tenant":"t","mode":"mailbox-usage","labels":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"

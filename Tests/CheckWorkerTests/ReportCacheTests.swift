@@ -89,6 +89,21 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("a check that fails on its token still reports the token request it made (was: lost, and cache.token said none)")
+    func tokenCostOnFailure() async throws {
+        try await withSession("contoso.onmicrosoft.com", credential: .secret("wrong-secret")) { badSession, sim in
+            let cache = ReportCache(ttl: .seconds(60))
+            let answer = await CachedReports(cache: cache, tenant: "c", session: badSession).report(Self.d7, deadline: self.deadline)
+            guard case .failure(let error) = answer.body else {
+                Issue.record("a wrong secret gave data")
+                return
+            }
+            #expect(error.kind == .auth)
+            #expect(answer.cost.tokenLookups == 1 && answer.cost.tokenRequests == 1, "\(answer.cost)")
+            #expect(await sim.stats().tokenRequests == 1)
+        }
+    }
+
     @Test("the call budget is spent only when a call is made: a check that fails on its token gives its slot back (was: slot spent)")
     func budgetRefundedWithoutCall() async throws {
         try await withSession("contoso.onmicrosoft.com", credential: .secret("wrong-secret")) { badSession, sim in

@@ -52,6 +52,7 @@ struct CheckSpecTests {
         #expect(throws: ArgumentError.self) { try CheckSpec(mode: .mailboxUsage, options: CentreonArguments(["--warning-active-mailboxes=abc"])) }
         do {
             _ = try CheckSpec(mode: .mailboxUsage, options: CentreonArguments(["--warning-active-mailboxes=s3cr3t"]))
+            Issue.record("a bad threshold was accepted")
         } catch {
             #expect(error.redacted.contains("warning-active-mailboxes"))
             #expect(!error.redacted.contains("s3cr3t"))

@@ -53,4 +53,10 @@ struct TokenLifetimeTests {
         #expect(!token.isUsable(now: now, margin: 300))
         #expect(token.isUsable(now: now, margin: 10))
     }
+
+    @Test("a PEM file with its END marker before its BEGIN marker is not a certificate (was: an invalid range, a trap at start-up)")
+    func reversedPEM() {
+        #expect(CertificateAssertion.der(fromPEM: "-----END CERTIFICATE-----\nAAAA\n-----BEGIN CERTIFICATE-----\n", label: "CERTIFICATE") == nil)
+        #expect(CertificateAssertion.der(fromPEM: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", label: "CERTIFICATE") == Data([0, 0, 0]))
+    }
 }
