@@ -89,6 +89,21 @@ extension FilterRegex {
     }
 }
 
+extension CheckMode {
+    /// The mode a command line names with `--mode`; the errors are the plugin's.
+    public init(commandLine args: CentreonArguments) throws(ArgumentError) {
+        guard let name = args.last("mode"), !name.isEmpty else {
+            throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
+        }
+        guard let mode = CheckMode(rawValue: name) else {
+            throw ArgumentError(
+                "mode '\(name)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
+                redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
+        }
+        self = mode
+    }
+}
+
 /// The outcome of reading a full `exocheck run` command line.
 public enum Invocation: Sendable {
     /// Run this check.
@@ -115,19 +130,7 @@ public enum Invocation: Sendable {
         }
         do throws(ArgumentError) {
             let mode: CheckMode
-            if let givenMode {
-                mode = givenMode
-            } else {
-                guard let modeName = args.last("mode"), !modeName.isEmpty else {
-                    throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
-                }
-                guard let named = CheckMode(rawValue: modeName) else {
-                    throw ArgumentError(
-                        "mode '\(modeName)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
-                        redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
-                }
-                mode = named
-            }
+            if let givenMode { mode = givenMode } else { mode = try CheckMode(commandLine: args) }
             let useNew = args.has("use-new-perfdata")
             try rejectUnknownOptions(args, mode: mode, useNewPerfdata: useNew)
             output = try outputOptions(args)

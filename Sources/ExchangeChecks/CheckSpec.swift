@@ -35,14 +35,7 @@ public struct CheckSpec: Sendable {
     /// From a Centreon command line (`submit`): `--mode` is read from it; `requestFields` are
     /// left out of the options; anything else a request may not carry is refused.
     public init(commandLine: CentreonArguments) throws(ArgumentError) {
-        guard let name = commandLine.last("mode"), !name.isEmpty else {
-            throw ArgumentError("Need to specify --mode option (email-activity or mailbox-usage).")
-        }
-        guard let mode = CheckMode(rawValue: name) else {
-            throw ArgumentError(
-                "mode '\(name)' doesn't exist: exocheck knows 'email-activity' and 'mailbox-usage'.",
-                redacted: "Unknown mode: exocheck knows 'email-activity' and 'mailbox-usage'.")
-        }
+        let mode = try CheckMode(commandLine: commandLine)
         let kept = commandLine.entries.filter { !Self.requestFields.contains($0.name) }
         try self.init(mode: mode, options: CentreonArguments(options: kept))
     }

@@ -17,7 +17,14 @@ struct SimulatorHandler: Sendable {
         }
         if let tenant = Self.match(path, prefix: "/", suffix: "/oauth2/v2.0/token"), !tenant.contains("/") {
             await state.arrive("token", tenant: tenant.lowercased())
-            let response = try await token(request, tenantName: tenant)
+            let response: Response
+            do {
+                response = try await token(request, tenantName: tenant)
+            } catch {
+                // A body over its limit or a cancelled fault delay: the request still departs.
+                await state.depart(status: 0)
+                throw error
+            }
             await state.depart(status: response.status.code)
             return response
         }

@@ -34,7 +34,8 @@ struct CLITests {
             // A live worker vouches for the topic: the answer is the check's.
             let worker = try fleet.startWorker("w")
             #expect(await fleet.waitForAssignments(1))
-            let (liveCode, liveOut, _) = try await submit(["--orphan-timeout", "2"])
+            // The default window (5 s) is more than twice the heartbeat interval (2 s).
+            let (liveCode, liveOut, _) = try await submit([])
             let (refText, refCode) = try await runReference(fleet, tenant: "t0", mode: .mailboxUsage, args: [])
             #expect(liveCode == refCode && liveOut.hasPrefix(refText), "\(liveOut)")
             // Killed: once its heartbeats are older than the orphan timeout, orphaned again.

@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import GraphSimulator
 import Testing
@@ -109,6 +110,70 @@ struct CentreonCaseTests {
                 let stats = await sim.stats()
                 #expect(c.verdict(out, tokenRequests: stats.tokenRequests) == nil, "\(c.id)")
             }
+        }
+    }
+}
+
+/// `submit` on the Centreon cases: the request a command line becomes (CheckSpec), with values
+/// after a space as pollers write them, is the check `run` reads from the same command line.
+@Suite("submit's request equals run's check on the Centreon cases")
+struct SubmitSpecCaseTests {
+    /// `--name=value` → `--name value` where Getopt can read it back that way (not for flags,
+    /// empty values or values that start with '-', which the plugin cannot take after a space either).
+    static func spaced(_ args: [String]) -> [String] {
+        args.flatMap { arg -> [String] in
+            guard arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") else { return [arg] }
+            let value = String(arg[arg.index(after: eq)...])
+            if value.isEmpty || value.hasPrefix("-") { return [arg] }
+            return [String(arg[..<eq]), value]
+        }
+    }
+
+    /// What decides a check's output, comparable.
+    static func fingerprint(_ c: CheckConfiguration) -> String {
+        [
+            c.mode.rawValue, "\(c.unitsPercent)", c.instanceFilter?.pattern ?? "-", c.filterCounters?.pattern ?? "-",
+            c.filterCountersBlock?.pattern ?? "-", c.thresholds.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+            "\(c.warningStatus.map { "\($0)" } ?? "-")", "\(c.criticalStatus.map { "\($0)" } ?? "-")", "\(c.unknownStatus.map { "\($0)" } ?? "-")",
+        ].joined(separator: "|")
+    }
+
+    @Test("every case's check: the spaced and the '=' command lines give the same request options, and the worker's CheckSpec of them is run's configuration (or both refuse)",
+          arguments: CentreonCase.all)
+    func sameCheck(_ c: CentreonCase) throws {
+        let args = c.argv(endpoint: "https://graph.example", stateDir: "/tmp/x").dropFirst().map { $0 }
+        guard let original = try? CentreonArguments(args), let spacedArgs = try? CentreonArguments(Self.spaced(args)) else { return }
+        // Options a request cannot carry (credentials, --timeout, state files, …) are submit's to
+        // refuse with its own message, not part of the check.
+        func checkPart(_ a: CentreonArguments) -> CentreonArguments {
+            CentreonArguments(options: a.entries.filter { entry in
+                switch OptionTable.use(of: entry.name) {
+                case .connection?: return false
+                case .commandLineOnly?: return ["mode", "help", "list-counters", "plugin", "custommode"].contains(entry.name)
+                default: return true
+                }
+            })
+        }
+        let requestable = checkPart(original)
+        let requestableSpaced = checkPart(spacedArgs)
+        let fromLine = Result { try CheckSpec(commandLine: requestable) }
+        let fromSpaced = Result { try CheckSpec(commandLine: requestableSpaced) }
+        switch (fromLine, fromSpaced) {
+        case (.success(let a), .success(let b)):
+            #expect(a.requestOptions == b.requestOptions)
+            // The worker's side: the request's mode field and options.
+            let worker = try CheckSpec(mode: a.mode, options: CentreonArguments(a.requestOptions))
+            guard case .check(let run, _) = Invocation.parse(original, requireConnection: false) else {
+                Issue.record("run refuses what the worker accepts: \(args)")
+                return
+            }
+            #expect(Self.fingerprint(worker.configuration) == Self.fingerprint(run))
+            #expect(worker.configuration.output == run.output)
+        case (.failure, .failure):
+            // Both refuse; run refuses too (or stops before a check: --help, --list-counters).
+            if case .check = Invocation.parse(original, requireConnection: false) { Issue.record("run accepts what submit refuses: \(args)") }
+        default:
+            Issue.record("the spaced and the '=' forms disagree: \(fromLine) vs \(fromSpaced)")
         }
     }
 }
