@@ -140,7 +140,7 @@ public struct GraphSession: Sendable {
                 observer?(request.report, answer.status)
             } catch {
                 // An answer whose body was too large still has the status Graph gave it.
-                if case .tooLarge(_, let status) = error { observer?(request.report, status) } else { observer?(request.report, 0) }
+                observer?(request.report, error.status)
                 switch error {
                 case .timeout(let s):
                     throw GraphError(
@@ -221,11 +221,7 @@ public struct GraphSession: Sendable {
                 answer = try await transport.send(.GET, url, headers: headers, timeout: min(requestTimeout, left))
                 observer?(request.report + " download", answer.status)
             } catch {
-                if case .tooLarge(_, let status) = error {
-                    observer?(request.report + " download", status)
-                } else {
-                    observer?(request.report + " download", 0)
-                }
+                observer?(request.report + " download", error.status)
                 switch error {
                 case .timeout(let s):
                     throw GraphError(

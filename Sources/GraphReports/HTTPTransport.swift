@@ -53,6 +53,12 @@ enum TransportFailure: Error {
     /// The body (after decompression) is larger than `limit` bytes: not retried. `status` is the
     /// answer's HTTP status (0 when the head had not arrived).
     case tooLarge(limit: Int, status: Int)
+
+    /// The HTTP status the server gave before the failure (0: no answer head arrived).
+    var status: Int {
+        if case .tooLarge(_, let status) = self { return status }
+        return 0
+    }
 }
 
 /// A thin layer over AsyncHTTPClient: one request, a timeout, the body collected, redirects

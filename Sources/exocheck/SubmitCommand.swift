@@ -150,7 +150,7 @@ enum SubmitCommand {
             if wait { start = try await KafkaMetadata.startOffsets(topic: topics.results, position: .end, configuration: kafka) }
             let producer = try KafkaProducer(configuration: kafka)
             // Heartbeats are looked for from one orphan timeout before the send on.
-            let sentAt = Date().addingTimeInterval(-orphanTimeout)
+            let heartbeatsSince = Date().addingTimeInterval(-orphanTimeout)
             try await producer.send(
                 OutgoingMessage(
                     topic: topics.requests, key: Array(tenant.utf8), value: request.encoded(),
@@ -163,7 +163,7 @@ enum SubmitCommand {
             let watch = orphanTimeout > 0 && !topics.heartbeatTopic.isEmpty && orphanTimeout < timeout
             switch try await awaitResult(
                 id: request.id, kafka: kafka, start: start, timeout: timeout,
-                orphanWatch: watch ? OrphanWatch(topics: topics, within: orphanTimeout, since: sentAt) : nil)
+                orphanWatch: watch ? OrphanWatch(topics: topics, within: orphanTimeout, since: heartbeatsSince) : nil)
             {
             case .result(let result):
                 SafeOutput.print(result.output)
