@@ -23,7 +23,7 @@ struct ChaosTests {
         ProcessInfo.processInfo.environment["EXOCHECK_CHAOS_REQUESTS"].flatMap(Int.init) ?? 20_000
     }
 
-    @Test("broker down and up, a leader move, Produce/Fetch/OffsetCommit errors, a worker SIGKILLed and restarted, Graph 429 storms, 5xx bursts and slow answers: every request answered correctly, Graph within budget")
+    @Test("broker down and up, leader moves, Fetch/OffsetCommit errors, a worker SIGKILLed and restarted, Graph 429 storms, 5xx bursts and slow answers: every request answered correctly, Graph within budget")
     func chaos() async throws {
         // Graph faults, each limited so that retries within a check's budget get through.
         let faults: [String: [FaultRule]] = [
@@ -55,7 +55,13 @@ struct ChaosTests {
                     _ = await eventually(timeout: .seconds(300)) { await sink.results.count >= Int(Double(wanted.count) * fraction) }
                 }
                 await at(0.10)
-                fleet.cluster.pushRequestErrors(apiKey: 0, [6, 7, 6])     // Produce: NOT_LEADER, REQUEST_TIMED_OUT
+                // No injected Produce errors: librdkafka's idempotent producer acks earlier messages
+                // implicitly when a later request succeeds (rd_kafka_dr_implicit_ack), which is sound
+                // because a real broker refuses a sequence gap; librdkafka 2.0.2's mock checks sequences
+                // only for transactional producers (rd_kafka_mock_validate_records), so one injected
+                // error on a request with the next one in flight lost acknowledged results (CI
+                // rehearsal of 10a438b: 3 results of one batch, offsets committed, no publish error).
+                // Producer failures are still exercised by the broker outage and the leader moves.
                 fleet.cluster.pushRequestErrors(apiKey: 1, [6, 6])        // Fetch: NOT_LEADER
                 // OffsetCommit: the coordinator is loading. Not COORDINATOR_NOT_AVAILABLE/NOT_COORDINATOR,
                 // which make the client look the coordinator up again: they were suspected of
@@ -75,7 +81,6 @@ struct ChaosTests {
                 try? fleet.cluster.setBroker(2, up: true)
                 _ = try? fleet.startWorker("c2")
                 await at(0.70)
-                fleet.cluster.pushRequestErrors(apiKey: 0, [7, 7])
                 try? fleet.cluster.setPartitionLeader(topic: fleet.requests, partition: 3, broker: 1)
             }
             try await fleet.submit(requests)
