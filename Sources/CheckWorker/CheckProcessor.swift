@@ -156,13 +156,16 @@ public struct CheckProcessor: Sendable {
         // The request's check (CheckSpec: its mode field and its options, parsed as `exocheck run`
         // parses a command line), on the evaluation pool: parsing compiles the request's regular
         // expressions.
-        enum Parsed: Sendable { case check(CheckConfiguration), refused(String) }
+        enum Parsed: Sendable { case check(CheckConfiguration, shape: String), refused(String) }
         let (mode, arguments) = (request.mode, request.arguments)
         let parsedOutcome: Parsed
         do {
             parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
                 do throws(ArgumentError) {
-                    return .check(try CheckSpec(mode: mode, options: CentreonArguments(arguments)).configuration)
+                    let spec = try CheckSpec(mode: mode, options: CentreonArguments(arguments))
+                    // The normalised check: equal for requests that ask the same thing however
+                    // they wrote it (what a memoised result is found by).
+                    return .check(spec.configuration, shape: ([spec.mode.rawValue] + spec.requestOptions).joined(separator: "\u{0}"))
                 } catch {
                     return .refused(error.redacted)
                 }
@@ -171,8 +174,9 @@ public struct CheckProcessor: Sendable {
             parsedOutcome = .refused("its options could not be read within the time limit.")
         }
         let config: CheckConfiguration
+        let shape: String
         switch parsedOutcome {
-        case .check(let c): config = c
+        case .check(let c, let s): (config, shape) = (c, s)
         case .refused(let reason): return await refuse(.invalidRequest, "Invalid check request: \(reason)", deadLetter: true)
         }
         guard let tenant = configuration.tenants[request.tenant] else {
@@ -199,13 +203,11 @@ public struct CheckProcessor: Sendable {
         session.tokenRetry = .graph
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
-        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session)
+        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, parser: pool)
         // The check's own budget (shortened by its deadline) for every regex from here on, so that
         // a regex stops no later than the point where the watchdog would count its thread as stuck.
         let (outcome, rendered) = await RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
-            let outcome = await ExchangeCheckRunner.run(config, reports: provider, deadline: deadline, executor: pool)
-            let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline)
-            return (outcome, rendered)
+            await ExchangeCheckRunner.runRendered(config, reports: provider, deadline: deadline, executor: pool, shape: shape)
         }
         let fetch = outcome.stats
         // A token is a hit only when one was needed and no request was made for it; a check
@@ -245,20 +247,6 @@ public struct CheckProcessor: Sendable {
                 "cache.report": "\(result.cache.report)",
             ])
         return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
-    }
-
-    /// Renders on the evaluation pool (output options run user regexes); if that does not
-    /// finish in time, the error of the time limit is rendered without the output options.
-    func render(_ result: CheckResult, options: OutputOptions, isError: Bool, deadline: ContinuousClock.Instant) async -> RenderedOutput {
-        do {
-            return try await pool.evaluate(deadline: deadline) { OutputRenderer.render(result, options: options, isError: isError) }
-        } catch {
-            var plain = OutputOptions()
-            plain.errorStatus = options.errorStatus
-            var timedOut = OutputRenderer.render(CheckResult.error(error.message, status: options.errorStatus), options: plain, isError: true)
-            timedOut.optionFailure = .timeout
-            return timedOut
-        }
     }
 
     var refusalDeadline: ContinuousClock.Instant {

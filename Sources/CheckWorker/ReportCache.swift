@@ -14,8 +14,14 @@ import GraphReports
 ///   a copy at most `maxStale` past its TTL is served, or the check waits for budget if its
 ///   deadline allows (and then joins a download another check started meanwhile), else it fails
 ///   as `throttled`;
-/// * a byte budget: bodies count their size; past the budget, entries for past dates go first,
-///   then the least recently used. A body larger than the whole budget is served, not kept.
+/// * reports are kept parsed, as `ReportSnapshot`s (parsed once, by the check that downloaded
+///   them, on the evaluation pool), and values derived from a snapshot are memoised per snapshot
+///   (`memoised`/`remember`: a filter's aggregate, a whole check's result and rendering) until the
+///   snapshot is replaced or evicted;
+/// * a byte budget: snapshots and memoised values count their size; past the budget, memoised
+///   values go first (least recently used; they cost no Graph call to compute again), then
+///   entries for past dates, then the least recently used entries. A snapshot larger than the
+///   whole budget is served, not kept; a memoised value larger than a quarter of it is not kept.
 public actor ReportCache {
     /// Identifies a cache entry and its download in flight: one report request of one tenant.
     public struct Key: Hashable, Sendable {
@@ -26,7 +32,7 @@ public actor ReportCache {
     }
 
     struct Entry {
-        var body: [UInt8]
+        var snapshot: ReportSnapshot
         var etag: String?
         var fetchedAt: ContinuousClock.Instant
         var lastUsed: ContinuousClock.Instant
@@ -56,13 +62,18 @@ public actor ReportCache {
     /// Downloads in flight: each ends with its entry (or why not) and what it cost.
     private var inFlight: [Key: Task<(Result<(Entry, Outcome), GraphError>, FetchStats), Never>] = [:]
     /// Checks waiting for a download another check started, by key and waiter number.
-    private var joiners: [Key: [Int: CheckedContinuation<Result<[UInt8], GraphError>?, Never>]] = [:]
+    private var joiners: [Key: [Int: CheckedContinuation<Result<ReportSnapshot, GraphError>?, Never>]] = [:]
+    /// Values derived from snapshots, and which keys each snapshot has.
+    private var memos: [MemoKey: Memo] = [:]
+    private var memosBySnapshot: [UInt64: Set<MemoKey>] = [:]
+    /// Memoised values served, since start.
+    public private(set) var memoHits = 0
     private var nextJoiner = 0
     /// Joiners whose deadline passed before they registered (the timer ran first).
     private var expiredJoiners: Set<Int> = []
     /// Call times per (tenant, report name): the sliding window of the budget.
     private var calls: [String: [ContinuousClock.Instant]] = [:]
-    /// Bytes held by `entries`.
+    /// Bytes held by `entries` and `memos`.
     public private(set) var bytes = 0
     /// Entries dropped to stay under `maxBytes`, since start.
     public private(set) var evictions = 0
@@ -83,15 +94,64 @@ public actor ReportCache {
 
     /// Number of cached entries.
     public var count: Int { entries.count }
+    /// Number of memoised values.
+    public var memoCount: Int { memos.count }
+
+    struct Memo {
+        var value: MemoValue
+        var bytes: Int
+        var lastUsed: ContinuousClock.Instant
+    }
+
+    /// The value memoised for `key`, if still kept.
+    public func memoised(_ key: MemoKey) -> MemoValue? {
+        guard var m = memos[key] else { return nil }
+        m.lastUsed = clock.now
+        memos[key] = m
+        memoHits += 1
+        return m.value
+    }
+
+    /// Keeps `value` for `key` while every snapshot it names is cached (a value for a snapshot
+    /// that is gone already, or larger than a quarter of the byte budget, is dropped).
+    public func remember(_ key: MemoKey, _ value: MemoValue) {
+        let size = value.bytes
+        guard size <= maxBytes / 4 else { return }
+        let live = Set(entries.values.map(\.snapshot.id))
+        guard key.snapshots.allSatisfy(live.contains) else { return }
+        if let old = memos.removeValue(forKey: key) { bytes -= old.bytes }
+        memos[key] = Memo(value: value, bytes: size, lastUsed: clock.now)
+        for id in key.snapshots { memosBySnapshot[id, default: []].insert(key) }
+        bytes += size
+        evict(keeping: nil)
+    }
+
+    /// Drops the memoised values derived from snapshot `id`.
+    private func forgetMemos(of id: UInt64) {
+        guard let keys = memosBySnapshot.removeValue(forKey: id) else { return }
+        for key in keys {
+            guard let m = memos.removeValue(forKey: key) else { continue }
+            bytes -= m.bytes
+            for other in key.snapshots where other != id {
+                memosBySnapshot[other]?.remove(key)
+                if memosBySnapshot[other]?.isEmpty == true { memosBySnapshot[other] = nil }
+            }
+        }
+    }
 
     /// The report body for `request`, how it was obtained and what this check spent on it
     /// (calls it made itself; joining another check's download costs nothing). The cost is
     /// counted also when the answer is an error.
-    public func answer(_ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant) async -> ReportAnswer {
+    /// A download is parsed on `parser` (the worker's evaluation pool), once, by the check that
+    /// made it.
+    public func answer(
+        _ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
+        parser: any EvaluationExecutor = InlineExecutor()
+    ) async -> ReportAnswer {
         var cost = FetchStats()
         do throws(GraphError) {
-            let (body, origin) = try await obtain(request, tenant: tenant, session: session, deadline: deadline, cost: &cost)
-            return .data(body, origin, cost: cost)
+            let (snapshot, origin) = try await obtain(request, tenant: tenant, session: session, deadline: deadline, parser: parser, cost: &cost)
+            return .data(snapshot, origin, cost: cost)
         } catch {
             return .failure(error, cost: cost)
         }
@@ -101,7 +161,7 @@ public actor ReportCache {
     public func report(
         _ request: ReportRequest, tenant: String, session: GraphSession,
         deadline: ContinuousClock.Instant
-    ) async throws(GraphError) -> ([UInt8], Outcome) {
+    ) async throws(GraphError) -> (ReportSnapshot, Outcome) {
         let a = await answer(request, tenant: tenant, session: session, deadline: deadline)
         let body = try a.body.get()
         return (body, a.origin ?? .miss)
@@ -109,8 +169,8 @@ public actor ReportCache {
 
     private func obtain(
         _ request: ReportRequest, tenant: String, session: GraphSession, deadline: ContinuousClock.Instant,
-        cost: inout FetchStats
-    ) async throws(GraphError) -> ([UInt8], Outcome) {
+        parser: any EvaluationExecutor, cost: inout FetchStats
+    ) async throws(GraphError) -> (ReportSnapshot, Outcome) {
         let key = Key(tenant: tenant, request: request)
         if let body = freshBody(key) { return (body, .hit) }
         if inFlight[key] != nil, let joined = try await join(key, deadline: deadline) { return (joined, .hit) }
@@ -132,7 +192,7 @@ public actor ReportCache {
             if var stale = entries[key], stale.fetchedAt.duration(to: t) <= maxStale + ttl {
                 stale.lastUsed = t
                 entries[key] = stale
-                return (stale.body, .stale)
+                return (stale.snapshot, .stale)
             }
             let freeAt = times[0].advanced(by: window)
             if freeAt > deadline {
@@ -156,10 +216,12 @@ public actor ReportCache {
             do throws(GraphError) {
                 switch try await session.fetch(request, deadline: deadline, etag: stale?.etag, stats: &local) {
                 case .body(let bytes, let etag):
-                    return (.success((Entry(body: bytes, etag: etag, fetchedAt: now, lastUsed: now), .miss)), local)
+                    // Parsed once, here, for every check that reads it.
+                    let snapshot = try await parser.evaluate(deadline: deadline) { ReportSnapshot.parse(bytes, request: request) }
+                    return (.success((Entry(snapshot: snapshot, etag: etag, fetchedAt: now, lastUsed: now), .miss)), local)
                 case .notModified:
                     guard let stale else { return (.failure(GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.")), local) }
-                    return (.success((Entry(body: stale.body, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)), local)
+                    return (.success((Entry(snapshot: stale.snapshot, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)), local)
                 }
             } catch {
                 return (.failure(error), local)
@@ -178,28 +240,28 @@ public actor ReportCache {
         switch result {
         case .success(let (entry, outcome)):
             store(key, entry)
-            for (_, c) in waiting { c.resume(returning: .success(entry.body)) }
-            return (entry.body, outcome)
+            for (_, c) in waiting { c.resume(returning: .success(entry.snapshot)) }
+            return (entry.snapshot, outcome)
         case .failure(let error):
             for (_, c) in waiting { c.resume(returning: .failure(error)) }
             throw error
         }
     }
 
-    private func freshBody(_ key: Key) -> [UInt8]? {
+    private func freshBody(_ key: Key) -> ReportSnapshot? {
         let now = clock.now
         guard var e = entries[key], e.fetchedAt.duration(to: now) < ttl else { return nil }
         e.lastUsed = now
         entries[key] = e
-        return e.body
+        return e.snapshot
     }
 
     /// Waits for the download in flight for `key`, no longer than `deadline`. Nil when that
     /// download ended before this check could join it (the caller looks again).
-    private func join(_ key: Key, deadline: ContinuousClock.Instant) async throws(GraphError) -> [UInt8]? {
+    private func join(_ key: Key, deadline: ContinuousClock.Instant) async throws(GraphError) -> ReportSnapshot? {
         let id = nextJoiner
         nextJoiner += 1
-        let outcome: Result<[UInt8], GraphError>? = await withTaskGroup(of: Result<[UInt8], GraphError>??.self) { group in
+        let outcome: Result<ReportSnapshot, GraphError>? = await withTaskGroup(of: Result<ReportSnapshot, GraphError>??.self) { group in
             group.addTask { .some(await self.wait(key, id)) }
             group.addTask {
                 // At the deadline, or when the check is cancelled, the waiter above is resumed
@@ -209,7 +271,7 @@ public actor ReportCache {
                 await self.expire(key, id, cancelled: Task.isCancelled)
                 return .none
             }
-            var value: Result<[UInt8], GraphError>?? = nil
+            var value: Result<ReportSnapshot, GraphError>?? = nil
             while let next = await group.next() {
                 if case .some(let v) = next {
                     value = .some(v)
@@ -223,7 +285,7 @@ public actor ReportCache {
         return try outcome.get()
     }
 
-    private func wait(_ key: Key, _ id: Int) async -> Result<[UInt8], GraphError>? {
+    private func wait(_ key: Key, _ id: Int) async -> Result<ReportSnapshot, GraphError>? {
         // The timer may have fired before this waiter got here: then it has already timed out.
         if expiredJoiners.remove(id) != nil { return .failure(Self.joinTimeout(key)) }
         guard inFlight[key] != nil else { return nil }
@@ -251,13 +313,33 @@ public actor ReportCache {
         GraphError(.timeout, "The check reached its deadline while waiting for a download of \(key.request) that another check started.")
     }
 
-    /// Keeps `entry`, then evicts until the bodies fit `maxBytes`: entries for a past date
-    /// first (a newer date is what checks ask for), then the least recently used.
+    /// Keeps `entry`, then evicts until everything fits `maxBytes`. Replacing a snapshot by
+    /// another (a new download) drops the values memoised from the old one; a revalidated copy
+    /// keeps its snapshot and its memos.
     private func store(_ key: Key, _ entry: Entry) {
-        if let old = entries.removeValue(forKey: key) { bytes -= old.body.count }
-        guard entry.body.count <= maxBytes else { return }
+        if let old = entries.removeValue(forKey: key) {
+            bytes -= old.snapshot.bytes
+            if old.snapshot.id != entry.snapshot.id { forgetMemos(of: old.snapshot.id) }
+        }
+        guard entry.snapshot.bytes <= maxBytes else { return }
         entries[key] = entry
-        bytes += entry.body.count
+        bytes += entry.snapshot.bytes
+        evict(keeping: key)
+    }
+
+    /// While over `maxBytes`: memoised values first (least recently used; recomputing one costs no
+    /// Graph call), then entries for a past date (a newer date is what checks ask for), then the
+    /// least recently used entries, never `keeping`.
+    private func evict(keeping: Key?) {
+        guard bytes > maxBytes else { return }
+        for (k, m) in memos.sorted(by: { $0.value.lastUsed < $1.value.lastUsed }) where bytes > maxBytes {
+            memos[k] = nil
+            bytes -= m.bytes
+            for id in k.snapshots {
+                memosBySnapshot[id]?.remove(k)
+                if memosBySnapshot[id]?.isEmpty == true { memosBySnapshot[id] = nil }
+            }
+        }
         guard bytes > maxBytes else { return }
         var latestDate: [String: String] = [:]  // (tenant, report) → newest date cached
         for k in entries.keys {
@@ -270,14 +352,15 @@ public actor ReportCache {
             guard case .date(let d) = k.request.parameter else { return false }
             return d < latestDate["\(k.tenant)|\(k.request.report)"] ?? ""
         }
-        let order = entries.filter { $0.key != key }.sorted { a, b in
+        let order = entries.filter { $0.key != keeping }.sorted { a, b in
             let (pa, pb) = (isPastDate(a.key), isPastDate(b.key))
             if pa != pb { return pa }
             return a.value.lastUsed < b.value.lastUsed
         }
         for (k, e) in order where bytes > maxBytes {
             entries[k] = nil
-            bytes -= e.body.count
+            bytes -= e.snapshot.bytes
+            forgetMemos(of: e.snapshot.id)
             evictions += 1
         }
     }
@@ -288,18 +371,31 @@ public struct CachedReports: ReportSource {
     let cache: ReportCache
     let tenant: String
     let session: GraphSession
+    let parser: any EvaluationExecutor
 
     /// The report source of one check: `cache`, shared by the worker's checks, in front of the
-    /// tenant's `session`.
-    public init(cache: ReportCache, tenant: String, session: GraphSession) {
+    /// tenant's `session`; a report this check downloads is parsed on `parser`.
+    public init(cache: ReportCache, tenant: String, session: GraphSession, parser: any EvaluationExecutor = InlineExecutor()) {
         self.cache = cache
         self.tenant = tenant
         self.session = session
+        self.parser = parser
     }
 
     /// The report from the cache, or downloaded through the session, for this tenant, no later
     /// than `deadline`; a failure comes back in the answer.
     public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
-        await cache.answer(request, tenant: tenant, session: session, deadline: deadline)
+        await cache.answer(request, tenant: tenant, session: session, deadline: deadline, parser: parser)
+    }
+
+    /// The cache's memoised value for `key` (keys name snapshot ids, which are unique in the
+    /// process, so tenants cannot see each other's values).
+    public func memoised(_ key: MemoKey) async -> MemoValue? {
+        await cache.memoised(key)
+    }
+
+    /// Offers `value` to the cache.
+    public func remember(_ key: MemoKey, _ value: MemoValue) async {
+        await cache.remember(key, value)
     }
 }

@@ -30,7 +30,7 @@ public struct CheckOutcome: Sendable {
 public enum ExchangeCheckRunner {
     /// Runs one check: fetches the mode's reports through `reports` (email-activity: the D7 report,
     /// then, unless it is empty, the daily report of its refresh date; mailbox-usage: the D7
-    /// report), and parses and evaluates them on `executor`. Every user regular expression stops at
+    /// report), and evaluates them on `executor`. Every user regular expression stops at
     /// `deadline` (a `RegexBudget` already bound takes precedence); if one ran out of time, the
     /// outcome is a `timeout` failure. Failures are returned, never thrown. `timeZone` places the
     /// `perfdate` metric (noon on the report date).
@@ -38,42 +38,104 @@ public enum ExchangeCheckRunner {
         _ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
         timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor()
     ) async -> CheckOutcome {
-        // Every user regex of the evaluation stops at the check's deadline (an enclosing budget,
-        // e.g. the worker's for the whole request, takes precedence).
         let budget = RegexBudget.current ?? RegexBudget(deadline: deadline)
-        var outcome = await RegexBudget.$current.withValue(budget) {
-            await evaluate(config, reports: reports, deadline: deadline, timeZone: timeZone, executor: executor)
+        return await RegexBudget.$current.withValue(budget) {
+            let step = await evaluate(config, reports: reports, deadline: deadline, timeZone: timeZone, executor: executor, shape: nil)
+            return withinBudget(step.outcome, budget: budget, options: config.output)
         }
-        if let message = budget.exceededMessage {
-            outcome = failure(CheckError(.timeout, message), options: config.output, stats: outcome.stats, origin: outcome.origin)
+    }
+
+    /// `run`, then renders the outcome with the check's output options on `executor` (if that
+    /// does not finish by `deadline`, the time limit's error is rendered plain, with
+    /// `optionFailure` `timeout`). With a `shape` (the check's normalised options, the same text
+    /// for the same check) and a source that memoises, a check repeated on the same snapshots is
+    /// answered from the source's memo: a lookup, no evaluation, no rendering. Only successful
+    /// evaluations whose regular expressions all finished are memoised.
+    public static func runRendered(
+        _ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
+        timeZone: TimeZone = .current, executor: some EvaluationExecutor = InlineExecutor(), shape: String? = nil
+    ) async -> (CheckOutcome, RenderedOutput) {
+        let budget = RegexBudget.current ?? RegexBudget(deadline: deadline)
+        return await RegexBudget.$current.withValue(budget) {
+            let step = await evaluate(config, reports: reports, deadline: deadline, timeZone: timeZone, executor: executor, shape: shape)
+            if let hit = step.memoised { return (step.outcome, hit.rendered) }
+            let outcome = withinBudget(step.outcome, budget: budget, options: config.output)
+            let rendered = await render(outcome.result, options: config.output, isError: outcome.error != nil, deadline: deadline, executor: executor)
+            if let key = step.memoKey, outcome.error == nil, rendered.optionFailure == nil, budget.exceededOption == nil {
+                await reports.remember(key, .check(MemoisedCheck(result: outcome.result, rendered: rendered)))
+            }
+            return (outcome, rendered)
         }
-        return outcome
+    }
+
+    /// Renders on `executor` (output options run user regexes); if that does not finish in time,
+    /// the error of the time limit is rendered without the output options.
+    public static func render(
+        _ result: CheckResult, options: OutputOptions, isError: Bool, deadline: ContinuousClock.Instant,
+        executor: some EvaluationExecutor
+    ) async -> RenderedOutput {
+        do {
+            return try await executor.evaluate(deadline: deadline) { OutputRenderer.render(result, options: options, isError: isError) }
+        } catch {
+            var plain = OutputOptions()
+            plain.errorStatus = options.errorStatus
+            var timedOut = OutputRenderer.render(CheckResult.error(error.message, status: options.errorStatus), options: plain, isError: true)
+            timedOut.optionFailure = .timeout
+            return timedOut
+        }
+    }
+
+    /// `outcome`, or a `timeout` failure when a regular expression ran out of time meanwhile.
+    static func withinBudget(_ outcome: CheckOutcome, budget: RegexBudget, options: OutputOptions) -> CheckOutcome {
+        guard let message = budget.exceededMessage else { return outcome }
+        return failure(CheckError(.timeout, message), options: options, stats: outcome.stats, origin: outcome.origin)
+    }
+
+    /// What `evaluate` found: the outcome, a memoised check when the source had one, and the key
+    /// to memoise this check under (nil without a shape).
+    struct Step {
+        var outcome: CheckOutcome
+        var memoised: MemoisedCheck? = nil
+        var memoKey: MemoKey? = nil
+    }
+
+    /// The parsed reports of one check, by mode.
+    enum ModeTables: Sendable {
+        case email(EmailActivityTable, EmailActivityTable)
+        case mailbox(MailboxUsageTable)
+    }
+
+    /// The memo text of a check's instance filter: which rows an aggregate read.
+    static func filterDerivation(_ filter: FilterRegex?) -> String {
+        guard let filter else { return "filter:" }
+        return (filter.regex.options.contains(.caseInsensitive) ? "filter:i/" : "filter:/") + filter.pattern
     }
 
     static func evaluate(
         _ config: CheckConfiguration, reports: some ReportSource, deadline: ContinuousClock.Instant,
-        timeZone: TimeZone, executor: some EvaluationExecutor
-    ) async -> CheckOutcome {
+        timeZone: TimeZone, executor: some EvaluationExecutor, shape: String?
+    ) async -> Step {
         var stats = FetchStats()
         var origin: ReportOrigin? = nil
         // One report through the source: its cost and origin are kept whatever happens next.
-        func fetch(_ request: ReportRequest) async throws(CheckError) -> [UInt8] {
+        func fetch(_ request: ReportRequest) async throws(CheckError) -> ReportSnapshot {
             let answer = await reports.report(request, deadline: deadline)
             stats = stats + answer.cost
             if let o = answer.origin { origin = max(origin ?? o, o) }
             return try answer.body.get()
         }
         do throws(CheckError) {
-            let result: CheckResult
+            // The reports, as snapshots; `ids` name them in memo keys.
+            let tables: ModeTables
+            var ids: [UInt64]
             switch config.mode {
             case .emailActivity:
                 let periodRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .period("D7"))
-                let periodBody = try await fetch(periodRequest)
-                let period = try await executor.evaluate(deadline: deadline) {
-                    Result { () throws(CheckError) in try parse(periodBody, request: periodRequest, parser: ReportParser.emailActivity) }
-                }.get()
-                var daily: [EmailActivityRow] = []
-                let reportDate = EmailActivityCheck.reportDate(of: period)
+                let periodSnapshot = try await fetch(periodRequest)
+                let period = try periodSnapshot.emailActivity()
+                ids = [periodSnapshot.id]
+                var daily = EmailActivityTable(rows: [])
+                let reportDate = period.reportDate
                 if !period.isEmpty {
                     guard isISODate(reportDate) else {
                         throw CheckError(
@@ -81,30 +143,46 @@ public enum ExchangeCheckRunner {
                             "Report \(periodRequest) is malformed: its first row has no valid 'Report Refresh Date' ('\(reportDate.prefix(40))'), so the daily report cannot be requested."
                         )
                     }
-                    let dailyRequest = ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .date(reportDate))
-                    let dailyBody = try await fetch(dailyRequest)
-                    daily = try await executor.evaluate(deadline: deadline) {
-                        Result { () throws(CheckError) in try parse(dailyBody, request: dailyRequest, parser: ReportParser.emailActivity) }
-                    }.get()
+                    let dailySnapshot = try await fetch(ReportRequest(report: CheckMode.emailActivity.reportName, parameter: .date(reportDate)))
+                    daily = try dailySnapshot.emailActivity()
+                    ids.append(dailySnapshot.id)
                 }
-                let dailyRows = daily
-                result = try await executor.evaluate(deadline: deadline) {
-                    EmailActivityCheck.evaluate(period: period, daily: dailyRows, config: config, timeZone: timeZone)
-                }
+                tables = .email(period, daily)
             case .mailboxUsage:
-                let request = ReportRequest(report: CheckMode.mailboxUsage.reportName, parameter: .period("D7"))
-                let body = try await fetch(request)
-                result = try await executor.evaluate(deadline: deadline) {
-                    let rows: [MailboxUsageRow]
-                    do throws(CheckError) { rows = try parse(body, request: request, parser: ReportParser.mailboxUsage) } catch {
-                        return Result<CheckResult, CheckError>.failure(error)
-                    }
-                    return .success(MailboxUsageCheck.evaluate(period: rows, config: config, timeZone: timeZone))
-                }.get()
+                let snapshot = try await fetch(ReportRequest(report: CheckMode.mailboxUsage.reportName, parameter: .period("D7")))
+                tables = .mailbox(try snapshot.mailboxUsage())
+                ids = [snapshot.id]
             }
-            return CheckOutcome(result: result, error: nil, stats: stats, origin: origin)
+            // The same check on the same snapshots: its memoised result.
+            let checkKey = shape.map { MemoKey(snapshots: ids, derivation: "check:\(timeZone.identifier)\u{0}\($0)") }
+            if let checkKey, case .check(let hit)? = await reports.memoised(checkKey) {
+                return Step(outcome: CheckOutcome(result: hit.result, error: nil, stats: stats, origin: origin), memoised: hit)
+            }
+            // Another check with the same filter read the rows already: its aggregate.
+            let filterKey = MemoKey(snapshots: ids, derivation: filterDerivation(config.instanceFilter))
+            let known = await reports.memoised(filterKey)
+            let filter = config.instanceFilter
+            let (result, computed): (CheckResult, MemoValue?) = try await executor.evaluate(deadline: deadline) {
+                switch tables {
+                case .email(let period, let daily):
+                    if case .emailActivity(let a)? = known {
+                        return (EmailActivityCheck.evaluate(a, period: period, daily: daily, config: config, timeZone: timeZone), nil)
+                    }
+                    let a = EmailActivityCheck.aggregate(period: period, daily: daily, filter: filter)
+                    return (EmailActivityCheck.evaluate(a, period: period, daily: daily, config: config, timeZone: timeZone), .emailActivity(a))
+                case .mailbox(let period):
+                    if case .mailboxUsage(let a)? = known {
+                        return (MailboxUsageCheck.evaluate(a, period: period, config: config, timeZone: timeZone), nil)
+                    }
+                    let a = MailboxUsageCheck.aggregate(period: period, filter: filter)
+                    return (MailboxUsageCheck.evaluate(a, period: period, config: config, timeZone: timeZone), .mailboxUsage(a))
+                }
+            }
+            // An aggregate whose filter ran out of time is incomplete: never kept.
+            if let computed, RegexBudget.current?.exceededOption == nil { await reports.remember(filterKey, computed) }
+            return Step(outcome: CheckOutcome(result: result, error: nil, stats: stats, origin: origin), memoKey: checkKey)
         } catch {
-            return failure(error, options: config.output, stats: stats, origin: origin)
+            return Step(outcome: failure(error, options: config.output, stats: stats, origin: origin))
         }
     }
 
@@ -116,20 +194,6 @@ public enum ExchangeCheckRunner {
         var result = CheckResult.error(error.message, status: options.errorStatus)
         result.longOutput = error.details
         return CheckOutcome(result: result, error: error, stats: stats, origin: origin)
-    }
-
-    static func parse<Row>(
-        _ body: [UInt8], request: ReportRequest,
-        parser: ([UInt8]) throws(ReportError) -> [Row]
-    ) throws(CheckError) -> [Row] {
-        do {
-            return try parser(body)
-        } catch {
-            throw CheckError(
-                .parse,
-                "Report \(request) is malformed: \(error.description). No numbers were computed from it; retry later, and if it persists check what --graph-endpoint serves."
-            )
-        }
     }
 
     static func isISODate(_ s: String) -> Bool {

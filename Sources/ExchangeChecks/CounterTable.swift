@@ -27,8 +27,12 @@ struct CounterTable<Totals, Instance>: Sendable {
         var active: Int
         var total: Int
         var totals: Totals
-        /// Instances by id (user or mailbox principal name).
-        var instances: [String: Instance]
+        /// How many instances there are (distinct ids).
+        var instanceCount: Int
+        /// Instances by id (user or mailbox principal name), built only when the instance group
+        /// is evaluated: with several instances and no per-instance counter selected, no row is
+        /// read.
+        var instances: () -> [String: Instance]
     }
 
     /// The generic loop: Centreon's `run_global` for groups 1 and 2, `run_instances` for group 3,
@@ -62,13 +66,14 @@ struct CounterTable<Totals, Instance>: Sendable {
 
         // Group 3: per instance. With several instances and no per-instance counter selected the
         // group prints nothing: skip it.
-        if !config.blocks(instanceGroup), data.instances.count <= 1 || instanceGroup.counters.contains(where: config.selects) {
+        if !config.blocks(instanceGroup), data.instanceCount <= 1 || instanceGroup.counters.contains(where: config.selects) {
             let specs = instanceGroup.counters.filter(config.selects)
-            let ids = data.instances.keys.sorted(by: CounterFormatting.byteOrder)
+            let subjects = data.instances()
+            let ids = subjects.keys.sorted(by: CounterFormatting.byteOrder)
             let multiple = ids.count > 1
             var evaluated: [EvaluatedInstance] = []
             for id in ids {
-                guard let subject = data.instances[id] else { continue }
+                guard let subject = subjects[id] else { continue }
                 var counters: [EvaluatedCounter] = []
                 for spec in specs {
                     guard let row = instances.first(where: { $0.label == spec.label }) else { continue }

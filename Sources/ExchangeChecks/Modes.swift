@@ -17,33 +17,68 @@ public enum EmailActivityCheck {
         period: [EmailActivityRow], daily: [EmailActivityRow],
         config: CheckConfiguration, timeZone: TimeZone
     ) -> CheckResult {
-        let reportDate = reportDate(of: period)
+        evaluate(period: EmailActivityTable(rows: period), daily: EmailActivityTable(rows: daily), config: config, timeZone: timeZone)
+    }
+
+    /// `evaluate(period:daily:config:timeZone:)` on parsed tables.
+    public static func evaluate(
+        period: EmailActivityTable, daily: EmailActivityTable, config: CheckConfiguration, timeZone: TimeZone
+    ) -> CheckResult {
+        let a = aggregate(period: period, daily: daily, filter: config.instanceFilter)
+        return evaluate(a, period: period, daily: daily, config: config, timeZone: timeZone)
+    }
+
+    /// Sums the rows that pass `filter` (the part of an evaluation that reads every row; the
+    /// worker memoises it per snapshots and filter).
+    public static func aggregate(period: EmailActivityTable, daily: EmailActivityTable, filter: FilterRegex?) -> EmailActivityAggregate {
         var total = 0
         var active = 0
         var sums = (send: 0.0, receive: 0.0, read: 0.0)
-        var users: [String: EmailActivityRow] = [:]
-        for row in [period, daily].joined() {
-            if let filter = config.instanceFilter, !filter.matches(row.userPrincipalName) { continue }
-            // `Report Period != 1` (numeric): rows of the period report only count towards total.
-            if PerlNumber.numify(row.reportPeriod) != 1 {
-                total += 1
-                continue
+        // Last occurrence wins, as in the plugin's hash of users.
+        var users: [String: UInt32] = [:]
+        for (tableIndex, table) in [period, daily].enumerated() {
+            for i in 0..<table.count {
+                let name = table.user[i]
+                if let filter, !filter.matches(name) { continue }
+                // `Report Period != 1` (numeric): rows of the period report only count towards total.
+                guard table.isActive(i) else {
+                    total += 1
+                    continue
+                }
+                active += 1
+                sums.send += table.send[i]
+                sums.receive += table.receive[i]
+                sums.read += table.read[i]
+                users[name] = EmailActivityAggregate.ref(daily: tableIndex == 1, row: i)
             }
-            active += 1
-            sums.send += row.sendCount
-            sums.receive += row.receiveCount
-            sums.read += row.readCount
-            users[row.userPrincipalName] = row
         }
+        return EmailActivityAggregate(
+            active: active, total: total, totals: Totals(send: sums.send, receive: sums.receive, read: sums.read),
+            instances: Array(users.values))
+    }
 
+    /// The counters of `aggregate` (computed from `period` and `daily` for this check's filter).
+    public static func evaluate(
+        _ aggregate: EmailActivityAggregate, period: EmailActivityTable, daily: EmailActivityTable,
+        config: CheckConfiguration, timeZone: TimeZone
+    ) -> CheckResult {
         let data = CounterTable<Totals, EmailActivityRow>.Data(
-            reportDate: reportDate, active: active, total: total,
-            totals: Totals(send: sums.send, receive: sums.receive, read: sums.read), instances: users)
+            reportDate: period.reportDate, active: aggregate.active, total: aggregate.total,
+            totals: aggregate.totals, instanceCount: aggregate.instances.count,
+            instances: {
+                var users: [String: EmailActivityRow] = [:]
+                for ref in aggregate.instances {
+                    let (isDaily, i) = EmailActivityAggregate.unpack(ref)
+                    let row = isDaily ? daily.row(i) : period.row(i)
+                    users[row.userPrincipalName] = row
+                }
+                return users
+            })
         return table.evaluate(data, config: config, timeZone: timeZone)
     }
 
     /// The report date's totals of the active users.
-    struct Totals: Sendable {
+    public struct Totals: Sendable {
         var send: Double
         var receive: Double
         var read: Double
@@ -75,33 +110,62 @@ public enum MailboxUsageCheck {
     /// Report Refresh Date). Active mailboxes get the status and item counters; inactive ones only
     /// add to the inactive usage. `timeZone` places the `perfdate` metric.
     public static func evaluate(period: [MailboxUsageRow], config: CheckConfiguration, timeZone: TimeZone) -> CheckResult {
-        let reportDate = period.first?.reportRefreshDate ?? ""
+        evaluate(period: MailboxUsageTable(rows: period), config: config, timeZone: timeZone)
+    }
+
+    /// `evaluate(period:config:timeZone:)` on a parsed table.
+    public static func evaluate(period: MailboxUsageTable, config: CheckConfiguration, timeZone: TimeZone) -> CheckResult {
+        evaluate(aggregate(period: period, filter: config.instanceFilter), period: period, config: config, timeZone: timeZone)
+    }
+
+    /// Sums the rows that pass `filter` (the part of an evaluation that reads every row; the
+    /// worker memoises it per snapshot and filter).
+    public static func aggregate(period: MailboxUsageTable, filter: FilterRegex?) -> MailboxUsageAggregate {
+        let reportDate = period.reportDate
+        // Per distinct Last Activity Date: is it the report date?
+        let activeCode = period.lastActivity.values.map { $0 == reportDate }
         var total = 0
         var active = 0
         var usedActive = 0.0
         var usedInactive = 0.0
-        var mailboxes: [String: MailboxUsageRow] = [:]
-        for row in period {
-            if let filter = config.instanceFilter, !filter.matches(row.userPrincipalName) { continue }
+        var mailboxes: [String: UInt32] = [:]
+        for i in 0..<period.count {
+            let name = period.user[i]
+            if let filter, !filter.matches(name) { continue }
             total += 1
             // Inactive mailboxes only add to the inactive usage; their quotas are never checked (quirk 4).
-            guard row.lastActivityDate == reportDate else {
-                usedInactive += row.storageUsedValue
+            guard activeCode[Int(period.lastActivity.codes[i])] else {
+                usedInactive += period.storageUsedValue[i]
                 continue
             }
             active += 1
-            usedActive += row.storageUsedValue
-            mailboxes[row.userPrincipalName] = row
+            usedActive += period.storageUsedValue[i]
+            mailboxes[name] = UInt32(truncatingIfNeeded: i)
         }
+        return MailboxUsageAggregate(
+            active: active, total: total, totals: Totals(usedActive: usedActive, usedInactive: usedInactive), instances: Array(mailboxes.values))
+    }
 
+    /// The counters of `aggregate` (computed from `period` for this check's filter).
+    public static func evaluate(
+        _ aggregate: MailboxUsageAggregate, period: MailboxUsageTable, config: CheckConfiguration, timeZone: TimeZone
+    ) -> CheckResult {
         let data = CounterTable<Totals, MailboxUsageRow>.Data(
-            reportDate: reportDate, active: active, total: total,
-            totals: Totals(usedActive: usedActive, usedInactive: usedInactive), instances: mailboxes)
+            reportDate: period.reportDate, active: aggregate.active, total: aggregate.total,
+            totals: aggregate.totals, instanceCount: aggregate.instances.count,
+            instances: {
+                var mailboxes: [String: MailboxUsageRow] = [:]
+                for i in aggregate.instances {
+                    let row = period.row(Int(i))
+                    mailboxes[row.userPrincipalName] = row
+                }
+                return mailboxes
+            })
         return table.evaluate(data, config: config, timeZone: timeZone)
     }
 
     /// Storage used by the active and by the inactive mailboxes.
-    struct Totals: Sendable {
+    public struct Totals: Sendable {
         var usedActive: Double
         var usedInactive: Double
     }
@@ -158,4 +222,52 @@ public enum MailboxUsageCheck {
         let metric = Perfdatum(label: label, value: used, unit: "B", min: "0", instance: id)
         return EvaluatedCounter(text: text, status: status, perfdata: [metric])
     }
+}
+
+/// What email-activity read from its two reports for one user filter: the counts, the totals of
+/// the active users and which rows are the users shown. Immutable; the worker memoises it per
+/// (snapshots, filter), so another check shape with the same filter reads no row again.
+public final class EmailActivityAggregate: Sendable {
+    let active: Int
+    let total: Int
+    let totals: EmailActivityCheck.Totals
+    /// Per user shown: its row, the daily report's rows marked by the top bit.
+    let instances: [UInt32]
+
+    init(active: Int, total: Int, totals: EmailActivityCheck.Totals, instances: [UInt32]) {
+        self.active = active
+        self.total = total
+        self.totals = totals
+        self.instances = instances
+    }
+
+    /// Bytes held, roughly (what it counts in a cache's byte budget).
+    public var bytes: Int { 96 + instances.count * 4 }
+
+    static func ref(daily: Bool, row: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: row) | (daily ? 0x8000_0000 : 0)
+    }
+
+    static func unpack(_ ref: UInt32) -> (daily: Bool, row: Int) {
+        (ref & 0x8000_0000 != 0, Int(ref & 0x7FFF_FFFF))
+    }
+}
+
+/// What mailbox-usage read from its report for one mailbox filter (see `EmailActivityAggregate`).
+public final class MailboxUsageAggregate: Sendable {
+    let active: Int
+    let total: Int
+    let totals: MailboxUsageCheck.Totals
+    /// The rows of the mailboxes shown.
+    let instances: [UInt32]
+
+    init(active: Int, total: Int, totals: MailboxUsageCheck.Totals, instances: [UInt32]) {
+        self.active = active
+        self.total = total
+        self.totals = totals
+        self.instances = instances
+    }
+
+    /// Bytes held, roughly (what it counts in a cache's byte budget).
+    public var bytes: Int { 96 + instances.count * 4 }
 }

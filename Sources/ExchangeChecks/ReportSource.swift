@@ -129,25 +129,25 @@ public enum ReportOrigin: String, Sendable, CaseIterable, Comparable {
     public static func < (a: ReportOrigin, b: ReportOrigin) -> Bool { a.rank < b.rank }
 }
 
-/// A report source's answer: the body or why not, how it was obtained and what it cost.
+/// A report source's answer: the parsed report or why not, how it was obtained and what it cost.
 public struct ReportAnswer: Sendable {
-    /// The report body (the CSV bytes), or why it could not be had.
-    public var body: Result<[UInt8], CheckError>
+    /// The report, parsed once (its `content` may be a parse error), or why it could not be had.
+    public var body: Result<ReportSnapshot, CheckError>
     /// nil when no data came (the request failed).
     public var origin: ReportOrigin?
     /// What getting it cost (token requests, Graph calls, throttled answers), also on failure.
     public var cost: FetchStats
 
     /// Builds an answer from its parts; `data(_:_:cost:)` and `failure(_:cost:)` are shorter.
-    public init(body: Result<[UInt8], CheckError>, origin: ReportOrigin?, cost: FetchStats) {
+    public init(body: Result<ReportSnapshot, CheckError>, origin: ReportOrigin?, cost: FetchStats) {
         self.body = body
         self.origin = origin
         self.cost = cost
     }
 
     /// Data obtained this way.
-    public static func data(_ bytes: [UInt8], _ origin: ReportOrigin, cost: FetchStats = FetchStats()) -> ReportAnswer {
-        ReportAnswer(body: .success(bytes), origin: origin, cost: cost)
+    public static func data(_ snapshot: ReportSnapshot, _ origin: ReportOrigin, cost: FetchStats = FetchStats()) -> ReportAnswer {
+        ReportAnswer(body: .success(snapshot), origin: origin, cost: cost)
     }
 
     /// No data: `error` says why; `cost` is what was spent trying.
@@ -156,11 +156,71 @@ public struct ReportAnswer: Sendable {
     }
 }
 
-/// Something that hands out report bodies: Graph itself, or a cache in front of it.
+/// What a memoised value was derived from and how: the snapshots read (by `ReportSnapshot.id`)
+/// and a text naming the derivation (a filter, or a normalised check shape). A value stays valid
+/// as long as its snapshots live: a new download is a new snapshot with a new id.
+public struct MemoKey: Hashable, Sendable {
+    /// The ids of the snapshots the value was computed from.
+    public var snapshots: [UInt64]
+    /// What was computed: `filter:` and the pattern, or `check:` and the normalised check.
+    public var derivation: String
+
+    /// Builds a key.
+    public init(snapshots: [UInt64], derivation: String) {
+        self.snapshots = snapshots
+        self.derivation = derivation
+    }
+}
+
+/// A value derived from snapshots that a report source may keep (`ReportSource.remember`).
+public enum MemoValue: Sendable {
+    /// The rows email-activity selected for one filter, and their sums.
+    case emailActivity(EmailActivityAggregate)
+    /// The rows mailbox-usage selected for one filter, and their sums.
+    case mailboxUsage(MailboxUsageAggregate)
+    /// A whole check's result and its rendering.
+    case check(MemoisedCheck)
+
+    /// Bytes held, roughly: what the value counts in a cache's byte budget.
+    public var bytes: Int {
+        switch self {
+        case .emailActivity(let a): return a.bytes
+        case .mailboxUsage(let a): return a.bytes
+        case .check(let c): return c.bytes
+        }
+    }
+}
+
+/// A check evaluated once and kept for its next repetition: the result and how it printed.
+public struct MemoisedCheck: Sendable {
+    /// The evaluated result.
+    public var result: CheckResult
+    /// The result rendered with the check's output options.
+    public var rendered: RenderedOutput
+
+    /// Bytes held, roughly: the printed text twice (result and rendering) and the metrics.
+    public var bytes: Int {
+        256 + rendered.text.utf8.count * 2 + (rendered.perfdata.count + result.perfdata.count) * 96
+            + result.longOutput.reduce(0) { $0 + $1.utf8.count + 16 }
+    }
+}
+
+/// Something that hands out parsed reports: Graph itself, or a cache in front of it.
 public protocol ReportSource: Sendable {
-    /// The body of `request`, no later than `deadline`, with how it was obtained and its cost
+    /// The snapshot of `request`, no later than `deadline`, with how it was obtained and its cost
     /// (also when it failed).
     func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer
+    /// A value remembered for `key`, if the source keeps one (the default keeps nothing).
+    func memoised(_ key: MemoKey) async -> MemoValue?
+    /// Offers `value` for `key`; a source without a cache ignores it (the default).
+    func remember(_ key: MemoKey, _ value: MemoValue) async
+}
+
+extension ReportSource {
+    /// Keeps nothing: every check derives its values again (`exocheck run`, one check per process).
+    public func memoised(_ key: MemoKey) async -> MemoValue? { nil }
+    /// Keeps nothing.
+    public func remember(_ key: MemoKey, _ value: MemoValue) async {}
 }
 
 /// Where the CPU-bound part of a check runs: CSV parsing, evaluation and rendering.

@@ -366,12 +366,13 @@ final class RequestFlag: Sendable {
 import Synchronization
 
 extension GraphSession: ReportSource {
-    /// Straight from Graph (`exocheck run`, no cache): every answer is a `miss`.
+    /// Straight from Graph (`exocheck run`, no cache): every answer is a `miss`, parsed on the
+    /// calling task (one check per process: nothing to share it with).
     public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
         var stats = FetchStats()
         do throws(GraphError) {
             switch try await fetch(request, deadline: deadline, stats: &stats) {
-            case .body(let bytes, _): return .data(bytes, .miss, cost: stats)
+            case .body(let bytes, _): return .data(ReportSnapshot.parse(bytes, request: request), .miss, cost: stats)
             case .notModified:
                 return .failure(GraphError(.graph, "Graph answered 304 Not Modified to \(request) without a cached copy."), cost: stats)
             }

@@ -14,6 +14,13 @@ final class ScriptedReports: ReportSource {
     }
 }
 
+extension ReportAnswer {
+    /// A body for `request`, parsed as a source parses what it downloads.
+    static func csv(_ body: [UInt8], _ request: ReportRequest, _ origin: ReportOrigin, cost: FetchStats = FetchStats()) -> ReportAnswer {
+        .data(ReportSnapshot.parse(body, request: request), origin, cost: cost)
+    }
+}
+
 /// The check runner (core): which reports a mode reads, and what a result says about how its data
 /// was obtained. Pure: the reports come from memory (`ScriptedReports`).
 @Suite("Check runner: reports asked, cost and origin kept")
@@ -33,8 +40,8 @@ struct CheckRunnerTests {
     @Test("email-activity reads the D7 period, then the day of its Report Refresh Date; the result equals the evaluation of those rows")
     func emailActivityReports() async throws {
         let source = ScriptedReports { r in
-            r == Self.period ? .data(FixtureCSV.served(FixtureCSV.smallEmailPeriod), .miss, cost: FetchStats(graphCalls: 2))
-                : .data(FixtureCSV.served(FixtureCSV.smallEmailDaily), .hit)
+            r == Self.period ? .csv(FixtureCSV.served(FixtureCSV.smallEmailPeriod), r, .miss, cost: FetchStats(graphCalls: 2))
+                : .csv(FixtureCSV.served(FixtureCSV.smallEmailDaily), r, .hit)
         }
         let config = try Self.config(.emailActivity)
         let outcome = await ExchangeCheckRunner.run(config, reports: source, deadline: Self.deadline, timeZone: Harness.utc)
@@ -51,7 +58,7 @@ struct CheckRunnerTests {
 
     @Test("an empty period report asks for no daily report")
     func emptyPeriod() async throws {
-        let source = ScriptedReports { _ in .data(FixtureCSV.served(FixtureCSV.emptyEmailPeriod), .hit) }
+        let source = ScriptedReports { r in .csv(FixtureCSV.served(FixtureCSV.emptyEmailPeriod), r, .hit) }
         let outcome = await ExchangeCheckRunner.run(try Self.config(.emailActivity), reports: source, deadline: Self.deadline)
         #expect(source.asked.withLock { $0 } == [Self.period])
         #expect(outcome.error == nil)
@@ -60,7 +67,7 @@ struct CheckRunnerTests {
 
     @Test("mailbox-usage reads the D7 mailbox report once")
     func mailboxReport() async throws {
-        let source = ScriptedReports { _ in .data(FixtureCSV.served(FixtureCSV.smallMailbox), .revalidated, cost: FetchStats(tokenRequests: 1, graphCalls: 1)) }
+        let source = ScriptedReports { r in .csv(FixtureCSV.served(FixtureCSV.smallMailbox), r, .revalidated, cost: FetchStats(tokenRequests: 1, graphCalls: 1)) }
         let outcome = await ExchangeCheckRunner.run(try Self.config(.mailboxUsage), reports: source, deadline: Self.deadline)
         #expect(source.asked.withLock { $0 } == [Self.mailbox])
         #expect(outcome.origin == .revalidated)
@@ -71,7 +78,7 @@ struct CheckRunnerTests {
     func costSurvivesErrors() async throws {
         let throttled = CheckError(.throttled, "Graph throttled the report.", retryAfterSeconds: 30)
         let source = ScriptedReports { r in
-            r == Self.period ? .data(FixtureCSV.served(FixtureCSV.smallEmailPeriod), .hit, cost: FetchStats(tokenRequests: 1))
+            r == Self.period ? .csv(FixtureCSV.served(FixtureCSV.smallEmailPeriod), r, .hit, cost: FetchStats(tokenRequests: 1))
                 : .failure(throttled, cost: FetchStats(graphCalls: 3, throttled: 2))
         }
         let outcome = await ExchangeCheckRunner.run(try Self.config(.emailActivity), reports: source, deadline: Self.deadline)
@@ -83,7 +90,7 @@ struct CheckRunnerTests {
 
     @Test("a malformed report is a parse error naming the report; its cost is kept")
     func malformed() async throws {
-        let source = ScriptedReports { _ in .data(Array("not,a\nreport".utf8), .miss, cost: FetchStats(graphCalls: 2)) }
+        let source = ScriptedReports { r in .csv(Array("not,a\nreport".utf8), r, .miss, cost: FetchStats(graphCalls: 2)) }
         let outcome = await ExchangeCheckRunner.run(try Self.config(.mailboxUsage), reports: source, deadline: Self.deadline)
         #expect(outcome.error?.kind == .parse)
         #expect(outcome.error?.message.contains("getMailboxUsageDetail(period='D7')") == true)

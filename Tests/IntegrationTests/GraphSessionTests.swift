@@ -555,11 +555,12 @@ struct EvaluationPoolTests {
 }
 
 extension GraphSession {
-    /// The `ReportSource` answer as a throwing call that adds its cost to `stats` (also when it
-    /// fails), as the runner counts it.
+    /// The report body as a throwing call that adds its cost to `stats` (also when it fails), as
+    /// the runner counts it.
     func report(_ request: ReportRequest, deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> [UInt8] {
-        let answer = await report(request, deadline: deadline)
-        stats = stats + answer.cost
-        return try answer.body.get()
+        switch try await fetch(request, deadline: deadline, etag: nil, stats: &stats) {
+        case .body(let bytes, _): return bytes
+        case .notModified: throw GraphError(.graph, "304 without a cached copy")
+        }
     }
 }
