@@ -198,6 +198,12 @@ public struct MemoisedCheck: Sendable {
     /// The result rendered with the check's output options.
     public var rendered: RenderedOutput
 
+    /// A result and its rendering.
+    public init(result: CheckResult, rendered: RenderedOutput) {
+        self.result = result
+        self.rendered = rendered
+    }
+
     /// Bytes held, roughly: the printed text twice (result and rendering) and the metrics.
     public var bytes: Int {
         256 + rendered.text.utf8.count * 2 + (rendered.perfdata.count + result.perfdata.count) * 96

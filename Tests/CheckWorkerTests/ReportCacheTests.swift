@@ -33,6 +33,71 @@ struct ReportCacheTests {
 
     var deadline: ContinuousClock.Instant { .now.advanced(by: .seconds(15)) }
 
+    /// A memoisable value of about `bytes` bytes.
+    static func memo(bytes: Int) -> MemoValue {
+        var result = CheckResult()
+        result.longOutput = [String(repeating: "x", count: max(0, bytes - 300))]
+        return .check(MemoisedCheck(result: result, rendered: OutputRenderer.render(CheckResult(), options: OutputOptions())))
+    }
+
+    @Test("memoised values count in the byte budget and go first when it is exceeded; one larger than a quarter of the budget, or for a snapshot not cached, is not kept")
+    func memoBudget() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, _ in
+            let probe = ReportCache()
+            let size = try await probe.report(Self.d7, tenant: "c", session: session, deadline: deadline).0.bytes
+            let value = Self.memo(bytes: size / 3)
+            let cache = ReportCache(ttl: .seconds(60), maxBytes: size + value.bytes * 3 / 2)
+            let (snapshot, _) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
+            let a = MemoKey(snapshots: [snapshot.id], derivation: "check:a")
+            let b = MemoKey(snapshots: [snapshot.id], derivation: "check:b")
+            await cache.remember(a, value)
+            #expect(await cache.bytes == snapshot.bytes + value.bytes)
+            #expect(await cache.memoised(a) != nil)
+            // The second does not fit beside the first: the least recently used memo goes, the report stays.
+            await cache.remember(b, value)
+            #expect(await cache.memoised(a) == nil)
+            #expect(await cache.memoised(b) != nil)
+            #expect(await cache.count == 1)
+            #expect(await cache.bytes <= cache.maxBytes)
+            await cache.remember(MemoKey(snapshots: [snapshot.id], derivation: "check:huge"), Self.memo(bytes: cache.maxBytes / 4 + 1000))
+            #expect(await cache.memoised(MemoKey(snapshots: [snapshot.id], derivation: "check:huge")) == nil)
+            await cache.remember(MemoKey(snapshots: [UInt64.max], derivation: "check:gone"), value)
+            #expect(await cache.memoCount == 1)
+        }
+    }
+
+    @Test("memoised values live as long as their snapshot: a revalidated copy keeps them; an evicted snapshot takes them along")
+    func memoLifetime() async throws {
+        try await withSession("contoso-direct.onmicrosoft.com") { session, _ in
+            let cache = ReportCache(ttl: .milliseconds(100))
+            let (snapshot, _) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
+            let key = MemoKey(snapshots: [snapshot.id], derivation: "check:a")
+            await cache.remember(key, Self.memo(bytes: 1000))
+            try await Task.sleep(for: .milliseconds(150))
+            let (same, origin) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
+            #expect(origin == .revalidated && same === snapshot)
+            #expect(await cache.memoised(key) != nil)
+        }
+        try await withSession("contoso.onmicrosoft.com") { session, _ in
+            let probe = ReportCache()
+            let mailbox = try await probe.report(Self.d7, tenant: "c", session: session, deadline: deadline).0.bytes
+            let email = ReportRequest(report: "getEmailActivityUserDetail", parameter: .period("D7"))
+            let other = try await probe.report(email, tenant: "c", session: session, deadline: deadline).0.bytes
+            // Room for the first report and a small memo, not for both reports.
+            let cache = ReportCache(ttl: .seconds(60), maxBytes: mailbox + other - 1)
+            #expect(Self.memo(bytes: 0).bytes < other)
+            let (snapshot, _) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
+            let key = MemoKey(snapshots: [snapshot.id], derivation: "check:a")
+            await cache.remember(key, Self.memo(bytes: 0))
+            #expect(await cache.memoCount == 1)
+            let (kept, _) = try await cache.report(email, tenant: "c", session: session, deadline: deadline)
+            #expect(await cache.count == 1)
+            #expect(await cache.memoised(key) == nil)
+            #expect(await cache.memoCount == 0)
+            #expect(await cache.bytes == kept.bytes)
+        }
+    }
+
     @Test("fresh entries are hits; concurrent misses share one download")
     func hitsAndSingleFlight() async throws {
         try await withSession("contoso.onmicrosoft.com") { session, sim in
