@@ -92,6 +92,10 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     public var perfdata: [Metric]
     /// The Report Refresh Date of the data the check used (empty when none).
     public var reportDate: String
+    /// How long before the check Graph last confirmed the oldest report it read (its download or
+    /// a 304 to the cache's revalidation), in whole seconds; absent when no report data came.
+    /// With `reportDate`, how current the data is: the cache serves copies between revalidations.
+    public var reportAgeSeconds: Int? = nil
     /// When the worker started on the request record (RFC 3339).
     public var checkedAt: String
     /// How long the worker spent on the request, in milliseconds (rounded).
@@ -110,8 +114,8 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     public var truncated: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, checkedAt, durationMs, worker,
-            attempt, cache, error, truncated
+        case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, reportAgeSeconds, checkedAt, durationMs,
+            worker, attempt, cache, error, truncated
     }
 
     /// Writes `id`, `tenant`, `mode` and `error` as null when unknown rather than leaving them out.
@@ -127,6 +131,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         try c.encode(summary, forKey: .summary)
         try c.encode(perfdata, forKey: .perfdata)
         try c.encode(reportDate, forKey: .reportDate)
+        try c.encodeIfPresent(reportAgeSeconds, forKey: .reportAgeSeconds)
         try c.encode(checkedAt, forKey: .checkedAt)
         try c.encode(durationMs, forKey: .durationMs)
         try c.encode(worker, forKey: .worker)

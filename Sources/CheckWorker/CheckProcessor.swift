@@ -218,7 +218,7 @@ public struct CheckProcessor: Sendable {
         if fetch.throttled > 0 { metrics.throttled(fetch.throttled) }
         let duration = started.duration(to: .now)
         metrics.check(mode: request.mode.rawValue, status: rendered.status.rawValue, duration: duration)
-        let whole = CheckResultMessage(
+        var computed = CheckResultMessage(
             id: request.id, tenant: request.tenant, mode: request.mode.rawValue, labels: request.labels,
             status: rendered.status.rawValue, exitCode: Int(rendered.exitCode), output: rendered.text,
             summary: Self.summary(rendered.shortOutput), perfdata: CheckResultMessage.metrics(rendered.perfdata),
@@ -227,6 +227,8 @@ public struct CheckProcessor: Sendable {
             cache: .init(token: tokenUse, report: outcome.origin?.rawValue ?? "none"),
             error: outcome.error.map { .init(kind: $0.kind, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
+        computed.reportAgeSeconds = outcome.reportAge.map { max(0, Int($0.components.seconds)) }
+        let whole = computed
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
         let policy = resultPolicy
         let result: CheckResultMessage

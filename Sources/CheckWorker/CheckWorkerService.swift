@@ -135,6 +135,8 @@ public final class CheckWorkerService: Service, Sendable {
 
     enum Input: Sendable {
         case kafka(KafkaConsumerEvent)
+        /// A check's result is computed and about to be published: its slot is free.
+        case evaluated(tenant: String)
         /// A check's task ended; `published` when its result (and dead-letter copy) were acknowledged.
         case finished(TopicPartition, offset: Int64, generation: Int, tenant: String, published: Bool, alone: Bool)
         /// A quarantine mark was acknowledged (`failure` nil) or not.
@@ -480,6 +482,8 @@ public final class CheckWorkerService: Service, Sendable {
                                 mode == .poisoned
                                 ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                                 : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                            // Evaluated: the slot is free while the records await their delivery reports.
+                            continuation.yield(.evaluated(tenant: job.tenant))
                             let published = await self.publish(outcome, for: message, producer: producer)
                             if case .failed(let topic, let error) = published {
                                 continuation.yield(.cannotPublish(topic: topic, error))
@@ -583,6 +587,8 @@ public final class CheckWorkerService: Service, Sendable {
                         "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)"
                     )
                     continue loop
+                case .evaluated(let tenant):
+                    actions = machine.handle(.evaluated(tenant: tenant))
                 case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
                     health.progressed()
                     actions = machine.handle(

@@ -5,7 +5,10 @@ import GraphReports
 /// Graph allows about 14 CSV report calls per 10 minutes per report, tenant and app, and report
 /// data changes about once a day. This cache sits in front of `GraphSession` for the worker:
 ///
-/// * one entry per (tenant, report, parameters), fresh for `ttl`;
+/// * one entry per (tenant, report, parameters), fresh for `ttl`; or, with a `refresh` schedule
+///   (the worker's default), fresh until its `RefreshSchedule` says the data may have changed:
+///   a period report is revalidated around the time of day its data changed before, a dated
+///   report (a past day's data, which does not change) after one `refresh.period`;
 /// * at most one download in flight per key: other checks join it, each waiting no longer than
 ///   its own deadline (a joiner whose deadline passes fails as `timeout`, the download goes on);
 /// * an expired entry with an ETag is revalidated with `If-None-Match` (304 keeps the body);
@@ -34,7 +37,10 @@ public actor ReportCache {
     struct Entry {
         var snapshot: ReportSnapshot
         var etag: String?
+        /// When Graph last confirmed this copy (download or 304).
         var fetchedAt: ContinuousClock.Instant
+        /// When the copy is due for revalidation.
+        var dueAt: ContinuousClock.Instant
         var lastUsed: ContinuousClock.Instant
     }
 
@@ -49,7 +55,7 @@ public actor ReportCache {
     /// The sliding window the call budget counts over (10 minutes by default).
     public let window: Duration
     /// How long past its TTL a copy may still be served when the budget is spent (a copy up to
-    /// `ttl + maxStale` old; older ones are not served: the check fails as throttled).
+    /// `maxStale` past its due time; older ones are not served: the check fails as throttled).
     public let maxStale: Duration
     /// Bytes of report bodies kept at most.
     public let maxBytes: Int
@@ -66,6 +72,10 @@ public actor ReportCache {
     /// Values derived from snapshots, and which keys each snapshot has.
     private var memos: [MemoKey: Memo] = [:]
     private var memosBySnapshot: [UInt64: Set<MemoKey>] = [:]
+    /// The refresh-aware schedule's settings (nil: every entry is fresh for `ttl`).
+    public let refresh: RefreshSchedule.Configuration?
+    /// What each period report's changes taught (refresh-aware only).
+    private var schedules: [Key: RefreshSchedule] = [:]
     /// Memoised values served, since start.
     public private(set) var memoHits = 0
     private var nextJoiner = 0
@@ -83,8 +93,10 @@ public actor ReportCache {
     /// `defaultMaxStale`, `defaultMaxBytes`).
     public init(
         ttl: Duration = .seconds(900), budget: Int = 14, window: Duration = .seconds(600),
-        maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes
+        maxStale: Duration = ReportCache.defaultMaxStale, maxBytes: Int = ReportCache.defaultMaxBytes,
+        refresh: RefreshSchedule.Configuration? = nil
     ) {
+        self.refresh = refresh
         self.ttl = ttl
         self.budget = budget
         self.window = window
@@ -151,7 +163,10 @@ public actor ReportCache {
         var cost = FetchStats()
         do throws(GraphError) {
             let (snapshot, origin) = try await obtain(request, tenant: tenant, session: session, deadline: deadline, parser: parser, cost: &cost)
-            return .data(snapshot, origin, cost: cost)
+            // When Graph last confirmed the copy served (a copy too large to keep: now).
+            let kept = entries[Key(tenant: tenant, request: request)]
+            let confirmed = kept.flatMap { $0.snapshot === snapshot ? $0.fetchedAt : nil } ?? clock.now
+            return .data(snapshot, origin, cost: cost, confirmedAt: confirmed)
         } catch {
             return .failure(error, cost: cost)
         }
@@ -189,7 +204,7 @@ public actor ReportCache {
                 break
             }
             calls[budgetKey] = times
-            if var stale = entries[key], stale.fetchedAt.duration(to: t) <= maxStale + ttl {
+            if var stale = entries[key], t <= stale.dueAt.advanced(by: maxStale) {
                 stale.lastUsed = t
                 entries[key] = stale
                 return (stale.snapshot, .stale)
@@ -218,10 +233,10 @@ public actor ReportCache {
                 case .body(let bytes, let etag):
                     // Parsed once, here, for every check that reads it.
                     let snapshot = try await parser.evaluate(deadline: deadline) { ReportSnapshot.parse(bytes, request: request) }
-                    return (.success((Entry(snapshot: snapshot, etag: etag, fetchedAt: now, lastUsed: now), .miss)), local)
+                    return (.success((Entry(snapshot: snapshot, etag: etag, fetchedAt: now, dueAt: now, lastUsed: now), .miss)), local)
                 case .notModified:
                     guard let stale else { return (.failure(GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.")), local) }
-                    return (.success((Entry(snapshot: stale.snapshot, etag: stale.etag, fetchedAt: now, lastUsed: now), .revalidated)), local)
+                    return (.success((Entry(snapshot: stale.snapshot, etag: stale.etag, fetchedAt: now, dueAt: now, lastUsed: now), .revalidated)), local)
                 }
             } catch {
                 return (.failure(error), local)
@@ -238,7 +253,9 @@ public actor ReportCache {
         }
         let waiting = joiners.removeValue(forKey: key) ?? [:]
         switch result {
-        case .success(let (entry, outcome)):
+        case .success(let (fetched, outcome)):
+            var entry = fetched
+            entry.dueAt = due(key, fetchedAt: entry.fetchedAt, changed: stale.map { Self.changed(from: $0, to: entry, outcome) } ?? false)
             store(key, entry)
             for (_, c) in waiting { c.resume(returning: .success(entry.snapshot)) }
             return (entry.snapshot, outcome)
@@ -248,9 +265,28 @@ public actor ReportCache {
         }
     }
 
+    /// A download that replaced `old` with different data: a new ETag when both have one, else a
+    /// new Report Refresh Date (what Graph's daily refresh changes).
+    static func changed(from old: Entry, to new: Entry, _ outcome: Outcome) -> Bool {
+        guard outcome == .miss else { return false }
+        if let a = old.etag, let b = new.etag { return a != b }
+        return old.snapshot.reportDate != new.snapshot.reportDate
+    }
+
+    /// When a copy confirmed at `fetchedAt` is due again; `changed` when it replaced different data.
+    private func due(_ key: Key, fetchedAt: ContinuousClock.Instant, changed: Bool) -> ContinuousClock.Instant {
+        guard let refresh else { return fetchedAt.advanced(by: ttl) }
+        // A past day's report does not change once published.
+        guard case .period = key.request.parameter else { return fetchedAt.advanced(by: max(ttl, refresh.period)) }
+        var schedule = schedules[key] ?? RefreshSchedule(configuration: refresh)
+        schedule.observe(at: fetchedAt, changed: changed)
+        schedules[key] = schedule
+        return schedule.due(after: fetchedAt)
+    }
+
     private func freshBody(_ key: Key) -> ReportSnapshot? {
         let now = clock.now
-        guard var e = entries[key], e.fetchedAt.duration(to: now) < ttl else { return nil }
+        guard var e = entries[key], now < e.dueAt else { return nil }
         e.lastUsed = now
         entries[key] = e
         return e.snapshot

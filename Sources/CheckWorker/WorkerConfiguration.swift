@@ -108,6 +108,20 @@ public struct WorkerConfiguration: Sendable {
         public var reportCacheTTL: Duration { Duration(clampedSeconds: reportCacheSeconds) }
         /// `reportMaxStaleSeconds` as a Duration.
         public var reportMaxStale: Duration { Duration(clampedSeconds: reportMaxStaleSeconds) }
+        /// `graph.reportRefreshMaxLagSeconds`: the refresh-aware cache (RefreshSchedule). Once it
+        /// has seen when a tenant's report changes, it revalidates it only around that time of day,
+        /// every this many seconds (the most the served data may lag Graph's then); 0 turns it off
+        /// (every copy is fresh for `reportCacheSeconds`). Default 3,600.
+        public var reportRefreshMaxLagSeconds = 3_600.0
+        /// The refresh-aware cache's schedule (nil when off): revalidation every `maxLag` around
+        /// the expected change, every `reportCacheSeconds` (at most `maxLag`) before one was seen.
+        public var reportRefresh: RefreshSchedule.Configuration? {
+            guard reportRefreshMaxLagSeconds > 0 else { return nil }
+            var r = RefreshSchedule.Configuration()
+            r.maxLag = Duration(clampedSeconds: reportRefreshMaxLagSeconds)
+            r.initialInterval = min(reportCacheTTL, r.maxLag)
+            return r
+        }
         /// Bytes of report bodies the cache keeps (past dates, then least recently used, go first).
         public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
         /// Hosts the report download may be redirected to (nil: any public https host).
@@ -222,7 +236,7 @@ public struct WorkerConfiguration: Sendable {
         if let g = try Section.optional(top["graph"], path: "graph") {
             try g.check([
                 "loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
-                "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts",
+                "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts", "reportRefreshMaxLagSeconds",
             ])
             c.graph.loginEndpoint = try g.string("loginEndpoint")
             c.graph.graphEndpoint = try g.string("graphEndpoint")
@@ -231,6 +245,7 @@ public struct WorkerConfiguration: Sendable {
             c.graph.reportCallsPer10Minutes = try g.int("reportCallsPer10Minutes", min: 1) ?? c.graph.reportCallsPer10Minutes
             c.graph.reportMaxStaleSeconds = try g.double("reportMaxStaleSeconds") ?? c.graph.reportMaxStaleSeconds
             c.graph.reportCacheMaxBytes = try g.int("reportCacheMaxBytes", min: 0) ?? c.graph.reportCacheMaxBytes
+            c.graph.reportRefreshMaxLagSeconds = try g.double("reportRefreshMaxLagSeconds") ?? c.graph.reportRefreshMaxLagSeconds
             c.graph.allowedDownloadHosts = try g.strings("allowedDownloadHosts")
         }
         if let l = try Section.optional(top["log"], path: "log") {

@@ -8,7 +8,10 @@ import Kafka
 /// It owns every scheduling rule of the worker, each in one place:
 /// * at most `concurrency` checks in flight, and at most `maxInFlightPerTenant` of one tenant
 ///   (the record key), so that one tenant's flood cannot take every slot; a record that cannot
-///   start waits in the backlog, later records of other tenants go past it;
+///   start waits in the backlog, later records of other tenants go past it. A check holds its
+///   slot until its result is handed to the producer (`evaluated`), not until the broker
+///   acknowledges it (`finished`): waiting for delivery reports costs no slot, and what waits
+///   for them is bounded by `maxUncommitted`;
 /// * partitions pause when the load (in flight + backlog + records held by the quarantine)
 ///   reaches `concurrency`, or when `maxUncommitted` records are received and not committable
 ///   (done records behind a slow one count: the head of a partition holds their commit); they
@@ -53,6 +56,10 @@ struct WorkerLoop<Item: Sendable> {
         case starts([TopicPartition: PartitionStart])
         case assigned([TopicPartition], epochFloor: Int64)
         case revoked([TopicPartition])
+        /// A check's result is computed and handed to the producer: its slot is free (its offset
+        /// waits for `finished`).
+        case evaluated(tenant: String)
+        /// A check's records were acknowledged (or could not be published).
         case finished(TopicPartition, offset: Int64, generation: Int, tenant: String, published: Bool, alone: Bool)
         /// A quarantine mark write ended; `permanent` when no retry can fix its failure.
         case markWritten(TopicPartition, PartitionMark, failed: Bool, permanent: Bool)
@@ -84,6 +91,8 @@ struct WorkerLoop<Item: Sendable> {
     private var starts: [TopicPartition: PartitionStart] = [:]
     private(set) var inFlight = 0
     private(set) var inFlightByTenant: [String: Int] = [:]
+    /// Checks evaluated whose records await their delivery reports.
+    private(set) var publishing = 0
     private(set) var backlog: [Job] = []
     private(set) var paused = false
     private(set) var stopping = false
@@ -109,7 +118,7 @@ struct WorkerLoop<Item: Sendable> {
     var runningAlone: TopicPartition? { quarantine.runningAlone }
     var suspects: Int { quarantine.suspectCount }
     /// Work is waiting or running (for liveness: the loop must make progress then).
-    var busy: Bool { inFlight > 0 || !backlog.isEmpty }
+    var busy: Bool { inFlight > 0 || publishing > 0 || !backlog.isEmpty }
 
     mutating func handle(_ event: Event) -> [Action] {
         switch event {
@@ -155,10 +164,14 @@ struct WorkerLoop<Item: Sendable> {
             let gone = Set(parts)
             backlog.removeAll { gone.contains($0.partition) }
             return out + apply(actions)
-        case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
+        case .evaluated(let tenant):
             inFlight -= 1
+            publishing += 1
             let left = (inFlightByTenant[tenant] ?? 1) - 1
             inFlightByTenant[tenant] = left > 0 ? left : nil
+            return fillFromBacklog() + resumeIfLight()
+        case .finished(let tp, let offset, let generation, _, let published, let alone):
+            publishing -= 1
             var out: [Action] = []
             var actions: [PoisonGuard<Job>.Action] = []
             if published, let next = tracker.complete(tp, offset: offset, generation: generation) {
@@ -169,7 +182,7 @@ struct WorkerLoop<Item: Sendable> {
             out += apply(actions)
             out += fillFromBacklog()
             out += resumeIfLight()
-            if stopping, inFlight == 0 { out.append(.exit) }
+            if stopping, inFlight == 0, publishing == 0 { out.append(.exit) }
             return out
         case .markWritten(let tp, let mark, let failed, let permanent):
             guard failed else { return apply(quarantine.written(tp, mark)) }
@@ -186,11 +199,14 @@ struct WorkerLoop<Item: Sendable> {
             stopping = true
             var out = setPaused(true)
             backlog.removeAll()
-            out.append(.log(.info, "graceful shutdown: waiting for \(inFlight) in-flight check(s)"))
-            out.append(inFlight == 0 ? .exit : .startGraceTimer)
+            out.append(.log(.info, "graceful shutdown: waiting for \(inFlight) in-flight check(s) and \(publishing) awaiting delivery"))
+            out.append(inFlight == 0 && publishing == 0 ? .exit : .startGraceTimer)
             return out
         case .graceExpired:
-            return [.log(.warning, "grace period over: abandoning \(inFlight) check(s); their requests stay uncommitted"), .cancelAll, .exit]
+            return [
+                .log(.warning, "grace period over: abandoning \(inFlight) check(s) and \(publishing) awaiting delivery; their requests stay uncommitted"),
+                .cancelAll, .exit,
+            ]
         }
     }
 

@@ -11,6 +11,9 @@ public struct CheckOutcome: Sendable {
     public var stats: FetchStats
     /// How its report data was obtained (the dearest of its reports); nil when none came.
     public var origin: ReportOrigin?
+    /// How long ago Graph last confirmed the oldest of its reports (a download or a 304); nil
+    /// when no report data came.
+    public var reportAge: Duration?
 
     /// Builds an outcome; `origin` defaults to nil (no report data came).
     public init(result: CheckResult, error: CheckError?, stats: FetchStats, origin: ReportOrigin? = nil) {
@@ -117,12 +120,19 @@ public enum ExchangeCheckRunner {
     ) async -> Step {
         var stats = FetchStats()
         var origin: ReportOrigin? = nil
+        var confirmed: ContinuousClock.Instant? = nil
         // One report through the source: its cost and origin are kept whatever happens next.
         func fetch(_ request: ReportRequest) async throws(CheckError) -> ReportSnapshot {
             let answer = await reports.report(request, deadline: deadline)
             stats = stats + answer.cost
             if let o = answer.origin { origin = max(origin ?? o, o) }
+            if let c = answer.confirmedAt { confirmed = min(confirmed ?? c, c) }
             return try answer.body.get()
+        }
+        func outcome(_ result: CheckResult) -> CheckOutcome {
+            var o = CheckOutcome(result: result, error: nil, stats: stats, origin: origin)
+            o.reportAge = confirmed.map { $0.duration(to: .now) }
+            return o
         }
         do throws(CheckError) {
             // The reports, as snapshots; `ids` name them in memo keys.
@@ -156,7 +166,7 @@ public enum ExchangeCheckRunner {
             // The same check on the same snapshots: its memoised result.
             let checkKey = shape.map { MemoKey(snapshots: ids, derivation: "check:\(timeZone.identifier)\u{0}\($0)") }
             if let checkKey, case .check(let hit)? = await reports.memoised(checkKey) {
-                return Step(outcome: CheckOutcome(result: hit.result, error: nil, stats: stats, origin: origin), memoised: hit)
+                return Step(outcome: outcome(hit.result), memoised: hit)
             }
             // Another check with the same filter read the rows already: its aggregate.
             let filterKey = MemoKey(snapshots: ids, derivation: filterDerivation(config.instanceFilter))
@@ -180,7 +190,7 @@ public enum ExchangeCheckRunner {
             }
             // An aggregate whose filter ran out of time is incomplete: never kept.
             if let computed, RegexBudget.current?.exceededOption == nil { await reports.remember(filterKey, computed) }
-            return Step(outcome: CheckOutcome(result: result, error: nil, stats: stats, origin: origin), memoKey: checkKey)
+            return Step(outcome: outcome(result), memoKey: checkKey)
         } catch {
             return Step(outcome: failure(error, options: config.output, stats: stats, origin: origin))
         }

@@ -348,6 +348,15 @@ public final class ReportSnapshot: Sendable {
         }
     }
 
+    /// The report date (first row's Report Refresh Date); '' for an empty or unreadable report.
+    public var reportDate: String {
+        switch content {
+        case .success(.emailActivity(let t)): return t.reportDate
+        case .success(.mailboxUsage(let t)): return t.reportDate
+        case .failure: return ""
+        }
+    }
+
     /// The email activity table, or the snapshot's error.
     public func emailActivity() throws(CheckError) -> EmailActivityTable {
         switch content {

@@ -137,17 +137,24 @@ public struct ReportAnswer: Sendable {
     public var origin: ReportOrigin?
     /// What getting it cost (token requests, Graph calls, throttled answers), also on failure.
     public var cost: FetchStats
+    /// When Graph last confirmed this copy (its download or a 304); nil when no data came. A
+    /// result's `reportAgeSeconds` is measured from it.
+    public var confirmedAt: ContinuousClock.Instant?
 
-    /// Builds an answer from its parts; `data(_:_:cost:)` and `failure(_:cost:)` are shorter.
-    public init(body: Result<ReportSnapshot, CheckError>, origin: ReportOrigin?, cost: FetchStats) {
+    /// Builds an answer from its parts; `data(_:_:cost:confirmedAt:)` and `failure(_:cost:)` are
+    /// shorter.
+    public init(body: Result<ReportSnapshot, CheckError>, origin: ReportOrigin?, cost: FetchStats, confirmedAt: ContinuousClock.Instant? = nil) {
         self.body = body
         self.origin = origin
         self.cost = cost
+        self.confirmedAt = confirmedAt
     }
 
-    /// Data obtained this way.
-    public static func data(_ snapshot: ReportSnapshot, _ origin: ReportOrigin, cost: FetchStats = FetchStats()) -> ReportAnswer {
-        ReportAnswer(body: .success(snapshot), origin: origin, cost: cost)
+    /// Data obtained this way, confirmed by Graph at `confirmedAt` (default: now).
+    public static func data(
+        _ snapshot: ReportSnapshot, _ origin: ReportOrigin, cost: FetchStats = FetchStats(), confirmedAt: ContinuousClock.Instant = .now
+    ) -> ReportAnswer {
+        ReportAnswer(body: .success(snapshot), origin: origin, cost: cost, confirmedAt: confirmedAt)
     }
 
     /// No data: `error` says why; `cost` is what was spent trying.

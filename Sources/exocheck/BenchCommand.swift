@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchParse.self, BenchKafka.self, BenchWorker.self, BenchSoak.self]
+        subcommands: [BenchParse.self, BenchWarm.self, BenchRefresh.self, BenchKafka.self, BenchWorker.self, BenchSoak.self]
     )
 }
 
@@ -77,6 +77,17 @@ struct BenchParse: AsyncParsableCommand {
 }
 
 enum ProcessMemory {
+    /// Resident set size now (VmRSS) in MB, from /proc/self/status.
+    static func currentRSSMegabytes() -> Double { statusField("VmRSS:") }
+
+    static func statusField(_ name: String) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+        }
+        return 0
+    }
+
     /// Peak resident set size (VmHWM) in MB, from /proc/self/status.
     static func peakRSSMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }

@@ -69,7 +69,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 ttl: configuration.graph.reportCacheTTL,
                 budget: configuration.graph.reportCallsPer10Minutes,
                 maxStale: configuration.graph.reportMaxStale,
-                maxBytes: configuration.graph.reportCacheMaxBytes),
+                maxBytes: configuration.graph.reportCacheMaxBytes, refresh: configuration.graph.reportRefresh),
             metrics: metrics, logger: logger)
         let worker = CheckWorkerService(
             configuration: configuration, kafka: kafka, processor: processor,

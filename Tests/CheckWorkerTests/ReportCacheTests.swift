@@ -98,6 +98,29 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("refresh-aware: before a change is seen a copy is revalidated every initialInterval; a dated report (a past day's data) is kept a day; answers say when Graph last confirmed the copy")
+    func refreshAware() async throws {
+        try await withSession("contoso-direct.onmicrosoft.com") { session, sim in
+            var refresh = RefreshSchedule.Configuration()
+            refresh.initialInterval = .milliseconds(100)
+            let cache = ReportCache(ttl: .milliseconds(100), refresh: refresh)
+            let dated = ReportRequest(report: "getEmailActivityUserDetail", parameter: .date("2025-06-28"))
+            let first = await cache.answer(Self.d7, tenant: "c", session: session, deadline: deadline)
+            _ = await cache.answer(dated, tenant: "c", session: session, deadline: deadline)
+            try await Task.sleep(for: .milliseconds(150))
+            let again = await cache.answer(Self.d7, tenant: "c", session: session, deadline: deadline)
+            #expect(again.origin == .revalidated)
+            let day = await cache.answer(dated, tenant: "c", session: session, deadline: deadline)
+            #expect(day.origin == .hit, "a past day's report is not asked again within the day")
+            let hit = await cache.answer(Self.d7, tenant: "c", session: session, deadline: deadline)
+            #expect(hit.origin == .hit)
+            // The hit's copy was confirmed by the revalidation, not now; the first answer's at its download.
+            let (c1, c2, c3) = (try #require(first.confirmedAt), try #require(again.confirmedAt), try #require(hit.confirmedAt))
+            #expect(c1 < c2 && c3 == c2)
+            _ = sim
+        }
+    }
+
     @Test("fresh entries are hits; concurrent misses share one download")
     func hitsAndSingleFlight() async throws {
         try await withSession("contoso.onmicrosoft.com") { session, sim in

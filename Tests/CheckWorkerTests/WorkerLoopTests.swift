@@ -64,6 +64,31 @@ import Testing
                 return
             }
             let job = running.remove(at: i)
+            send(.evaluated(tenant: job.tenant))
+            send(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published, alone: false))
+        }
+
+        /// Checks evaluated whose delivery reports have not come.
+        var awaitingDelivery: [Loop.Job] = []
+
+        /// The running check `id` is evaluated and its result handed to the producer.
+        mutating func evaluate(_ id: String) {
+            guard let i = running.firstIndex(where: { $0.item == id }) else {
+                Issue.record("\(id) is not running")
+                return
+            }
+            let job = running.remove(at: i)
+            awaitingDelivery.append(job)
+            send(.evaluated(tenant: job.tenant))
+        }
+
+        /// The delivery report of the evaluated check `id` arrives.
+        mutating func deliver(_ id: String, published: Bool = true) {
+            guard let i = awaitingDelivery.firstIndex(where: { $0.item == id }) else {
+                Issue.record("\(id) is not awaiting delivery")
+                return
+            }
+            let job = awaitingDelivery.remove(at: i)
             send(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published, alone: false))
         }
 
@@ -89,6 +114,38 @@ import Testing
         #expect(h.runningIds == ["r0", "r2"])
         h.finish("r0")
         #expect(h.runningIds == ["r2", "r3"])
+    }
+
+    @Test("a check's slot is free once its result is handed to the producer: the next record starts before the delivery report; the offset waits for it (was: the slot was held until the broker acknowledged)")
+    func slotFreedAtEnqueue() {
+        var h = Harness(concurrency: 1, perTenant: 1)
+        h.assign()
+        h.receive("a", offset: 0)
+        h.receive("b", offset: 1)
+        #expect(h.runningIds == ["a"])
+        h.evaluate("a")
+        #expect(h.runningIds == ["b"], "b starts while a's result awaits its delivery report")
+        #expect(h.stored[Self.p0] == nil, "nothing is committable before a's delivery report")
+        #expect(h.loop.busy)
+        h.evaluate("b")
+        h.deliver("b")
+        #expect(h.stored[Self.p0] == nil, "b's commit waits for a's")
+        h.deliver("a")
+        #expect(h.stored[Self.p0] == 2)
+        #expect(!h.loop.busy)
+    }
+
+    @Test("stop waits for results awaiting their delivery reports, not only for checks being evaluated")
+    func stopWaitsForDelivery() {
+        var h = Harness(concurrency: 2)
+        h.assign()
+        h.receive("a", offset: 0)
+        h.evaluate("a")
+        h.send(.stop)
+        #expect(!h.exited && h.graceTimer)
+        h.deliver("a")
+        #expect(h.exited)
+        #expect(h.stored[Self.p0] == 1)
     }
 
     @Test("one tenant cannot take every slot: at most maxInFlightPerTenant of it run; later records of other tenants go past")
