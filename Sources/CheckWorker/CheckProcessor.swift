@@ -163,9 +163,7 @@ public struct CheckProcessor: Sendable {
             parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
                 do throws(ArgumentError) {
                     let spec = try CheckSpec(mode: mode, options: CentreonArguments(arguments))
-                    // The normalised check: equal for requests that ask the same thing however
-                    // they wrote it (what a memoised result is found by).
-                    return .check(spec.configuration, shape: ([spec.mode.rawValue] + spec.requestOptions).joined(separator: "\u{0}"))
+                    return .check(spec.configuration, shape: spec.shape)
                 } catch {
                     return .refused(error.redacted)
                 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import ExchangeChecks
 import Foundation
 import GraphReports
@@ -59,6 +62,9 @@ public actor ReportCache {
     public let maxStale: Duration
     /// Bytes of report bodies kept at most.
     public let maxBytes: Int
+    /// The least time a downloaded report gets to be parsed (10 s; a 100,000-row report takes
+    /// about 0.1 s): past the downloading check's deadline if need be.
+    public static let parseBudget: Duration = .seconds(10)
     /// The default `maxStale`: one hour.
     public static let defaultMaxStale: Duration = .seconds(3_600)
     /// The default `maxBytes` (and `graph.reportCacheMaxBytes`): 256 MiB.
@@ -231,8 +237,15 @@ public actor ReportCache {
             do throws(GraphError) {
                 switch try await session.fetch(request, deadline: deadline, etag: stale?.etag, stats: &local) {
                 case .body(let bytes, let etag):
-                    // Parsed once, here, for every check that reads it.
-                    let snapshot = try await parser.evaluate(deadline: deadline) { ReportSnapshot.parse(bytes, request: request) }
+                    // Parsed once, here, for every check that reads it; the parse has at least
+                    // `parseBudget` even when the download used most of this check's time (a parse
+                    // given up would throw the download, and a call of the budget, away).
+                    let parseDeadline = max(deadline, ContinuousClock.now.advanced(by: ReportCache.parseBudget))
+                    let snapshot = try await parser.evaluate(deadline: parseDeadline) {
+                        let parsed = ReportSnapshot.parse(bytes, request: request)
+                        MemoryRelease.afterParse()
+                        return parsed
+                    }
                     return (.success((Entry(snapshot: snapshot, etag: etag, fetchedAt: now, dueAt: now, lastUsed: now), .miss)), local)
                 case .notModified:
                     guard let stale else { return (.failure(GraphError(.graph, "Graph answered 304 for \(request) without a cached copy.")), local) }
@@ -255,7 +268,7 @@ public actor ReportCache {
         switch result {
         case .success(let (fetched, outcome)):
             var entry = fetched
-            entry.dueAt = due(key, fetchedAt: entry.fetchedAt, changed: stale.map { Self.changed(from: $0, to: entry, outcome) } ?? false)
+            entry.dueAt = due(key, entry, changed: stale.map { Self.changed(from: $0, to: entry, outcome) } ?? false)
             store(key, entry)
             for (_, c) in waiting { c.resume(returning: .success(entry.snapshot)) }
             return (entry.snapshot, outcome)
@@ -265,17 +278,22 @@ public actor ReportCache {
         }
     }
 
-    /// A download that replaced `old` with different data: a new ETag when both have one, else a
-    /// new Report Refresh Date (what Graph's daily refresh changes).
+    /// A download that replaced `old` with different, usable data: a new ETag when both have one,
+    /// else a new Report Refresh Date (what Graph's daily refresh changes). A body that could not
+    /// be parsed or holds no rows is never a change: it must not teach the schedule a refresh time.
     static func changed(from old: Entry, to new: Entry, _ outcome: Outcome) -> Bool {
-        guard outcome == .miss else { return false }
+        guard outcome == .miss, new.snapshot.reportDate != "" else { return false }
         if let a = old.etag, let b = new.etag { return a != b }
         return old.snapshot.reportDate != new.snapshot.reportDate
     }
 
-    /// When a copy confirmed at `fetchedAt` is due again; `changed` when it replaced different data.
-    private func due(_ key: Key, fetchedAt: ContinuousClock.Instant, changed: Bool) -> ContinuousClock.Instant {
+    /// When `entry` is due again; `changed` when it replaced different data. A copy that could not
+    /// be parsed or holds no rows is asked again after `ttl` (at most the schedule's first
+    /// interval): it may be a transient failure of Graph's.
+    private func due(_ key: Key, _ entry: Entry, changed: Bool) -> ContinuousClock.Instant {
+        let fetchedAt = entry.fetchedAt
         guard let refresh else { return fetchedAt.advanced(by: ttl) }
+        guard entry.snapshot.reportDate != "" else { return fetchedAt.advanced(by: min(ttl, refresh.initialInterval)) }
         // A past day's report does not change once published.
         guard case .period = key.request.parameter else { return fetchedAt.advanced(by: max(ttl, refresh.period)) }
         var schedule = schedules[key] ?? RefreshSchedule(configuration: refresh)
@@ -399,6 +417,26 @@ public actor ReportCache {
             forgetMemos(of: e.snapshot.id)
             evictions += 1
         }
+    }
+}
+
+/// Parsing a large report allocates per field (the CSV reader's strings) and then keeps only the
+/// compact snapshot; glibc's allocator keeps the freed arenas mapped. Handing them back after
+/// each parse keeps the worker's resident memory near what its caches hold (bench warm, step 5).
+enum MemoryRelease {
+    /// glibc's `malloc_trim` (declared in malloc.h, which Swift's Glibc module does not import),
+    /// looked up once; nil on other C libraries (then nothing is done).
+    #if canImport(Glibc)
+        private static let trim: (@convention(c) (Int) -> Int32)? = {
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+            return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        }()
+    #endif
+
+    static func afterParse() {
+        #if canImport(Glibc)
+            _ = trim?(0)
+        #endif
     }
 }
 

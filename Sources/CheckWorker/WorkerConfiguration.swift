@@ -246,6 +246,9 @@ public struct WorkerConfiguration: Sendable {
             c.graph.reportMaxStaleSeconds = try g.double("reportMaxStaleSeconds") ?? c.graph.reportMaxStaleSeconds
             c.graph.reportCacheMaxBytes = try g.int("reportCacheMaxBytes", min: 0) ?? c.graph.reportCacheMaxBytes
             c.graph.reportRefreshMaxLagSeconds = try g.double("reportRefreshMaxLagSeconds") ?? c.graph.reportRefreshMaxLagSeconds
+            guard c.graph.reportRefreshMaxLagSeconds == 0 || c.graph.reportRefreshMaxLagSeconds >= 60 else {
+                throw ConfigurationError("graph.reportRefreshMaxLagSeconds must be 0 (off) or at least 60 seconds")
+            }
             c.graph.allowedDownloadHosts = try g.strings("allowedDownloadHosts")
         }
         if let l = try Section.optional(top["log"], path: "log") {

@@ -10,8 +10,8 @@ import Kafka
 ///   (the record key), so that one tenant's flood cannot take every slot; a record that cannot
 ///   start waits in the backlog, later records of other tenants go past it. A check holds its
 ///   slot until its result is handed to the producer (`evaluated`), not until the broker
-///   acknowledges it (`finished`): waiting for delivery reports costs no slot, and what waits
-///   for them is bounded by `maxUncommitted`;
+///   acknowledges it (`finished`): waiting for delivery reports costs no slot; what waits for
+///   them is bounded by `maxPublishing` (4 × concurrency) and `maxUncommitted`;
 /// * partitions pause when the load (in flight + backlog + records held by the quarantine)
 ///   reaches `concurrency`, or when `maxUncommitted` records are received and not committable
 ///   (done records behind a slow one count: the head of a partition holds their commit); they
@@ -28,6 +28,9 @@ struct WorkerLoop<Item: Sendable> {
         var maxUncommitted: Int
         /// Window of the quarantine's reservations (2 × concurrency).
         var reservationWindow: Int64 { Int64(2 * concurrency) }
+        /// Results awaiting their delivery reports at most before partitions pause (4 ×
+        /// concurrency): each holds its encoded result, so a slow broker must not let them pile up.
+        var maxPublishing: Int { 4 * max(1, concurrency) }
     }
 
     /// A record taken from Kafka, with what the loop needs to schedule it.
@@ -126,7 +129,9 @@ struct WorkerLoop<Item: Sendable> {
             guard !stopping, let generation = tracker.begin(tp, offset: offset, at: time) else { return [] }
             let job = Job(item: item, partition: tp, offset: offset, tenant: tenant, generation: generation)
             var out = apply(quarantine.receive(tp, offset: offset, item: job))
-            if load >= configuration.concurrency || tracker.uncommitted >= configuration.maxUncommitted {
+            if load >= configuration.concurrency || tracker.uncommitted >= configuration.maxUncommitted
+                || publishing >= configuration.maxPublishing
+            {
                 out += setPaused(true)
             }
             return out
@@ -169,7 +174,7 @@ struct WorkerLoop<Item: Sendable> {
             publishing += 1
             let left = (inFlightByTenant[tenant] ?? 1) - 1
             inFlightByTenant[tenant] = left > 0 ? left : nil
-            return fillFromBacklog() + resumeIfLight()
+            return fillFromBacklog() + (publishing >= configuration.maxPublishing ? setPaused(true) : resumeIfLight())
         case .finished(let tp, let offset, let generation, _, let published, let alone):
             publishing -= 1
             var out: [Action] = []
@@ -268,7 +273,7 @@ struct WorkerLoop<Item: Sendable> {
 
     private mutating func resumeIfLight() -> [Action] {
         guard paused, !stopping, load < max(1, configuration.concurrency / 2),
-            tracker.uncommitted < max(1, configuration.maxUncommitted / 2)
+            tracker.uncommitted < max(1, configuration.maxUncommitted / 2), publishing < max(1, configuration.maxPublishing / 2)
         else { return [] }
         return setPaused(false)
     }

@@ -9,6 +9,13 @@ public struct CheckSpec: Sendable {
     /// `args` of a check request, whichever form (`--name value` or `--name=value`) was written.
     public let requestOptions: [String]
 
+    /// The normalised check as one text: equal exactly when the mode and the request options
+    /// are (what a memoised result is found by). Each part is length-prefixed, so no option value
+    /// (which may hold any character, NUL included) can make two different checks look alike.
+    public var shape: String {
+        ([mode.rawValue] + requestOptions).map { "\($0.utf8.count):\($0)" }.joined()
+    }
+
     /// Which check this is: email-activity or mailbox-usage (from `configuration`).
     public var mode: CheckMode { configuration.mode }
 

@@ -53,7 +53,7 @@ struct BenchWarm: AsyncParsableCommand {
             sim.terminate()
             small.terminate()
         }
-        let base = "http://127.0.0.1:" + (try await BenchProcess.waitForFile(dir + "/port"))
+        let base = "http://127.0.0.1:" + (try await BenchProcess.waitForFile(dir + "/port", limit: .seconds(600)))
         let smallBase = "http://127.0.0.1:" + (try await BenchProcess.waitForFile(dir + "/port-small"))
 
         let transport = HTTPTransport.make()
@@ -72,7 +72,7 @@ struct BenchWarm: AsyncParsableCommand {
         }
         let configs = try Self.mix.map { shape -> (String, CheckConfiguration, String) in
             let spec = try CheckSpec(mode: shape.mode, options: CentreonArguments(shape.args))
-            return (shape.name, spec.configuration, ([spec.mode.rawValue] + spec.requestOptions).joined(separator: "\u{0}"))
+            return (shape.name, spec.configuration, spec.shape)
         }
         let utc = TimeZone(identifier: "UTC") ?? .current
         var failures = 0
@@ -105,7 +105,7 @@ struct BenchWarm: AsyncParsableCommand {
         let thresholdVariant = try CheckSpec(mode: .mailboxUsage, options: CentreonArguments(["--warning-active-mailboxes=10:"]))
         let variant = (
             "mailbox-usage, default counters, new thresholds", thresholdVariant.configuration,
-            (["mailbox-usage"] + thresholdVariant.requestOptions).joined(separator: "\u{0}")
+            thresholdVariant.shape
         )
         let firstDefault = await check(t0, variant)
         row(variant.0, firstDefault.cpu, firstDefault.wall)

@@ -135,8 +135,10 @@ enum BenchProcess {
         return p
     }
 
-    static func waitForFile(_ path: String) async throws -> String {
-        for _ in 0..<200 {
+    /// The trimmed content of `path` once it is written, waiting at most `limit`.
+    static func waitForFile(_ path: String, limit: Duration = .seconds(10)) async throws -> String {
+        let end = ContinuousClock.now.advanced(by: limit)
+        while ContinuousClock.now < end {
             if let s = try? String(contentsOfFile: path, encoding: .utf8) {
                 let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
                 if !t.isEmpty { return t }

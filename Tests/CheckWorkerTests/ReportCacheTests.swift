@@ -121,6 +121,21 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("refresh-aware: a report that could not be parsed is asked again after the first interval, not kept a day (was: a dated report's parse failure cached for 24 h)")
+    func refreshAwareBadBody() async throws {
+        try await withSession("malformed-html.onmicrosoft.com") { session, _ in
+            var refresh = RefreshSchedule.Configuration()
+            refresh.initialInterval = .milliseconds(100)
+            let cache = ReportCache(ttl: .milliseconds(100), refresh: refresh)
+            let dated = ReportRequest(report: "getEmailActivityUserDetail", parameter: .date("2025-06-28"))
+            let first = await cache.answer(dated, tenant: "c", session: session, deadline: deadline)
+            #expect((try? first.body.get())?.reportDate == "")
+            try await Task.sleep(for: .milliseconds(150))
+            let again = await cache.answer(dated, tenant: "c", session: session, deadline: deadline)
+            #expect(again.origin != .hit)
+        }
+    }
+
     @Test("fresh entries are hits; concurrent misses share one download")
     func hitsAndSingleFlight() async throws {
         try await withSession("contoso.onmicrosoft.com") { session, sim in

@@ -135,6 +135,22 @@ import Testing
         #expect(!h.loop.busy)
     }
 
+    @Test("results awaiting delivery are bounded: partitions pause at 4 × concurrency of them and resume below half (a slow broker must not let encoded results pile up)")
+    func publishingBounded() {
+        var h = Harness(concurrency: 1)
+        h.assign()
+        for i in 0..<4 {
+            h.receive("r\(i)", offset: Int64(i))
+            h.evaluate("r\(i)")
+        }
+        #expect(h.paused)
+        h.deliver("r0")
+        #expect(h.paused, "3 of 4 still await delivery")
+        h.deliver("r1")
+        h.deliver("r2")
+        #expect(!h.paused)
+    }
+
     @Test("stop waits for results awaiting their delivery reports, not only for checks being evaluated")
     func stopWaitsForDelivery() {
         var h = Harness(concurrency: 2)

@@ -76,3 +76,16 @@ struct LatenessTests {
         #expect(Lateness.describe(seconds: seconds) == expected)
     }
 }
+
+@Suite("CheckSpec shape")
+struct CheckSpecShapeTests {
+    @Test("the shape tells apart checks whose options differ, even when a value holds a NUL that would join two options (was: NUL-joined, so one request could plant a memoised result for another)")
+    func shapeUnambiguous() throws {
+        let a = try CheckSpec(mode: .emailActivity, options: CentreonArguments(["--filter-user=^a\u{0}--critical-active-users=0:0"]))
+        let b = try CheckSpec(mode: .emailActivity, options: CentreonArguments(["--filter-user=^a", "--critical-active-users=0:0"]))
+        #expect(a.shape != b.shape)
+        let c = try CheckSpec(mode: .emailActivity, options: CentreonArguments(["--filter-user", "^a", "--critical-active-users", "0:0"]))
+        #expect(b.shape == c.shape, "the same check written with spaces has the same shape")
+    }
+}
+
