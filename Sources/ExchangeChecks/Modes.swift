@@ -134,7 +134,7 @@ public enum MailboxUsageCheck {
             if let filter, !filter.matches(name) { continue }
             total += 1
             // Inactive mailboxes only add to the inactive usage; their quotas are never checked (quirk 4).
-            guard activeCode[Int(period.lastActivity.codes[i])] else {
+            guard activeCode[period.lastActivity.code(i)] else {
                 usedInactive += period.storageUsedValue[i]
                 continue
             }

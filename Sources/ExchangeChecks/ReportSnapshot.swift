@@ -39,40 +39,162 @@ public struct PackedStrings: Sendable, Equatable {
     public var storageBytes: Int { bytes.capacity + ends.capacity * 4 }
 }
 
-/// A column with few distinct values (dates, the report period, quotas): each value once, and a
-/// 4-byte code per row.
+/// A column with few distinct values (dates, the report period, quotas, mail domains): each value
+/// once, and per row a code of 1, 2 or 4 bytes (the smallest that numbers the values).
 public struct InternedColumn: Sendable, Equatable {
+    /// Per-row codes, as narrow as the number of values allows.
+    enum Codes: Sendable, Equatable {
+        case narrow([UInt8])
+        case medium([UInt16])
+        case wide([UInt32])
+
+        var capacityBytes: Int {
+            switch self {
+            case .narrow(let c): return c.capacity
+            case .medium(let c): return c.capacity * 2
+            case .wide(let c): return c.capacity * 4
+            }
+        }
+    }
+
     /// The distinct values, in order of first appearance.
     public private(set) var values: [String] = []
-    /// Per row, the index of its value in `values`.
-    public private(set) var codes: [UInt32] = []
+    var codes: Codes = .narrow([])
 
     /// An empty column.
     public init() {}
 
+    /// The index in `values` of row `i`'s value.
+    @inline(__always)
+    public func code(_ i: Int) -> Int {
+        switch codes {
+        case .narrow(let c): return Int(c[i])
+        case .medium(let c): return Int(c[i])
+        case .wide(let c): return Int(c[i])
+        }
+    }
+
     /// The value of row `i`.
-    public subscript(i: Int) -> String { values[Int(codes[i])] }
+    public subscript(i: Int) -> String { values[code(i)] }
 
     /// Bytes held, roughly (codes and the distinct values).
-    public var storageBytes: Int { codes.capacity * 4 + values.reduce(values.capacity * 16) { $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0) } }
+    public var storageBytes: Int { codes.capacityBytes + values.reduce(values.capacity * 16) { $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0) } }
 
-    /// Builds a column, remembering which code each value got.
+    /// Builds a column, remembering which code each value got; `finish` narrows the codes.
     struct Builder {
-        var column = InternedColumn()
+        var values: [String] = []
+        var codes: [UInt32] = []
         var lookup: [String: UInt32] = [:]
 
         mutating func append(_ s: String) {
             if let code = lookup[s] {
-                column.codes.append(code)
+                codes.append(code)
                 return
             }
             // At most one code per row: a report has far fewer than 2^32 rows.
-            let code = UInt32(truncatingIfNeeded: column.values.count)
+            let code = UInt32(truncatingIfNeeded: values.count)
             lookup[s] = code
-            column.values.append(s)
-            column.codes.append(code)
+            values.append(s)
+            codes.append(code)
+        }
+
+        func finish() -> InternedColumn {
+            var c = InternedColumn()
+            c.values = values
+            if values.count <= 1 << 8 {
+                c.codes = .narrow(codes.map { UInt8(truncatingIfNeeded: $0) })
+            } else if values.count <= 1 << 16 {
+                c.codes = .medium(codes.map { UInt16(truncatingIfNeeded: $0) })
+            } else {
+                c.codes = .wide(codes)
+            }
+            return c
         }
     }
+}
+
+/// User principal names: the part before the last `@` packed, the `@domain` part interned (a
+/// tenant has a few domains and many users).
+public struct UserNames: Sendable, Equatable {
+    var locals = PackedStrings()
+    var domains = InternedColumn()
+
+    /// Number of names.
+    public var count: Int { locals.count }
+
+    /// The `i`th name.
+    public subscript(i: Int) -> String { locals[i] + domains[i] }
+
+    /// Bytes held, roughly.
+    public var storageBytes: Int { locals.storageBytes + domains.storageBytes }
+
+    struct Builder {
+        var locals = PackedStrings()
+        var domains = InternedColumn.Builder()
+
+        mutating func append(_ name: String) {
+            let utf8 = name.utf8
+            if let at = utf8.lastIndex(of: UInt8(ascii: "@")) {
+                locals.append(String(name[..<at]))
+                domains.append(String(name[at...]))
+            } else {
+                locals.append(name)
+                domains.append("")
+            }
+        }
+
+        func finish() -> UserNames { UserNames(locals: locals, domains: domains.finish()) }
+    }
+}
+
+/// A count column: whole numbers from 0 to 2^32 − 1 in 4 bytes each (what Graph reports), any
+/// other value in 8.
+public struct CountColumn: Sendable, Equatable {
+    enum Storage: Sendable, Equatable {
+        case small([UInt32])
+        case any([Double])
+    }
+
+    var storage: Storage = .small([])
+
+    /// The value of row `i`.
+    @inline(__always)
+    public subscript(i: Int) -> Double {
+        switch storage {
+        case .small(let v): return Double(v[i])
+        case .any(let v): return v[i]
+        }
+    }
+
+    /// Number of values.
+    public var count: Int {
+        switch storage {
+        case .small(let v): return v.count
+        case .any(let v): return v.count
+        }
+    }
+
+    /// Bytes held.
+    public var storageBytes: Int {
+        switch storage {
+        case .small(let v): return v.capacity * 4
+        case .any(let v): return v.capacity * 8
+        }
+    }
+
+    /// The values, narrowed when every one fits.
+    init(_ values: [Double]) {
+        if values.allSatisfy({ $0 >= 0 && $0 <= Double(UInt32.max) && $0 == $0.rounded(.towardZero) }) {
+            storage = .small(values.map { UInt32($0) })
+        } else {
+            storage = .any(values)
+        }
+    }
+
+    init() {}
+
+    /// All values, in order.
+    public var values: [Double] { (0..<count).map { self[$0] } }
 }
 
 /// The parsed `getEmailActivityUserDetail` report (period or daily), column by column.
@@ -80,15 +202,15 @@ public struct EmailActivityTable: Sendable, Equatable {
     /// `Report Refresh Date` per row.
     public private(set) var refreshDate = InternedColumn()
     /// `User Principal Name` per row.
-    public private(set) var user = PackedStrings()
+    public private(set) var user = UserNames()
     /// `Last Activity Date` per row.
     public private(set) var lastActivity = InternedColumn()
-    /// `Send Count`, `Receive Count`, `Read Count` per row (empty = 0).
-    public private(set) var send: [Double] = []
+    /// `Send Count` per row (empty = 0).
+    public private(set) var send = CountColumn()
     /// `Receive Count` per row.
-    public private(set) var receive: [Double] = []
+    public private(set) var receive = CountColumn()
     /// `Read Count` per row.
-    public private(set) var read: [Double] = []
+    public private(set) var read = CountColumn()
     /// `Report Period` per row, as written.
     public private(set) var period = InternedColumn()
     /// Per distinct `period` value: does it count as an active-user row (numerically 1)?
@@ -97,7 +219,7 @@ public struct EmailActivityTable: Sendable, Equatable {
     /// Number of rows.
     public var count: Int { send.count }
     /// True when the report has no data rows.
-    public var isEmpty: Bool { send.isEmpty }
+    public var isEmpty: Bool { send.count == 0 }
     /// The report date: the first row's Report Refresh Date ('' for an empty report).
     public var reportDate: String { isEmpty ? "" : refreshDate[0] }
 
@@ -122,7 +244,7 @@ public struct EmailActivityTable: Sendable, Equatable {
     }
 
     /// Is row `i` an active-user row (`Report Period` numerically 1)?
-    func isActive(_ i: Int) -> Bool { periodIsOne[Int(period.codes[i])] }
+    func isActive(_ i: Int) -> Bool { periodIsOne[period.code(i)] }
 
     /// Parses a body strictly (`ReportParser.emailActivityColumns`; numbers as `ReportParser`
     /// checks them).
@@ -144,39 +266,46 @@ public struct EmailActivityTable: Sendable, Equatable {
     /// Bytes held, roughly.
     public var storageBytes: Int {
         refreshDate.storageBytes + user.storageBytes + lastActivity.storageBytes + period.storageBytes
-            + (send.capacity + receive.capacity + read.capacity) * 8 + periodIsOne.capacity
+            + send.storageBytes + receive.storageBytes + read.storageBytes + periodIsOne.capacity
     }
 
     struct Builder {
-        var table = EmailActivityTable()
         var refreshDate = InternedColumn.Builder()
+        var user = UserNames.Builder()
         var lastActivity = InternedColumn.Builder()
+        var send: [Double] = []
+        var receive: [Double] = []
+        var read: [Double] = []
         var period = InternedColumn.Builder()
 
         mutating func reserve(_ n: Int) {
-            table.send.reserveCapacity(n)
-            table.receive.reserveCapacity(n)
-            table.read.reserveCapacity(n)
+            send.reserveCapacity(n)
+            receive.reserveCapacity(n)
+            read.reserveCapacity(n)
         }
 
         mutating func append(
-            refreshDate d: String, user: String, lastActivity: String, send: Double, receive: Double, read: Double, period p: String
+            refreshDate d: String, user name: String, lastActivity: String, send: Double, receive: Double, read: Double, period p: String
         ) {
             refreshDate.append(d)
-            table.user.append(user)
+            user.append(name)
             self.lastActivity.append(lastActivity)
-            table.send.append(send)
-            table.receive.append(receive)
-            table.read.append(read)
+            self.send.append(send)
+            self.receive.append(receive)
+            self.read.append(read)
             period.append(p)
         }
 
         func finish() -> EmailActivityTable {
-            var t = table
-            t.refreshDate = refreshDate.column
-            t.lastActivity = lastActivity.column
-            t.period = period.column
-            t.periodIsOne = period.column.values.map { PerlNumber.numify($0) == 1 }
+            var t = EmailActivityTable()
+            t.refreshDate = refreshDate.finish()
+            t.user = user.finish()
+            t.lastActivity = lastActivity.finish()
+            t.send = CountColumn(send)
+            t.receive = CountColumn(receive)
+            t.read = CountColumn(read)
+            t.period = period.finish()
+            t.periodIsOne = t.period.values.map { PerlNumber.numify($0) == 1 }
             return t
         }
     }
@@ -187,13 +316,16 @@ public struct MailboxUsageTable: Sendable, Equatable {
     /// `Report Refresh Date` per row.
     public private(set) var refreshDate = InternedColumn()
     /// `User Principal Name` per row.
-    public private(set) var user = PackedStrings()
+    public private(set) var user = UserNames()
     /// `Last Activity Date` per row.
     public private(set) var lastActivity = InternedColumn()
     /// `Item Count` per row (empty = 0).
-    public private(set) var itemCount: [Double] = []
+    public private(set) var itemCount = CountColumn()
     /// `Storage Used (Byte)` per row, as written ('' when empty).
-    public private(set) var storageUsed = PackedStrings()
+    /// Where `Storage Used (Byte)` is not written as its number's plain decimal form (empty,
+    /// leading zeros …): the text as written, by row. Elsewhere the text is rebuilt from the
+    /// number, so the column costs 8 bytes per row, not a string.
+    private(set) var storageUsedTexts: [Int: String] = [:]
     /// `Storage Used (Byte)` per row as a number (empty = 0).
     public private(set) var storageUsedValue: [Double] = []
     /// `Issue Warning Quota (Byte)` per row, as written.
@@ -204,9 +336,9 @@ public struct MailboxUsageTable: Sendable, Equatable {
     public private(set) var prohibitSendReceiveQuota = InternedColumn()
 
     /// Number of rows.
-    public var count: Int { itemCount.count }
+    public var count: Int { storageUsedValue.count }
     /// True when the report has no data rows.
-    public var isEmpty: Bool { itemCount.isEmpty }
+    public var isEmpty: Bool { storageUsedValue.isEmpty }
     /// The report date: the first row's Report Refresh Date ('' for an empty report).
     public var reportDate: String { isEmpty ? "" : refreshDate[0] }
 
@@ -219,11 +351,24 @@ public struct MailboxUsageTable: Sendable, Equatable {
 
     init() {}
 
+    /// `Storage Used (Byte)` of row `i` as written.
+    public func storageUsed(_ i: Int) -> String {
+        storageUsedTexts[i] ?? Self.plainText(storageUsedValue[i])
+    }
+
+    /// A whole number's plain decimal form ("" for what has none: never equal to a text then).
+    static func plainText(_ value: Double) -> String {
+        guard value == value.rounded(.towardZero), abs(value) <= ReportParser.maxExactInteger, let whole = Int64(exactly: value) else {
+            return "\u{0}"
+        }
+        return String(whole)
+    }
+
     /// Row `i` as a row value (for the instances a check shows).
     public func row(_ i: Int) -> MailboxUsageRow {
         MailboxUsageRow(
             reportRefreshDate: refreshDate[i], userPrincipalName: user[i], lastActivityDate: lastActivity[i], itemCount: itemCount[i],
-            storageUsed: storageUsed[i], issueWarningQuota: issueWarningQuota[i], prohibitSendQuota: prohibitSendQuota[i],
+            storageUsed: storageUsed(i), issueWarningQuota: issueWarningQuota[i], prohibitSendQuota: prohibitSendQuota[i],
             prohibitSendReceiveQuota: prohibitSendReceiveQuota[i])
     }
 
@@ -251,31 +396,34 @@ public struct MailboxUsageTable: Sendable, Equatable {
 
     /// Bytes held, roughly.
     public var storageBytes: Int {
-        refreshDate.storageBytes + user.storageBytes + lastActivity.storageBytes + storageUsed.storageBytes
+        refreshDate.storageBytes + user.storageBytes + lastActivity.storageBytes + storageUsedTexts.count * 64
             + issueWarningQuota.storageBytes + prohibitSendQuota.storageBytes + prohibitSendReceiveQuota.storageBytes
-            + (itemCount.capacity + storageUsedValue.capacity) * 8
+            + itemCount.storageBytes + storageUsedValue.capacity * 8
     }
 
     struct Builder {
         var table = MailboxUsageTable()
         var refreshDate = InternedColumn.Builder()
+        var user = UserNames.Builder()
         var lastActivity = InternedColumn.Builder()
+        var itemCount: [Double] = []
         var warning = InternedColumn.Builder()
         var send = InternedColumn.Builder()
         var sendReceive = InternedColumn.Builder()
 
         mutating func reserve(_ n: Int) {
-            table.itemCount.reserveCapacity(n)
+            itemCount.reserveCapacity(n)
             table.storageUsedValue.reserveCapacity(n)
         }
 
         mutating func append(_ r: MailboxUsageRow, usedValue: Double? = nil) {
             refreshDate.append(r.reportRefreshDate)
-            table.user.append(r.userPrincipalName)
+            user.append(r.userPrincipalName)
             lastActivity.append(r.lastActivityDate)
-            table.itemCount.append(r.itemCount)
-            table.storageUsed.append(r.storageUsed)
-            table.storageUsedValue.append(usedValue ?? r.storageUsedValue)
+            itemCount.append(r.itemCount)
+            let value = usedValue ?? r.storageUsedValue
+            if r.storageUsed != MailboxUsageTable.plainText(value) { table.storageUsedTexts[table.storageUsedValue.count] = r.storageUsed }
+            table.storageUsedValue.append(value)
             warning.append(r.issueWarningQuota)
             send.append(r.prohibitSendQuota)
             sendReceive.append(r.prohibitSendReceiveQuota)
@@ -283,11 +431,13 @@ public struct MailboxUsageTable: Sendable, Equatable {
 
         func finish() -> MailboxUsageTable {
             var t = table
-            t.refreshDate = refreshDate.column
-            t.lastActivity = lastActivity.column
-            t.issueWarningQuota = warning.column
-            t.prohibitSendQuota = send.column
-            t.prohibitSendReceiveQuota = sendReceive.column
+            t.refreshDate = refreshDate.finish()
+            t.user = user.finish()
+            t.lastActivity = lastActivity.finish()
+            t.itemCount = CountColumn(itemCount)
+            t.issueWarningQuota = warning.finish()
+            t.prohibitSendQuota = send.finish()
+            t.prohibitSendReceiveQuota = sendReceive.finish()
             return t
         }
     }

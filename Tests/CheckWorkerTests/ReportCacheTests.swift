@@ -83,9 +83,10 @@ struct ReportCacheTests {
             let mailbox = try await probe.report(Self.d7, tenant: "c", session: session, deadline: deadline).0.bytes
             let email = ReportRequest(report: "getEmailActivityUserDetail", parameter: .period("D7"))
             let other = try await probe.report(email, tenant: "c", session: session, deadline: deadline).0.bytes
-            // Room for the first report and a small memo, not for both reports.
-            let cache = ReportCache(ttl: .seconds(60), maxBytes: mailbox + other - 1)
-            #expect(Self.memo(bytes: 0).bytes < other)
+            // Room for either report and a small memo, not for both reports (sizes are estimates
+            // from capacities, which may differ by a few bytes between two parses).
+            let cache = ReportCache(ttl: .seconds(60), maxBytes: max(mailbox, other) + min(mailbox, other) / 2)
+            #expect(Self.memo(bytes: 0).bytes < min(mailbox, other) / 2 - 64)
             let (snapshot, _) = try await cache.report(Self.d7, tenant: "c", session: session, deadline: deadline)
             let key = MemoKey(snapshots: [snapshot.id], derivation: "check:a")
             await cache.remember(key, Self.memo(bytes: 0))

@@ -90,6 +90,19 @@ struct ReportSnapshotTests {
             #expect((0..<table.count).map(table.row) == rows)
             #expect(table.storageUsedValue == rows.map(\.storageUsedValue))
         }
+        // Storage Used is kept as written where it is not a number's plain form.
+        for text in ["007", "", "-0", "12", "9007199254740992"] {
+            let row = MailboxUsageRow(
+                reportRefreshDate: "2025-06-28", userPrincipalName: "a@b", lastActivityDate: "", itemCount: 0, storageUsed: text,
+                issueWarningQuota: "", prohibitSendQuota: "", prohibitSendReceiveQuota: "")
+            #expect(MailboxUsageTable(rows: [row]).row(0) == row, "\(text)")
+        }
+        // A user name without '@', and one with two.
+        for name in ["no-at-sign", "a@b@c.example", "@", ""] {
+            let row = EmailActivityRow(
+                reportRefreshDate: "d", userPrincipalName: name, lastActivityDate: "", sendCount: 1, receiveCount: 2, readCount: 3, reportPeriod: "7")
+            #expect(EmailActivityTable(rows: [row]).row(0) == row, "\(name)")
+        }
     }
 
     @Test("a body that is not a report is a snapshot of its parse error, naming the report, as the row parser words it")
