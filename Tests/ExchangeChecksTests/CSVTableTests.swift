@@ -149,6 +149,15 @@ struct ReportParserTests {
         // At the limits: 2^53 and a whole number written with a decimal point are accepted.
         #expect((try? ReportParser.emailActivity(email("9007199254740992")))?.last?.sendCount == 9_007_199_254_740_992)
         #expect((try? ReportParser.emailActivity(email("12.0")))?.last?.sendCount == 12)
+        // The digits-only fast path reads what the general path reads: leading zeros, 0, and a value
+        // past 2^64 (which overflows the accumulator) is out of range, not wrapped.
+        #expect((try? ReportParser.emailActivity(email("007")))?.last?.sendCount == 7)
+        #expect((try? ReportParser.emailActivity(email("0")))?.last?.sendCount == 0)
+        #expect(throws: ReportError.outOfRange(column: "Send Count", row: 2, value: "18446744073709551617")) {
+            try ReportParser.emailActivity(email("18446744073709551617"))
+        }
+        #expect((try? ReportParser.emailActivity(email("-0")))?.last?.sendCount == 0)
+        #expect(throws: ReportError.badNumber(column: "Send Count", row: 2, value: "1e3")) { try ReportParser.emailActivity(email("1e3")) }
         func mailbox(_ used: String) -> [UInt8] { Array((Self.mailboxHeader + "2025-06-28,a@b,2025-06-28,10,\(used),100,200,300\r\n").utf8) }
         #expect(throws: ReportError.outOfRange(column: "Storage Used (Byte)", row: 1, value: "1" + String(repeating: "0", count: 39) + "…")) {
             try ReportParser.mailboxUsage(mailbox("1" + String(repeating: "0", count: 300)))
