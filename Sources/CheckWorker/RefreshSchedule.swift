@@ -102,9 +102,6 @@ extension Duration {
         return Duration(secondsComponent: Int64(seconds), attosecondsComponent: Int64(attoseconds))
     }
 
-    /// The absolute value.
-    var magnitude: Duration { self < .zero ? .zero - self : self }
-
     /// This duration in attoseconds (Int128 holds every Duration).
     var attosecondsValue: Int128 {
         Int128(components.seconds) * 1_000_000_000_000_000_000 + Int128(components.attoseconds)

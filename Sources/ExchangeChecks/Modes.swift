@@ -224,17 +224,17 @@ public enum MailboxUsageCheck {
     }
 }
 
-/// What email-activity read from its two reports for one user filter: the counts, the totals of
-/// the active users and which rows are the users shown. Immutable; the worker memoises it per
+/// What a mode read from its report(s) for one instance filter: the counts, the totals of the
+/// active instances and which rows are the instances shown. Immutable; the worker memoises it per
 /// (snapshots, filter), so another check shape with the same filter reads no row again.
-public final class EmailActivityAggregate: Sendable {
+public final class ModeAggregate<Totals: Sendable>: Sendable {
     let active: Int
     let total: Int
-    let totals: EmailActivityCheck.Totals
-    /// Per user shown: its row, the daily report's rows marked by the top bit.
+    let totals: Totals
+    /// Per instance shown: its row (email-activity marks the daily report's rows by the top bit).
     let instances: [UInt32]
 
-    init(active: Int, total: Int, totals: EmailActivityCheck.Totals, instances: [UInt32]) {
+    init(active: Int, total: Int, totals: Totals, instances: [UInt32]) {
         self.active = active
         self.total = total
         self.totals = totals
@@ -243,7 +243,14 @@ public final class EmailActivityAggregate: Sendable {
 
     /// Bytes held, roughly (what it counts in a cache's byte budget).
     public var bytes: Int { 96 + instances.count * 4 }
+}
 
+/// email-activity's aggregate: over the period and the daily report.
+public typealias EmailActivityAggregate = ModeAggregate<EmailActivityCheck.Totals>
+/// mailbox-usage's aggregate: over the period report.
+public typealias MailboxUsageAggregate = ModeAggregate<MailboxUsageCheck.Totals>
+
+extension ModeAggregate where Totals == EmailActivityCheck.Totals {
     static func ref(daily: Bool, row: Int) -> UInt32 {
         UInt32(truncatingIfNeeded: row) | (daily ? 0x8000_0000 : 0)
     }
@@ -251,23 +258,4 @@ public final class EmailActivityAggregate: Sendable {
     static func unpack(_ ref: UInt32) -> (daily: Bool, row: Int) {
         (ref & 0x8000_0000 != 0, Int(ref & 0x7FFF_FFFF))
     }
-}
-
-/// What mailbox-usage read from its report for one mailbox filter (see `EmailActivityAggregate`).
-public final class MailboxUsageAggregate: Sendable {
-    let active: Int
-    let total: Int
-    let totals: MailboxUsageCheck.Totals
-    /// The rows of the mailboxes shown.
-    let instances: [UInt32]
-
-    init(active: Int, total: Int, totals: MailboxUsageCheck.Totals, instances: [UInt32]) {
-        self.active = active
-        self.total = total
-        self.totals = totals
-        self.instances = instances
-    }
-
-    /// Bytes held, roughly (what it counts in a cache's byte budget).
-    public var bytes: Int { 96 + instances.count * 4 }
 }

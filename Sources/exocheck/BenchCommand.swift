@@ -39,7 +39,7 @@ struct BenchParse: AsyncParsableCommand {
                 let start = ContinuousClock.now
                 try body()
                 let d = start.duration(to: .now)
-                times.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                times.append(BenchWorker.ms(d))
             }
             times.sort()
             let best = times[0], median = times[times.count / 2]

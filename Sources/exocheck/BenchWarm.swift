@@ -85,7 +85,7 @@ struct BenchWarm: AsyncParsableCommand {
                 failures += 1
                 if failures <= 3 { SafeOutput.print("  check failed: \(e.kind.rawValue): \(e.message)") }
             }
-            return (CPUTime.process() - cpu0, t0.duration(to: .now).milliseconds)
+            return (CPUTime.process() - cpu0, BenchWorker.ms(t0.duration(to: .now)))
         }
         func row(_ name: String, _ cpu: Double, _ wall: Double) {
             let padded = name.count >= 56 ? name : name + String(repeating: " ", count: 56 - name.count)
@@ -127,7 +127,7 @@ struct BenchWarm: AsyncParsableCommand {
         }
         let n = Double(max(1, self.repeat) * configs.count)
         let loopCPU = CPUTime.process() - loopCPU0
-        let loopWall = loop0.duration(to: .now).milliseconds
+        let loopWall = BenchWorker.ms(loop0.duration(to: .now))
         row("average per check over the mix", loopCPU / n, loopWall / n)
         for (k, c) in configs.enumerated() where self.repeat > 1 {
             row("  \(c.0) (memoised)", perShape[k] / Double(self.repeat - 1), 0)
@@ -173,9 +173,4 @@ enum CPUTime {
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1e6
     }
-}
-
-extension Duration {
-    /// The duration in milliseconds, fractional.
-    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }
