@@ -226,7 +226,7 @@ public final class KafkaConsumer: Sendable {
         self.context = context
         self.events = stream
         self.handOff = handOff
-        self.poller = PollThread(name: "kafka-consumer-poll") { shouldStop in
+        self.poller = PollThread(name: "kafka-consumer-poll", wake: { wakeQueue(rd_kafka_queue_get_consumer(handle.pointer)) }) { shouldStop in
             while !shouldStop() {
                 if let handOff, !handOff.waitForRoom(timeout: 0.1) { continue }
                 guard let m = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }

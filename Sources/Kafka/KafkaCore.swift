@@ -169,8 +169,12 @@ struct ClientHandle: @unchecked Sendable {
 final class PollThread: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// Ends the loop's current blocking poll early (for librdkafka, `rd_kafka_queue_yield` on the polled queue), so that
+    /// `stop()` does not wait out the poll timeout.
+    private let wake: @Sendable () -> Void
 
-    init(name: String, body: @escaping @Sendable (_ shouldStop: () -> Bool) -> Void) {
+    init(name: String, wake: @escaping @Sendable () -> Void = {}, body: @escaping @Sendable (_ shouldStop: () -> Bool) -> Void) {
+        self.wake = wake
         // The thread keeps this object alive until the loop has returned.
         let thread = Thread { [self] in
             body { self.stopFlag.load(ordering: .acquiring) }
@@ -183,14 +187,24 @@ final class PollThread: Sendable {
     /// Asks the loop to stop and waits (off the cooperative pool) until it has.
     func stop() async {
         stopFlag.store(true, ordering: .releasing)
+        wake()
         await blocking { self.finished.wait() }
     }
 
     /// Synchronous variant for deinitialisers.
     func stopSynchronously() {
         stopFlag.store(true, ordering: .releasing)
+        wake()
         finished.wait()
     }
+}
+
+/// Ends a poll blocked on `queue` now, from any thread (`rd_kafka_queue_yield`), and releases the
+/// queue reference that `rd_kafka_queue_get_*` returned.
+func wakeQueue(_ queue: OpaquePointer?) {
+    guard let queue else { return }
+    rd_kafka_queue_yield(queue)
+    rd_kafka_queue_destroy(queue)
 }
 
 /// Runs a blocking call on its own thread and awaits it.

@@ -36,18 +36,22 @@ public enum KafkaMetadata {
     /// The partition ids of `topic`.
     public static func partitions(of topic: String, configuration: KafkaConfiguration, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int32] {
         let ms = timeout.kafkaMilliseconds
-        return try await withClient(configuration) { rk in
-            guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { return .failure(KafkaError(message: "cannot open topic \(topic)")) }
-            defer { rd_kafka_topic_destroy(rkt) }
-            var metadata: UnsafePointer<rd_kafka_metadata>? = nil
-            let err = rd_kafka_metadata(rk, 0, rkt, &metadata, ms)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { return .failure(KafkaError(err, context: "metadata of \(topic)")) }
-            defer { rd_kafka_metadata_destroy(metadata) }
-            guard metadata.pointee.topic_cnt > 0 else { return .failure(KafkaError(message: "topic \(topic) not found")) }
-            let t = metadata.pointee.topics[0]
-            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(t.err, context: "topic \(topic)")) }
-            return .success((0..<Int(t.partition_cnt)).map { t.partitions[$0].id }.sorted())
-        }
+        return try await withClient(configuration) { rk in partitionIDs(rk, topic, ms) }
+    }
+
+    /// The partition ids of `topic` through an existing handle (so that one client answers both
+    /// the metadata and the offsets of a query).
+    private static func partitionIDs(_ rk: OpaquePointer, _ topic: String, _ ms: Int32) -> Result<[Int32], KafkaError> {
+        guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { return .failure(KafkaError(message: "cannot open topic \(topic)")) }
+        defer { rd_kafka_topic_destroy(rkt) }
+        var metadata: UnsafePointer<rd_kafka_metadata>? = nil
+        let err = rd_kafka_metadata(rk, 0, rkt, &metadata, ms)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { return .failure(KafkaError(err, context: "metadata of \(topic)")) }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        guard metadata.pointee.topic_cnt > 0 else { return .failure(KafkaError(message: "topic \(topic) not found")) }
+        let t = metadata.pointee.topics[0]
+        if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(t.err, context: "topic \(topic)")) }
+        return .success((0..<Int(t.partition_cnt)).map { t.partitions[$0].id }.sorted())
     }
 
     /// Where to start reading each partition.
@@ -65,9 +69,13 @@ public enum KafkaMetadata {
         topic: String, position: StartPosition, configuration: KafkaConfiguration,
         timeout: Duration = .seconds(10)
     ) async throws(KafkaError) -> [TopicPartition: Int64] {
-        let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
         let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
+            let parts: [Int32]
+            switch partitionIDs(rk, topic, ms) {
+            case .success(let p): parts = p
+            case .failure(let e): return .failure(e)
+            }
             var out: [TopicPartition: Int64] = [:]
             switch position {
             case .beginning:
@@ -112,9 +120,13 @@ public enum KafkaMetadata {
         of topic: String, configuration: KafkaConfiguration,
         timeout: Duration = .seconds(10)
     ) async throws(KafkaError) -> [TopicPartition: Watermarks] {
-        let parts = try await partitions(of: topic, configuration: configuration, timeout: timeout)
         let ms = timeout.kafkaMilliseconds
         return try await withClient(configuration) { rk in
+            let parts: [Int32]
+            switch partitionIDs(rk, topic, ms) {
+            case .success(let p): parts = p
+            case .failure(let e): return .failure(e)
+            }
             var out: [TopicPartition: Watermarks] = [:]
             for p in parts {
                 switch queryWatermarks(rk, TopicPartition(topic, p), ms) {

@@ -146,7 +146,7 @@ public final class KafkaProducer: Sendable {
         let handle = ClientHandle(pointer: rk)
         self.handle = handle
         self.context = context
-        self.poller = PollThread(name: "kafka-producer-poll") { shouldStop in
+        self.poller = PollThread(name: "kafka-producer-poll", wake: { wakeQueue(rd_kafka_queue_get_main(handle.pointer)) }) { shouldStop in
             while !shouldStop() { rd_kafka_poll(handle.pointer, 100) }
         }
     }
@@ -207,6 +207,24 @@ public final class KafkaProducer: Sendable {
             delivery.resume(.failure(KafkaError(code: Self.cancelledCode, message: "the send was cancelled before its delivery report")))
         }
         return try result.get()
+    }
+
+    /// Learns `topic`'s partitions now, before the first send. A record for a topic whose
+    /// metadata is not known yet waits unpartitioned, and librdkafka (2.0) sometimes leaves it
+    /// there until the broker thread's next periodic wake-up, a second later: measured on every
+    /// other `submit`. A one-off sender calls this first; a long-lived one need not.
+    public func prepare(topic: String, timeout: Duration = .seconds(5)) async throws(KafkaError) {
+        let handle = self.handle
+        let ms = timeout.kafkaMilliseconds
+        let err = await blocking { () -> rd_kafka_resp_err_t in
+            guard let rkt = rd_kafka_topic_new(handle.pointer, topic, nil) else { return RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC }
+            defer { rd_kafka_topic_destroy(rkt) }
+            var metadata: UnsafePointer<rd_kafka_metadata>? = nil
+            let err = rd_kafka_metadata(handle.pointer, 0, rkt, &metadata, ms)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            return err
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "metadata of \(topic)") }
     }
 
     /// Waits until every queued record is delivered or `timeout` passes; true when all were.

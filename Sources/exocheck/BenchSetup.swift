@@ -19,7 +19,8 @@ final class BenchSetup {
     static let secretEnv = "BENCH_SECRET"
 
     /// `prefix` names the topics, the group and the tenants (`<prefix>0`, …).
-    init(prefix: String, partitions: Int, tenants: Int, users: Int, concurrency: Int) async throws {
+    /// `kafkaProperties` are added to the workers' `kafka.properties`.
+    init(prefix: String, partitions: Int, tenants: Int, users: Int, concurrency: Int, kafkaProperties: [String: String] = [:]) async throws {
         executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         dir = NSTemporaryDirectory() + "exocheck-bench-\(prefix)-\(getpid())"
         self.prefix = prefix
@@ -41,9 +42,10 @@ final class BenchSetup {
                     GeneratedTenantSpec(name: n, data: GeneratedData(users: users, seed: UInt64(i + 1), domain: "\(n).example"))
                 })
         ).start()
+        let extra = kafkaProperties.sorted { $0.key < $1.key }.map { ", \($0.key): \"\($0.value)\"" }.joined()
         var yaml = """
             kafka: {requests: \(prefix).requests, results: \(prefix).results, deadLetter: \(prefix).dlt, stateTopic: \(prefix).state, heartbeatTopic: \(prefix).workers,
-                    group: \(prefix)-workers, properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"}}
+                    group: \(prefix)-workers, properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", log_level: "3"\(extra)}}
             worker: {concurrency: \(concurrency), listen: "127.0.0.1:0"}
             graph: {loginEndpoint: "\(simulator.baseURL)", graphEndpoint: "\(simulator.baseURL)"}
             log: {format: json, level: warning}

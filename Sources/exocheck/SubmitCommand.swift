@@ -8,8 +8,20 @@ import Kafka
 struct KafkaCLIOptions {
     var configPath: String?
     var bootstrapServers: String?
+    /// `--fetch-wait-ms`: librdkafka's `fetch.wait.max.ms` for the command's consumers.
+    var fetchWaitMs: Int?
 
-    func load() throws(ConfigurationError) -> (KafkaConfiguration, WorkerConfiguration.KafkaSection) {
+    /// What `submit` uses when neither `--fetch-wait-ms` nor the configuration's
+    /// `kafka.properties` set `fetch.wait.max.ms`. A broker may hold an empty Fetch that long
+    /// (librdkafka's mock broker always does; Apache Kafka answers as soon as data arrives), and
+    /// `submit --wait` meets an empty Fetch before its result: librdkafka's 500 ms default made
+    /// every submit last about a second. The cost of a shorter wait is idle requests: one Fetch
+    /// per broker every `fetch.wait.max.ms` while nothing arrives (see docs/benchmarks.md).
+    static let submitFetchWaitMs = 50
+    /// Bounds of `--fetch-wait-ms`.
+    static let fetchWaitRange = 1...60_000
+
+    func load(defaultFetchWaitMs: Int? = nil) throws(ConfigurationError) -> (KafkaConfiguration, WorkerConfiguration.KafkaSection) {
         var section = WorkerConfiguration.KafkaSection()
         var kafka = KafkaConfiguration()
         if let configPath {
@@ -22,6 +34,11 @@ struct KafkaCLIOptions {
             throw ConfigurationError("give --bootstrap-servers or --config with kafka.properties.bootstrap.servers")
         }
         if kafka.properties["log_level"] == nil { kafka.properties["log_level"] = "3" }
+        if let fetchWaitMs {
+            kafka.properties["fetch.wait.max.ms"] = String(fetchWaitMs)
+        } else if kafka.properties["fetch.wait.max.ms"] == nil, let defaultFetchWaitMs {
+            kafka.properties["fetch.wait.max.ms"] = String(defaultFetchWaitMs)
+        }
         return (kafka, section)
     }
 }
@@ -33,8 +50,8 @@ struct KafkaCLIOptions {
 enum SubmitCommand {
     static let usage = """
         USAGE: exocheck submit [--config FILE] [--bootstrap-servers LIST] [--wait [--timeout SECONDS]
-                               [--orphan-timeout SECONDS] [--orphan-state STATE]]
-                               [--id ID] [--label key=value]... [--deadline-seconds N]
+                               [--orphan-timeout SECONDS] [--orphan-state STATE] [--fetch-wait-ms MS]]
+                               [--socket PATH] [--id ID] [--label key=value]... [--deadline-seconds N]
                                --tenant=NAME --mode=MODE [Centreon check options...]
                exocheck submit [--config FILE] [--bootstrap-servers LIST] --file REQUESTS.jsonl|-
 
@@ -50,6 +67,19 @@ enum SubmitCommand {
         full --timeout, with the state of --orphan-state (unknown, the default; critical, warning or
         ok), as Mod-Gearman's orphan_return. Without a heartbeat topic, submit cannot tell and waits.
 
+        --fetch-wait-ms (default 50, unless the --config file's kafka.properties set
+        fetch.wait.max.ms): how long a broker may hold an empty read of the results topic. Every
+        --wait meets one before its result arrives; Apache Kafka answers early when data comes, but
+        some brokers (librdkafka's mock broker among them) hold it the full time, and librdkafka's
+        own default of 500 ms then adds about a second to every check. Lower costs one more idle
+        request per broker per interval while waiting, and nothing once submit exits.
+
+        --socket PATH (or EXOCHECK_SUBMITTER_SOCKET): hand the check to a running 'exocheck
+        submitter' on that Unix socket, which keeps its Kafka clients open, instead of creating
+        them for this one check; the output and exit code are the same. A socket that is missing,
+        refuses the connection, or belongs to another user (not root) is not used: submit says so
+        on stderr and sends the check itself.
+
         --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
         """
 
@@ -63,6 +93,7 @@ enum SubmitCommand {
         var labels: [String: String] = [:]
         var deadlineSeconds: Double? = nil
         var file: String? = nil
+        var socket = ProcessInfo.processInfo.environment[SubmitCommand.socketEnvironment].flatMap { $0.isEmpty ? nil : $0 }
         var checkArgs: [String] = []
         var i = 0
         func value(_ name: String) -> String? {
@@ -80,6 +111,11 @@ enum SubmitCommand {
                 return 0
             case "--config": kafkaOptions.configPath = value("--config")
             case "--bootstrap-servers": kafkaOptions.bootstrapServers = value("--bootstrap-servers")
+            case "--fetch-wait-ms":
+                guard let v = value("--fetch-wait-ms").flatMap(Int.init), KafkaCLIOptions.fetchWaitRange.contains(v) else {
+                    return fail("--fetch-wait-ms takes a number of milliseconds from 1 to 60000")
+                }
+                kafkaOptions.fetchWaitMs = v
             case "--wait": wait = true
             case "--timeout":
                 guard let v = value("--timeout").flatMap(Double.init), v > 0, v <= 86400 else { return fail("--timeout takes a number of seconds") }
@@ -102,14 +138,21 @@ enum SubmitCommand {
                 guard let v = value("--deadline-seconds").flatMap(Double.init), v > 0, v <= 86400 else { return fail("--deadline-seconds takes a number") }
                 deadlineSeconds = v
             case "--file": file = value("--file")
+            case "--socket":
+                guard let v = value("--socket") else { return fail("--socket takes the path of a submitter's socket") }
+                socket = v.isEmpty ? nil : v
             default: checkArgs.append(a)
             }
             i += 1
         }
-        let kafka: KafkaConfiguration
-        let topics: WorkerConfiguration.KafkaSection
-        do { (kafka, topics) = try kafkaOptions.load() } catch { return fail(error.description) }
-        if let file { return await batch(file, kafka: kafka, topics: topics) }
+        if let file {
+            do {
+                let (kafka, topics) = try kafkaOptions.load(defaultFetchWaitMs: KafkaCLIOptions.submitFetchWaitMs)
+                return await batch(file, kafka: kafka, topics: topics)
+            } catch {
+                return fail(error.description)
+            }
+        }
 
         // The check arguments, validated locally exactly as the worker will (no credentials).
         let parsedArgs: CentreonArguments
@@ -144,11 +187,30 @@ enum SubmitCommand {
             id: id ?? "exocheck-submit-\(UUID().uuidString.lowercased())", tenant: tenant, mode: spec.mode, arguments: spec.requestOptions,
             deadline: deadlineSeconds.map { Date().addingTimeInterval($0) } ?? (wait ? Date().addingTimeInterval(timeout) : nil),
             labels: labels)
+        if let socket {
+            switch viaSubmitter(socket, request: request, wait: wait, timeout: timeout, orphanTimeout: orphanTimeout, orphanState: orphanState, options) {
+            case .answered(let code): return code
+            case .unreachable(let reason):
+                SafeOutput.standardError.write("exocheck submit: \(reason); sending the check directly\n")
+            }
+        }
+        let kafka: KafkaConfiguration
+        let topics: WorkerConfiguration.KafkaSection
+        do { (kafka, topics) = try kafkaOptions.load(defaultFetchWaitMs: KafkaCLIOptions.submitFetchWaitMs) } catch {
+            return fail(error.description)
+        }
         do {
             // Start reading results before sending, so that a fast answer is not missed.
             var start: [TopicPartition: Int64] = [:]
             if wait { start = try await KafkaMetadata.startOffsets(topic: topics.results, position: .end, configuration: kafka) }
-            let producer = try KafkaProducer(configuration: kafka)
+            // One record from a short-lived process: idempotence (the producer's default) would
+            // first ask the broker for a producer id, which librdkafka retries after a second
+            // when no broker connection is up yet, and a duplicate request only runs a check
+            // twice. Still on when the configuration asks for it.
+            var producerConfiguration = kafka
+            if producerConfiguration.properties["enable.idempotence"] == nil { producerConfiguration.properties["enable.idempotence"] = "false" }
+            let producer = try KafkaProducer(configuration: producerConfiguration)
+            try await producer.prepare(topic: topics.requests)
             // Heartbeats are looked for from one orphan timeout before the send on.
             let heartbeatsSince = Date().addingTimeInterval(-orphanTimeout)
             try await producer.send(
@@ -169,18 +231,65 @@ enum SubmitCommand {
                 SafeOutput.print(result.output)
                 return Int32(result.exitCode)
             case .timedOut:
-                return emitError(
-                    "No result for check \(request.id) within \(Int(timeout)) s: are workers running and consuming '\(topics.requests)'? The request stays queued.",
-                    options)
+                return emitError(SubmitWording.timedOut(id: request.id, seconds: timeout, requests: topics.requests), options)
             case .orphaned:
                 var orphan = options
                 orphan.errorStatus = orphanState
                 return emitError(
-                    "Check \(request.id) is orphaned: no worker of group '\(topics.group)' has said within \(Int(orphanTimeout)) s that it consumes '\(topics.requests)' (heartbeats on '\(topics.heartbeatTopic)'). Start a worker; the request stays queued and expires at its deadline.",
+                    SubmitWording.orphaned(
+                        id: request.id, seconds: orphanTimeout, group: topics.group, requests: topics.requests, heartbeats: topics.heartbeatTopic),
                     orphan)
             }
         } catch {
             return emitError("Kafka: \(error.message)", options)
+        }
+    }
+
+    /// The environment variable that names a submitter's socket when `--socket` is not given.
+    static let socketEnvironment = "EXOCHECK_SUBMITTER_SOCKET"
+
+    enum SubmitterAnswer {
+        /// Printed; the exit code.
+        case answered(Int32)
+        /// Nothing was sent: submit sends the check itself.
+        case unreachable(String)
+    }
+
+    /// One check through a running `exocheck submitter`: printed exactly as the direct path prints.
+    static func viaSubmitter(
+        _ path: String, request: CheckRequest, wait: Bool, timeout: Double, orphanTimeout: Double, orphanState: CheckStatus,
+        _ options: OutputOptions
+    ) -> SubmitterAnswer {
+        let submission = SubmitterWire.Submission(wait: wait, timeoutSeconds: timeout, orphanTimeoutSeconds: orphanTimeout, bytes: 0)
+        let payload = request.encoded()
+        var header = submission
+        header.bytes = payload.count
+        // The submitter answers a timeout itself at `timeout`; the margin covers producing.
+        switch SubmitterClient.exchange(socket: path, submission: header, request: payload, limit: Duration(clampedSeconds: timeout + 10)) {
+        case .failure(.unreachable(let reason)):
+            return .unreachable(reason)
+        case .failure(.broken(let reason)):
+            return .answered(emitError("The submitter at \(path) did not answer check \(request.id) (\(reason)); the check may still run.", options))
+        case .success(let (reply, body)):
+            switch reply.outcome {
+            case .sent:
+                SafeOutput.print(request.id)
+                return .answered(0)
+            case .result:
+                guard let result = CheckResultMessage.decode(body), result.id == request.id else {
+                    return .answered(emitError("The submitter at \(path) answered check \(request.id) with another or an unreadable result.", options))
+                }
+                SafeOutput.print(result.output)
+                return .answered(Int32(result.exitCode))
+            case .timedOut:
+                return .answered(emitError(reply.message ?? "No result for check \(request.id) within \(Int(timeout)) s.", options))
+            case .orphaned:
+                var orphan = options
+                orphan.errorStatus = orphanState
+                return .answered(emitError(reply.message ?? "Check \(request.id) is orphaned.", orphan))
+            case .refused:
+                return .answered(emitError("The submitter at \(path) refused check \(request.id): \(reply.message ?? "no reason given")", options))
+            }
         }
     }
 
