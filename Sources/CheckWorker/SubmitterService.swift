@@ -18,12 +18,15 @@ public struct SubmitterConfiguration: Sendable {
     /// How long a client may take to send its request after connecting.
     public var requestReadTimeout: Duration = .seconds(5)
 
+    /// Settings for a submitter listening on `socketPath`; the rest are defaults.
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 
 /// What went wrong starting the submitter; each names what to change.
 public struct SubmitterError: Error, CustomStringConvertible, Sendable {
+    /// What to change, in words.
     public let description: String
+    /// An error whose text names what to change.
     public init(_ description: String) { self.description = description }
 }
 
@@ -75,6 +78,7 @@ public final class SubmitterService: Service, Sendable {
     let connections = Atomic<Int>(0)
     let onReady: @Sendable () -> Void
 
+    /// A submitter for `topics` on `kafka`; `onReady` is called once the socket listens.
     public init(
         configuration: SubmitterConfiguration, kafka: KafkaConfiguration, topics: WorkerConfiguration.KafkaSection,
         onReady: @escaping @Sendable () -> Void = {}
@@ -87,6 +91,7 @@ public final class SubmitterService: Service, Sendable {
         self.onReady = onReady
     }
 
+    /// Listens until graceful shutdown (ServiceLifecycle), then closes its Kafka clients and removes the socket.
     public func run() async throws {
         let path = configuration.socketPath
         try Self.clearStaleSocket(path)

@@ -25,6 +25,7 @@ public enum SubmitterWire {
 
     /// What the client asks.
     public struct Submission: Codable, Sendable, Equatable {
+        /// Protocol version (`SubmitterWire.version`).
         public var v: Int
         /// Whether to wait for the result (`submit --wait`); otherwise the reply is `sent`.
         public var wait: Bool
@@ -35,6 +36,7 @@ public enum SubmitterWire {
         /// Bytes of the request that follow the header.
         public var bytes: Int
 
+        /// A submission header for a request of `bytes` bytes.
         public init(wait: Bool, timeoutSeconds: Double, orphanTimeoutSeconds: Double, bytes: Int) {
             self.v = SubmitterWire.version
             self.wait = wait
@@ -71,13 +73,16 @@ public enum SubmitterWire {
 
     /// What the submitter answers.
     public struct Reply: Codable, Sendable, Equatable {
+        /// Protocol version (`SubmitterWire.version`).
         public var v: Int
+        /// How the submission ended.
         public var outcome: Outcome
         /// For everything but `result` and `sent`: the text `submit` prints after `UNKNOWN: `.
         public var message: String?
         /// Bytes of payload that follow (the result record for `result`, else 0).
         public var bytes: Int
 
+        /// A reply header; `bytes` of payload follow it.
         public init(_ outcome: Outcome, message: String? = nil, bytes: Int = 0) {
             self.v = SubmitterWire.version
             self.outcome = outcome
@@ -108,6 +113,7 @@ public enum SubmitterWire {
 /// Reads one frame from a byte stream fed in pieces: a state machine with no I/O, used by both
 /// sides (`maxPayload` differs: requests are small, replies can hold a large result).
 public struct SubmitterFrameReader<Header: Decodable & Sendable>: Sendable {
+    /// What one `feed` found.
     public enum Step: Sendable {
         /// Feed more bytes.
         case needMore
@@ -204,10 +210,12 @@ extension SubmitterFrameReader where Header == SubmitterWire.Reply {
 /// The words `submit` prints when no result comes, whether it waited itself or through a
 /// submitter: decided once here.
 public enum SubmitWording {
+    /// No result within `seconds`.
     public static func timedOut(id: String, seconds: Double, requests: String) -> String {
         "No result for check \(id) within \(Int(seconds)) s: are workers running and consuming '\(requests)'? The request stays queued."
     }
 
+    /// No worker heartbeat vouched for the requests topic within `seconds`.
     public static func orphaned(id: String, seconds: Double, group: String, requests: String, heartbeats: String) -> String {
         "Check \(id) is orphaned: no worker of group '\(group)' has said within \(Int(seconds)) s that it consumes '\(requests)' (heartbeats on '\(heartbeats)'). Start a worker; the request stays queued and expires at its deadline."
     }
