@@ -171,9 +171,24 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         return Array((try? encoder.encode(self)) ?? Data())
     }
 
-    /// The result in a record's value; nil when the bytes are not a valid result JSON.
+    /// The result in a record's value; nil when the bytes are not a valid result JSON or hold a
+    /// value no worker writes (`problem`). Any producer can write to the results topic: readers
+    /// must be able to use every field of what this returns without checking it again.
     public static func decode(_ bytes: [UInt8]) -> CheckResultMessage? {
-        try? JSONDecoder().decode(CheckResultMessage.self, from: Data(bytes))
+        guard let r = try? JSONDecoder().decode(CheckResultMessage.self, from: Data(bytes)), r.problem == nil else { return nil }
+        return r
+    }
+
+    /// The longest duration a result may report: a day, in milliseconds.
+    public static let maximumDurationMs = 86_400_000.0
+
+    /// Why a decoded result cannot be used (an exit code outside 0…3, a duration outside
+    /// 0…`maximumDurationMs`, a negative attempt); nil when it can.
+    public var problem: String? {
+        guard (0...3).contains(exitCode) else { return "exitCode is not 0 to 3" }
+        guard durationMs.isFinite, durationMs >= 0, durationMs <= Self.maximumDurationMs else { return "durationMs is out of range" }
+        guard attempt >= 0 else { return "attempt is negative" }
+        return nil
     }
 
     static func finite(_ text: String) -> Double? {

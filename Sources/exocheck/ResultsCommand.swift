@@ -54,6 +54,12 @@ struct ResultsCommand: AsyncParsableCommand {
     var nagiosCommandFile: String?
     @Flag(help: "With --nagios-command-file: create a regular file when the path does not exist, instead of waiting for Nagios to create its pipe.")
     var createCommandFile = false
+    @Option(
+        help: ArgumentHelp(
+            "Flag results whose report Graph last confirmed more than this many seconds before the check (reportAgeSeconds).",
+            discussion: "The table marks them 'OLD REPORT'; the summary counts them. Graph refreshes its reports about daily.")
+    ) var reportOlderThan: Int?
+    @Flag(help: "With --report-older-than: show only the flagged results.") var onlyOldReports = false
     @Option(help: "Stop after this many matching results.") var count: Int?
     @Option(help: "Stop after this many seconds without a matching result.") var idleTimeout: Double?
 
@@ -61,6 +67,8 @@ struct ResultsCommand: AsyncParsableCommand {
 
     func validate() throws {
         if createCommandFile, nagiosCommandFile == nil { throw ValidationError("--create-command-file needs --nagios-command-file") }
+        if let reportOlderThan, reportOlderThan < 0 { throw ValidationError("--report-older-than takes a number of seconds, 0 or more") }
+        if onlyOldReports, reportOlderThan == nil { throw ValidationError("--only-old-reports needs --report-older-than") }
     }
 
     func run() async throws {
@@ -78,6 +86,8 @@ struct ResultsCommand: AsyncParsableCommand {
         }
         var filter = ResultFilter(tenant: tenant, mode: mode, id: id)
         if let status { filter.statuses = Set(status.uppercased().split(separator: ",").map(String.init)) }
+        filter.reportOlderThan = reportOlderThan
+        filter.onlyOldReports = onlyOldReports
         for l in label {
             guard let eq = l.firstIndex(of: "=") else { throw ValidationError("--label takes key=value") }
             filter.labels[String(l[..<eq])] = String(l[l.index(after: eq)...])
@@ -107,6 +117,7 @@ struct ResultsCommand: AsyncParsableCommand {
         if format == .table { SafeOutput.print(ResultFormatter.tableHeader) }
         var summary: [String: Int] = [:]
         var matched = 0
+        var oldReports = 0
         let merged = AsyncStream<KafkaConsumerEvent?> { continuation in
             let a = Task {
                 for await e in consumer.events { continuation.yield(e) }; continuation.finish()
@@ -134,11 +145,13 @@ struct ResultsCommand: AsyncParsableCommand {
                 lastMatch = .now
                 matched += 1
                 summary[r.status, default: 0] += 1
+                let old = filter.hasOldReport(r)
+                if old { oldReports += 1 }
                 let line: String
                 switch format {
                 case .json: line = String(decoding: m.value, as: UTF8.self)
                 case .nagios: line = r.output
-                case .table: line = ResultFormatter.tableRow(r)
+                case .table: line = ResultFormatter.tableRow(r, oldReport: old)
                 }
                 SafeOutput.print(line)
                 if let commands, await !commands.send(r) { break loop }
@@ -150,7 +163,8 @@ struct ResultsCommand: AsyncParsableCommand {
         commands?.pipe.close()
         await consumer.close()
         let parts = ["OK", "WARNING", "CRITICAL", "UNKNOWN"].map { "\($0) \(summary[$0] ?? 0)" }.joined(separator: ", ")
-        SafeOutput.standardError.write("results: \(matched) shown (\(parts))\n")
+        let old = reportOlderThan.map { ", \(oldReports) with a report older than \($0) s" } ?? ""
+        SafeOutput.standardError.write("results: \(matched) shown (\(parts))\(old)\n")
         if let commands {
             SafeOutput.printError("results: " + commands.summary)
             if let failure = commands.failure {
@@ -220,8 +234,20 @@ struct ResultFilter {
     var id: String?
     var statuses: Set<String>? = nil
     var labels: [String: String] = [:]
+    /// `--report-older-than`: seconds.
+    var reportOlderThan: Int? = nil
+    /// `--only-old-reports`.
+    var onlyOldReports = false
+
+    /// Whether the result read a report Graph last confirmed more than `reportOlderThan` seconds
+    /// before the check. Results without `reportAgeSeconds` (errors, older workers) are not.
+    func hasOldReport(_ r: CheckResultMessage) -> Bool {
+        guard let reportOlderThan, let age = r.reportAgeSeconds else { return false }
+        return age > reportOlderThan
+    }
 
     func matches(_ r: CheckResultMessage) -> Bool {
+        if onlyOldReports, !hasOldReport(r) { return false }
         if let tenant, r.tenant != tenant { return false }
         if let mode, r.mode != mode { return false }
         if let id, r.id != id { return false }
@@ -233,9 +259,12 @@ struct ResultFilter {
 enum ResultFormatter {
     static let tableHeader = "TIME                      TENANT             MODE            STATUS    MS     SUMMARY"
 
-    static func tableRow(_ r: CheckResultMessage) -> String {
+    static func tableRow(_ r: CheckResultMessage, oldReport: Bool = false) -> String {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count) }
+        // A duration from another producer can be anything: never trap on it.
+        let ms = r.durationMs.isFinite ? String(Int(max(-1e15, min(r.durationMs, 1e15)))) : "-"
+        let age = oldReport ? "OLD REPORT (\(Lateness.describe(seconds: Double(r.reportAgeSeconds ?? 0)))) " : ""
         return pad(r.checkedAt, 26) + pad(r.tenant ?? "-", 19) + pad(r.mode ?? "-", 16) + pad(r.status, 10)
-            + pad(String(Int(r.durationMs)), 7) + String(r.summary.prefix(120))
+            + pad(ms, 7) + age + String(r.summary.prefix(120))
     }
 }
