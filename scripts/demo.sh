@@ -10,8 +10,8 @@ scripts/install-deps.sh
 echo "demo: 2/3 building exocheck (debug); a first build takes several minutes on 2 cores, later ones seconds"
 # The build's own progress, one line in 40 steps (every error and the last line in full).
 swift build --product exocheck 2>&1 | awk '
-    /^\[[0-9]+\/[0-9]+\]/ { split(substr($1, 2), n, "/"); if (n[1] % 40 == 0 || n[1] == n[2]+0) { print "demo:   " $0; fflush() } next }
-    /error:|Build complete|Compiling plugin/ { print "demo:   " $0; fflush(); next }'
+    /^\[[0-9]+\/[0-9]+\]/ { split(substr($1, 2), n, "/"); if ((n[1] % 40 == 0 && n[1] > 0) || n[1] == n[2]+0) { print "demo:   " $0; fflush() } next }
+    /error:|complete!|Compiling plugin/ { print "demo:   " $0; fflush(); next }'
 echo "demo: 3/3 running the demo (built in $((SECONDS - started)) s)"
 status=0
 .build/debug/exocheck demo "$@" || status=$?

@@ -84,7 +84,11 @@ public struct Perfdatum: Sendable, Equatable, Codable {
     }
 
     /// The label as printed: a `'` inside is doubled.
-    var quotedLabel: String { label.replacingOccurrences(of: "'", with: "''") }
+    var quotedLabel: String {
+        // Nearly every label has no quote: no copy, and no NSString bridging for those that do.
+        guard label.utf8.contains(UInt8(ascii: "'")) else { return label }
+        return label.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''")
+    }
 
     /// The metric as printed in perfdata: `'label'=<value><unit>;warning;critical;min;max`.
     public var rendered: String {

@@ -1,5 +1,33 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// C's `snprintf` for one double: what Perl's `sprintf` prints for `%f`/`%g` formats (Perl hands
+/// them to the C library), without Foundation's `String(format:)`, which costs a CFString and
+/// dynamic casts per call (12 % of a 2,000-mailbox `exocheck run` in a profile).
+enum CFormat {
+    /// `format` holds exactly one floating-point conversion (`%.2f`, `%.15g`, …).
+    static func double(_ format: StaticString, _ value: Double) -> String {
+        var buffer = [CChar](repeating: 0, count: 128)
+        var written = format.withUTF8Buffer { f in
+            f.withMemoryRebound(to: CChar.self) { f in withVaList([value]) { vsnprintf(&buffer, buffer.count, f.baseAddress, $0) } }
+        }
+        if written >= buffer.count {
+            // %f of a large value: 1e308 has 309 digits before the point.
+            buffer = [CChar](repeating: 0, count: Int(written) + 1)
+            written = format.withUTF8Buffer { f in
+                f.withMemoryRebound(to: CChar.self) { f in withVaList([value]) { vsnprintf(&buffer, buffer.count, f.baseAddress, $0) } }
+            }
+        }
+        guard written >= 0 else { return "" }
+        return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
 /// Number conversions with the semantics of the Perl plugin, so that output is byte-identical.
 enum PerlNumber {
     /// Perl's numeric value of a string: leading whitespace, optional sign, digits, optional
@@ -80,7 +108,7 @@ enum PerlNumber {
         if value == value.rounded(.towardZero), abs(value) < 1e15 {
             return String(Int64(value))
         }
-        return String(format: "%.15g", value)
+        return CFormat.double("%.15g", value)
     }
 
     /// `sprintf('%d', $value)` of a Perl scalar holding a number or numeric string.
@@ -106,7 +134,7 @@ enum PerlNumber {
 
     /// `sprintf('%.2f', $value)`.
     static func fixed2(_ value: Double) -> String {
-        String(format: "%.2f", value)
+        CFormat.double("%.2f", value)
     }
 
     /// Bytes humanised as the plugin's `change_bytes` does: `806.97 MB`.
@@ -126,6 +154,6 @@ enum PerlNumber {
     /// point are rounded to 8 decimals (`sprintf('%.8f')`) before comparing.
     static func comparable(_ value: Double, hasDecimalPoint: Bool) -> Double {
         guard hasDecimalPoint, value.isFinite else { return value }
-        return Double(String(format: "%.8f", value)) ?? value
+        return Double(CFormat.double("%.8f", value)) ?? value
     }
 }

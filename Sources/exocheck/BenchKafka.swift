@@ -77,15 +77,15 @@ struct BenchKafka: AsyncParsableCommand {
         // kcat on the same broker.
         var kcatProduce: Double? = nil
         var kcatConsume: Double? = nil
-        if let kcat = which("kcat") {
+        if let kcat = Self.which("kcat") {
             let file = dir + "/messages.txt"
             let line = String(repeating: "x", count: max(1, size - 1)) + "\n"
             _ = FileManager.default.createFile(atPath: file, contents: Data(String(repeating: line, count: total).utf8))
             let t0 = ContinuousClock.now
-            try runQuietly(kcat, ["-P", "-b", bootstrap, "-t", "bench-kcat", "-l", file, "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=1000000"])
+            try Self.runQuietly(kcat, ["-P", "-b", bootstrap, "-t", "bench-kcat", "-l", file, "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=1000000"])
             kcatProduce = seconds(since: t0)
             let t1 = ContinuousClock.now
-            try runQuietly(kcat, ["-C", "-b", bootstrap, "-t", "bench-kcat", "-o", "beginning", "-c", "\(total)", "-e", "-q", "-f", ""])
+            try Self.runQuietly(kcat, ["-C", "-b", bootstrap, "-t", "bench-kcat", "-o", "beginning", "-c", "\(total)", "-e", "-q", "-f", ""])
             kcatConsume = seconds(since: t1)
         }
         func rate(_ s: Double) -> String { String(format: "%8.0f msg/s  (%6.2f s)", Double(total) / s, s) }
@@ -103,12 +103,12 @@ struct BenchKafka: AsyncParsableCommand {
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    func which(_ name: String) -> String? {
+    static func which(_ name: String) -> String? {
         (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map { "\($0)/\(name)" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    func runQuietly(_ executable: String, _ arguments: [String]) throws {
+    static func runQuietly(_ executable: String, _ arguments: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments

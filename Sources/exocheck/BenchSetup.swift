@@ -19,8 +19,12 @@ final class BenchSetup {
     static let secretEnv = "BENCH_SECRET"
 
     /// `prefix` names the topics, the group and the tenants (`<prefix>0`, …).
-    /// `kafkaProperties` are added to the workers' `kafka.properties`.
-    init(prefix: String, partitions: Int, tenants: Int, users: Int, concurrency: Int, kafkaProperties: [String: String] = [:]) async throws {
+    /// `kafkaProperties` are added to the workers' `kafka.properties`; `extraTopics`
+    /// (`name:partitions`) are created on the broker too.
+    init(
+        prefix: String, partitions: Int, tenants: Int, users: Int, concurrency: Int, kafkaProperties: [String: String] = [:],
+        extraTopics: [String] = []
+    ) async throws {
         executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         dir = NSTemporaryDirectory() + "exocheck-bench-\(prefix)-\(getpid())"
         self.prefix = prefix
@@ -31,7 +35,7 @@ final class BenchSetup {
                 "dev-broker", "--brokers", "1", "--bootstrap-file", dir + "/bootstrap",
                 "--topic", "\(prefix).requests:\(partitions)", "--topic", "\(prefix).results:\(partitions)",
                 "--topic", "\(prefix).dlt:1", "--topic", "\(prefix).state:\(partitions)", "--topic", "\(prefix).workers:1",
-            ],
+            ] + extraTopics.flatMap { ["--topic", $0] },
             log: dir + "/broker.log")
         children.append(broker)
         bootstrap = try await BenchProcess.waitForFile(dir + "/bootstrap")
