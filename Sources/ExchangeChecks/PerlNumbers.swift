@@ -134,7 +134,24 @@ enum PerlNumber {
 
     /// `sprintf('%.2f', $value)`.
     static func fixed2(_ value: Double) -> String {
-        CFormat.double("%.2f", value)
+        fastFixed2(value) ?? CFormat.double("%.2f", value)
+    }
+
+    /// `%.2f` without the C library where that cannot differ from it: a value below 1e9 whose
+    /// hundredths are not within 1e-4 of a tie. C rounds the exact binary value; `|v| * 100`
+    /// is off from it by at most 8e-6 there, so the rounding direction is the same. Ties and
+    /// large values: nil (the caller asks C).
+    static func fastFixed2(_ value: Double) -> String? {
+        let magnitude = abs(value)
+        guard magnitude < 1e9 else { return nil }  // also NaN and infinities
+        let scaled = magnitude * 100
+        let whole = scaled.rounded(.down)
+        let fraction = scaled - whole
+        guard abs(fraction - 0.5) > 1e-4 else { return nil }
+        let cents = Int64(whole) + (fraction > 0.5 ? 1 : 0)
+        let negative = value.sign == .minus  // C prints -0.00 for -0.001 and for -0.0
+        let hundredths = cents % 100
+        return (negative ? "-" : "") + String(cents / 100) + (hundredths < 10 ? ".0" : ".") + String(hundredths)
     }
 
     /// Bytes humanised as the plugin's `change_bytes` does: `806.97 MB`.

@@ -7,7 +7,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchParse.self, BenchWarm.self, BenchRefresh.self, BenchKafka.self, BenchWorker.self, BenchSoak.self, BenchSubmit.self, BenchPipeline.self]
+        subcommands: [
+            BenchParse.self, BenchWarm.self, BenchRefresh.self, BenchKafka.self, BenchWorker.self, BenchSoak.self, BenchSubmit.self, BenchPipeline.self,
+        ]
     )
 }
 

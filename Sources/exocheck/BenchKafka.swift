@@ -82,7 +82,8 @@ struct BenchKafka: AsyncParsableCommand {
             let line = String(repeating: "x", count: max(1, size - 1)) + "\n"
             _ = FileManager.default.createFile(atPath: file, contents: Data(String(repeating: line, count: total).utf8))
             let t0 = ContinuousClock.now
-            try Self.runQuietly(kcat, ["-P", "-b", bootstrap, "-t", "bench-kcat", "-l", file, "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=1000000"])
+            try Self.runQuietly(
+                kcat, ["-P", "-b", bootstrap, "-t", "bench-kcat", "-l", file, "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=1000000"])
             kcatProduce = seconds(since: t0)
             let t1 = ContinuousClock.now
             try Self.runQuietly(kcat, ["-C", "-b", bootstrap, "-t", "bench-kcat", "-o", "beginning", "-c", "\(total)", "-e", "-q", "-f", ""])

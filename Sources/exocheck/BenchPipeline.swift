@@ -113,7 +113,8 @@ struct BenchPipeline: AsyncParsableCommand {
                     format: "  burst: %d checks in %.2f s = %.0f checks/s; worker CPU %.3f ms per check; request %d B on average",
                     checks, burstSeconds, throughput, workerCPU / Double(checks) * 1000, averageSize))
             if !burst.isEmpty {
-                SafeOutput.print(String(format: "    (queueing under the burst: p50 %.0f ms, p99 %.0f ms)", burst[burst.count / 2], burst[burst.count * 99 / 100]))
+                SafeOutput.print(
+                    String(format: "    (queueing under the burst: p50 %.0f ms, p99 %.0f ms)", burst[burst.count / 2], burst[burst.count * 99 / 100]))
             }
             burst.removeAll()
 

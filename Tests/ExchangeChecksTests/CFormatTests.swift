@@ -34,6 +34,26 @@ struct CFormatTests {
         #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
     }
 
+    @Test("fixed2's fast path prints what C prints: 200,000 values, ties and near-ties included")
+    func fixed2FastPath() {
+        var values = Self.values
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50_000 {
+            let cents = Double(Int.random(in: -100_000_000...100_000_000, using: &rng))
+            values.append((cents + 0.5) / 100)  // ties in decimal, near-ties in binary
+            values.append(cents / 100)
+            values.append(Double.random(in: -1e9...1e9, using: &rng))
+            values.append(Double.random(in: -0.02...0.02, using: &rng))
+        }
+        var mismatches: [String] = []
+        for value in values where PerlNumber.fixed2(value) != String(format: "%.2f", value) {
+            mismatches.append("\(value): \(PerlNumber.fixed2(value)) vs \(String(format: "%.2f", value))")
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+        #expect(PerlNumber.fastFixed2(2.675) == nil && PerlNumber.fixed2(2.675) == "2.67" && PerlNumber.fastFixed2(1.234) == "1.23" && PerlNumber.fastFixed2(-0.001) == "-0.00" && PerlNumber.fastFixed2(-0.0) == "-0.00")
+        #expect(PerlNumber.fastFixed2(1e9) == nil && PerlNumber.fastFixed2(.nan) == nil)
+    }
+
     @Test("a value longer than the first buffer (1.8e308 with %.2f: 312 characters) is printed whole")
     func longValue() {
         let s = CFormat.double("%.2f", 1.7976931348623157e308)
