@@ -21,6 +21,8 @@ struct BenchPipeline: AsyncParsableCommand {
     @Option(help: "Length of the latency phase, seconds.") var rateSeconds = 5
     @Option(help: "The worker's concurrency.") var concurrency = 64
     @Option(help: "Requests in flight from the bench's producer.") var window = 20_000
+    @Option(help: "The worker's fetch.wait.max.ms (dev-broker holds an empty Fetch this long; unset: librdkafka's 500).")
+    var workerFetchWaitMs: Int?
 
     /// When each id was sent and when its result arrived.
     final class Clock: Sendable {
@@ -45,7 +47,8 @@ struct BenchPipeline: AsyncParsableCommand {
     func run() async throws {
         guard checks > 0, tenants > 0, rate > 0, rateSeconds > 0 else { throw ValidationError("every count must be at least 1") }
         let setup = try await BenchSetup(
-            prefix: "bpipe", partitions: 16, tenants: tenants, users: 12, concurrency: concurrency, extraTopics: ["bpipe.kcat:16"])
+            prefix: "bpipe", partitions: 16, tenants: tenants, users: 12, concurrency: concurrency,
+            kafkaProperties: workerFetchWaitMs.map { ["fetch.wait.max.ms": String($0)] } ?? [:], extraTopics: ["bpipe.kcat:16"])
         let worker = try setup.startWorker(0)
         let bootstrap = setup.bootstrap
         let producer = try KafkaProducer(
@@ -88,7 +91,7 @@ struct BenchPipeline: AsyncParsableCommand {
             guard await waitFor(warm.count, limit: .seconds(120)) else { throw ValidationError("the warm-up got no answers (logs in \(setup.dir))") }
             _ = clock.reset()
             SafeOutput.print(
-                "exocheck bench pipeline: one worker (concurrency \(concurrency)), \(tenants) tenants of 12 users, \(shapes.count) shapes, warm; dev-broker; 16 partitions"
+                "exocheck bench pipeline: one worker (concurrency \(concurrency), fetch wait \(workerFetchWaitMs.map { "\($0) ms" } ?? "500 ms")), \(tenants) tenants of 12 users, \(shapes.count) shapes, warm; dev-broker; 16 partitions"
             )
 
             // Burst.
