@@ -96,7 +96,11 @@ struct WorkerLoop<Item: Sendable> {
     private(set) var inFlightByTenant: [String: Int] = [:]
     /// Checks evaluated whose records await their delivery reports.
     private(set) var publishing = 0
+    /// Records waiting for a slot, in arrival order. Changed only through `enqueue`,
+    /// `removeFromBacklog` and `takeFromBacklog`, which keep `backlogByTenant` equal to it.
     private(set) var backlog: [Job] = []
+    /// How many records of each tenant wait in the backlog.
+    private(set) var backlogByTenant: [String: Int] = [:]
     private(set) var paused = false
     private(set) var stopping = false
     /// (partition, offset) → times received in this process, for `attempt`.
@@ -167,7 +171,7 @@ struct WorkerLoop<Item: Sendable> {
                 out.append(.handOver(tp, nil))
             }
             let gone = Set(parts)
-            backlog.removeAll { gone.contains($0.partition) }
+            removeFromBacklog { gone.contains($0.partition) }
             return out + apply(actions)
         case .evaluated(let tenant):
             inFlight -= 1
@@ -203,7 +207,7 @@ struct WorkerLoop<Item: Sendable> {
             guard !stopping else { return [] }
             stopping = true
             var out = setPaused(true)
-            backlog.removeAll()
+            removeFromBacklog { _ in true }
             out.append(.log(.info, "graceful shutdown: waiting for \(inFlight) in-flight check(s) and \(publishing) awaiting delivery"))
             out.append(inFlight == 0 && publishing == 0 ? .exit : .startGraceTimer)
             return out
@@ -241,7 +245,7 @@ struct WorkerLoop<Item: Sendable> {
             switch action {
             case .run(let job):
                 if stopping { continue }
-                if canStart(job) { out += start(job, .normal) } else { backlog.append(job) }
+                if canStart(job) { out += start(job, .normal) } else { enqueue(job) }
             case .runAlone(let job):
                 // The quarantine slot: one suspect at a time, next to normal checks. Started even
                 // while stopping: its mark already says it runs alone here, and a hand-over must
@@ -261,14 +265,42 @@ struct WorkerLoop<Item: Sendable> {
     private mutating func fillFromBacklog() -> [Action] {
         var out: [Action] = []
         var i = 0
-        while !stopping, inFlight < configuration.concurrency, i < backlog.count {
+        // Scanning is O(backlog) and runs on every event: not at all when no waiting tenant is
+        // below its cap, and no further once a start leaves none (a burst of one tenant made
+        // every event step over the whole backlog: 17 % of a worker's CPU, and throughput fell
+        // to about 100 checks/s).
+        var startable = anyWaitingTenantCanStart
+        while startable, !stopping, inFlight < configuration.concurrency, i < backlog.count {
             if canStart(backlog[i]) {
-                out += start(backlog.remove(at: i), .normal)
+                out += start(takeFromBacklog(at: i), .normal)
+                startable = anyWaitingTenantCanStart
             } else {
                 i += 1
             }
         }
         return out
+    }
+
+    /// Whether some tenant with records in the backlog is below its in-flight cap.
+    private var anyWaitingTenantCanStart: Bool {
+        backlogByTenant.keys.contains { (inFlightByTenant[$0] ?? 0) < configuration.maxInFlightPerTenant }
+    }
+
+    private mutating func enqueue(_ job: Job) {
+        backlog.append(job)
+        backlogByTenant[job.tenant, default: 0] += 1
+    }
+
+    private mutating func takeFromBacklog(at index: Int) -> Job {
+        let job = backlog.remove(at: index)
+        let left = (backlogByTenant[job.tenant] ?? 1) - 1
+        backlogByTenant[job.tenant] = left > 0 ? left : nil
+        return job
+    }
+
+    private mutating func removeFromBacklog(where shouldRemove: (Job) -> Bool) {
+        backlog.removeAll(where: shouldRemove)
+        backlogByTenant = backlog.reduce(into: [:]) { $0[$1.tenant, default: 0] += 1 }
     }
 
     private mutating func resumeIfLight() -> [Action] {

@@ -252,6 +252,26 @@ import Testing
         #expect(h.stored[.p0] == nil)
     }
 
+    @Test("a burst of one tenant at its cap: the backlog's per-tenant counts follow every change, another tenant's record behind the burst starts at once, the burst resumes as slots free, and revocation and stop leave no count behind")
+    func backlogCounts() {
+        var h = Harness(concurrency: 4, perTenant: 2)
+        h.assign()
+        for i in 0..<200 { h.receive("a\(i)", offset: Int64(i), tenant: "a") }
+        #expect(h.runningIds == ["a0", "a1"])
+        #expect(h.loop.backlog.count == 198 && h.loop.backlogByTenant == ["a": 198])
+        h.receive("b0", .p1, offset: 0, tenant: "b")
+        #expect(h.runningIds == ["a0", "a1", "b0"], "b is below its cap: it starts past a's backlog")
+        h.finish("a0")
+        #expect(h.runningIds.contains("a2") && h.loop.backlogByTenant == ["a": 197])
+        h.receive("b1", .p1, offset: 1, tenant: "b")
+        h.receive("b2", .p1, offset: 2, tenant: "b")
+        #expect(h.loop.backlogByTenant == ["a": 197, "b": 1], "b1 took the fourth slot; b2 waits")
+        h.send(.revoked([.p1]))
+        #expect(h.loop.backlogByTenant == ["a": 197])
+        h.send(.stop)
+        #expect(h.loop.backlog.isEmpty && h.loop.backlogByTenant.isEmpty)
+    }
+
     @Test("after a revocation, completions from the older assignment store nothing and its backlog is dropped")
     func revocation() {
         var h = Harness(concurrency: 1)
