@@ -48,7 +48,10 @@ CONTOSO_SECRET=x "$exocheck" worker --config "$tmp/compose-worker.yaml" --check-
 command -v systemd-analyze >/dev/null 2>&1 || { echo "lint: systemd-analyze is required (Debian's systemd package)" >&2; exit 1; }
 sed -e "s#/usr/local/bin/exocheck#$(realpath "$exocheck")#" -e "s#/etc/exocheck/secrets/contoso#$tmp/secrets/contoso#" \
     deploy/systemd/exocheck-worker.service > "$tmp/exocheck-worker.service"
-systemd-analyze verify "$tmp/exocheck-worker.service"
+# systemd 252 warns about an unknown or misspelt directive ("Unknown key name ..., ignoring") and
+# still exits 0: any output fails.
+verify_out=$(systemd-analyze verify "$tmp/exocheck-worker.service" 2>&1) || { echo "$verify_out" >&2; exit 1; }
+[ -z "$verify_out" ] || { echo "lint: systemd-analyze verify: $verify_out" >&2; exit 1; }
 score=$(systemd-analyze security --offline=true "$tmp/exocheck-worker.service" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 [ -n "$score" ] || { echo "lint: no exposure score from systemd-analyze security" >&2; exit 1; }
 echo "lint: systemd unit verified; exposure $score (systemd-analyze security --offline=true)"

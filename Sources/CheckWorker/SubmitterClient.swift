@@ -17,21 +17,27 @@ public enum SubmitterClient {
     }
 
     /// Sends `request` (the check request's JSON) and reads the reply, within `limit`.
+    /// `trustedUID`: a user besides this one and root whose submitter may answer.
     public static func exchange(
-        socket path: String, submission: SubmitterWire.Submission, request: [UInt8], limit: Duration
+        socket path: String, submission: SubmitterWire.Submission, request: [UInt8], limit: Duration, trustedUID: UInt32? = nil
     ) -> Result<(SubmitterWire.Reply, [UInt8]), Failure> {
-        exchange(socket: path, bytes: SubmitterWire.frame(submission, payload: request), limit: limit)
+        exchange(socket: path, bytes: SubmitterWire.frame(submission, payload: request), limit: limit, trustedUID: trustedUID)
     }
 
     /// Sends `bytes` as they are (a frame, or anything a test wants to try) and reads the reply.
-    public static func exchange(socket path: String, bytes: [UInt8], limit: Duration) -> Result<(SubmitterWire.Reply, [UInt8]), Failure> {
-        if let distrust = ownershipProblem(path) { return .failure(.unreachable(distrust)) }
+    public static func exchange(
+        socket path: String, bytes: [UInt8], limit: Duration, trustedUID: UInt32? = nil
+    ) -> Result<(SubmitterWire.Reply, [UInt8]), Failure> {
         let fd: Int32
-        switch connect(path, timeout: limit) {
+        switch connect(path, timeout: connectTimeout) {
         case .success(let f): fd = f
         case .failure(let reason): return .failure(.unreachable(reason.message))
         }
         defer { close(fd) }
+        // Who is at the other end, from the kernel (not the file's owner, which can be swapped
+        // between a check and the connect): only this user, root or `trustedUID` is believed.
+        if let distrust = peerProblem(fd, path: path, trustedUID: trustedUID) { return .failure(.unreachable(distrust)) }
+        setTimeouts(fd, limit)
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -62,19 +68,43 @@ public enum SubmitterClient {
         return .failure(.broken("no reply from the submitter within \(limit)"))
     }
 
-    /// A socket that another user (not root) owns could answer anything: it is not used.
-    static func ownershipProblem(_ path: String) -> String? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return "no submitter socket at \(path)" }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return "\(path) is not a socket" }
-        guard st.st_uid == getuid() || st.st_uid == 0 else {
-            return "\(path) belongs to another user (uid \(st.st_uid)), so its answers cannot be trusted"
+    /// How long connecting may take (a submitter whose queue is full): then submit sends itself.
+    static let connectTimeout: Duration = .seconds(2)
+
+    /// Why the process at the other end of `fd` is not trusted; nil when it is.
+    static func peerProblem(_ fd: Int32, path: String, trustedUID: UInt32?) -> String? {
+        var credentials = PeerCredentials()
+        var size = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0 else {
+            return "cannot tell who answers on \(path): \(String(cString: strerror(errno)))"
+        }
+        let uid = credentials.uid
+        guard uid == getuid() || uid == 0 || uid == trustedUID else {
+            return
+                "the submitter on \(path) runs as another user (uid \(uid)), so its answers cannot be trusted (set EXOCHECK_SUBMITTER_UID=\(uid) to trust it)"
         }
         return nil
     }
 
+    /// Linux's `struct ucred` (glibc declares it only under _GNU_SOURCE, which Swift's Glibc
+    /// module does not set): pid, uid and gid of the peer, as `SO_PEERCRED` fills it.
+    struct PeerCredentials {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    static func setTimeouts(_ fd: Int32, _ timeout: Duration) {
+        let seconds = max(1, min(timeout.components.seconds, 86_400 * 2))
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     struct ConnectFailure: Error {
         let message: String
+        /// The `errno` of the failure (0 when it was not a system call).
+        var code: Int32 = 0
     }
 
     /// A connected stream socket to `path`, reads and writes bounded by `timeout` each.
@@ -91,17 +121,15 @@ public enum SubmitterClient {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return .failure(ConnectFailure(message: "cannot open a socket: \(String(cString: strerror(errno)))")) }
-        let seconds = max(1, min(timeout.components.seconds, 86_400 * 2))
-        var tv = timeval(tv_sec: Int(seconds), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setTimeouts(fd, timeout)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
             close(fd)
-            return .failure(ConnectFailure(message: "cannot connect to the submitter at \(path): \(reason)"))
+            let reason = code == ENOENT ? "no submitter socket at \(path)" : "cannot connect to the submitter at \(path): \(String(cString: strerror(code)))"
+            return .failure(ConnectFailure(message: reason, code: code))
         }
         return .success(fd)
     }

@@ -13,8 +13,9 @@ public struct SubmitterConfiguration: Sendable {
     /// The socket file's permissions (default 0600: only the owner may submit; 0660 lets a group,
     /// such as the poller's, submit too).
     public var socketMode: UInt16 = 0o600
-    /// Connections served at once (each waiting submit holds one); more are refused at once.
-    public var maxConnections = 1_024
+    /// Connections served at once (each waiting submit holds one); more are told at once to send
+    /// their check themselves. Well below the usual 1,024 open files a process may have.
+    public var maxConnections = 256
     /// How long a client may take to send its request after connecting.
     public var requestReadTimeout: Duration = .seconds(5)
 
@@ -129,17 +130,23 @@ public final class SubmitterService: Service, Sendable {
             throw SubmitterError("cannot set the permissions of \(path): \(String(cString: strerror(errno)))")
         }
         onReady()
+        var listenerFailure: (any Error)? = nil
         await withDiscardingTaskGroup { group in
             group.addTask { await self.follow(results: results) }
             if let heartbeats { group.addTask { await self.follow(heartbeats: heartbeats) } }
-            await cancelWhenGracefulShutdown {
-                try? await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { connections in
-                        for try await connection in inbound {
-                            connections.addTask { await self.serve(connection, producer: producer) }
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await server.executeThenClose { inbound in
+                        try await withThrowingDiscardingTaskGroup { connections in
+                            for try await connection in inbound {
+                                connections.addTask { await self.serve(connection, producer: producer) }
+                            }
                         }
                     }
                 }
+            } catch is CancellationError {
+            } catch {
+                listenerFailure = error
             }
             // Shut down (or the listener failed): the readers stop with it.
             group.cancelAll()
@@ -147,7 +154,12 @@ public final class SubmitterService: Service, Sendable {
         await producer.close()
         await results.close()
         await heartbeats?.close()
+        // A failed listener is an error (exit 1, so that a supervisor restarts the submitter).
+        if let listenerFailure { throw SubmitterError("the socket \(path) stopped accepting: \(listenerFailure)") }
     }
+
+    /// How far ahead of this clock a heartbeat may be dated, in seconds.
+    static let heartbeatSkew: Double = 60
 
     /// Heartbeat records read back per partition at start-up (as `submit` does).
     static let heartbeatTail: Int64 = 1_000
@@ -158,10 +170,16 @@ public final class SubmitterService: Service, Sendable {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw SubmitterError("\(path) exists and is not a socket: choose another --socket") }
-        if case .success = SubmitterClient.connect(path, timeout: .seconds(1)).map({ close($0) }) {
+        switch SubmitterClient.connect(path, timeout: .seconds(1)) {
+        case .success(let fd):
+            close(fd)
             throw SubmitterError("another submitter listens on \(path)")
+        case .failure(let f) where f.code != ECONNREFUSED:
+            // Busy, or not ours to use: never delete a socket that may be alive.
+            throw SubmitterError("\(path) exists and cannot be checked (\(f.message)): remove it if no submitter uses it")
+        case .failure:
+            unlink(path)
         }
-        unlink(path)
     }
 
     func follow(results: KafkaConsumer) async {
@@ -180,6 +198,8 @@ public final class SubmitterService: Service, Sendable {
                 beat.vouches(for: topics.requests, group: topics.group, since: .distantPast)
             else { continue }
             let at = Date(timeIntervalSince1970: Double(beat.at) / 1000)
+            // A heartbeat dated ahead of this clock (beyond skew) would vouch forever: ignored.
+            guard at.timeIntervalSinceNow < SubmitterService.heartbeatSkew else { continue }
             lastVouch.withLock { last in if last.map({ $0 < at }) ?? true { last = at } }
         }
     }
@@ -190,7 +210,11 @@ public final class SubmitterService: Service, Sendable {
         case ended(String)
         case readTimedOut
         case answered([UInt8])
+        case lingerOver
     }
+
+    /// How long a reply may take to be read by its client before the connection is closed.
+    static let replyLinger: Duration = .seconds(10)
 
     /// One client: read its frame (within the read timeout), answer it, and give up on it if it
     /// goes away while waiting (its waiter is removed).
@@ -202,7 +226,14 @@ public final class SubmitterService: Service, Sendable {
                 try await outbound.write(
                     ByteBuffer(
                         bytes: SubmitterWire.reply(
-                            .refused, message: "the submitter serves \(self.configuration.maxConnections) connections at once; retry later")))
+                            .notSent, message: "the submitter serves \(self.configuration.maxConnections) connections at once")))
+                // The client closes after reading; the linger bounds one that does not.
+                _ = try? await withThrowingTaskGroup(of: Void.self) { g in
+                    g.addTask { for try await _ in inbound {} }
+                    g.addTask { try await Task.sleep(for: SubmitterService.replyLinger) }
+                    try await g.next()
+                    g.cancelAll()
+                }
                 return
             }
             let (events, sink) = AsyncStream.makeStream(of: ConnectionEvent.self)
@@ -213,7 +244,7 @@ public final class SubmitterService: Service, Sendable {
                     var framed = false
                     var iterator = inbound.makeAsyncIterator()
                     do {
-                        while !framed, let buffer = try await iterator.next() {
+                        reading: while !framed, let buffer = try await iterator.next() {
                             switch reader.feed(buffer.readableBytesView) {
                             case .needMore: continue
                             case .frame(let header, let payload):
@@ -221,11 +252,12 @@ public final class SubmitterService: Service, Sendable {
                                 sink.yield(.frame(header, payload))
                             case .invalid(let reason):
                                 sink.yield(.invalid(reason))
-                                return
+                                break reading
                             }
                         }
-                        // After the frame: keep reading only to notice the client leaving.
-                        while framed, try await iterator.next() != nil {}
+                        // Then read on only to notice the client closing (after it read the
+                        // reply, or giving up while waiting); what it sends is dropped.
+                        while try await iterator.next() != nil {}
                     } catch {}
                     sink.yield(.ended(framed ? "gone" : reader.endedEarly))
                 }
@@ -234,25 +266,35 @@ public final class SubmitterService: Service, Sendable {
                     sink.yield(.readTimedOut)
                 }
                 var framed = false
+                var replied = false
                 loop: for await event in events {
+                    var reply: [UInt8]? = nil
                     switch event {
                     case .frame(let header, let payload):
                         framed = true
                         group.addTask { sink.yield(.answered(await self.answer(header, payload, producer: producer))) }
                     case .invalid(let reason):
-                        try? await outbound.write(ByteBuffer(bytes: SubmitterWire.reply(.refused, message: "bad request frame: \(reason)")))
-                        break loop
+                        reply = SubmitterWire.reply(.refused, message: "bad request frame: \(reason)")
                     case .readTimedOut:
-                        if framed { continue }
-                        try? await outbound.write(
-                            ByteBuffer(bytes: SubmitterWire.reply(.refused, message: "no whole request within \(readTimeout)")))
-                        break loop
+                        if !framed, !replied { reply = SubmitterWire.reply(.refused, message: "no whole request within \(readTimeout)") }
                     case .ended:
-                        // Before a frame: nothing to answer. After: the client left; its wait ends.
+                        // Before a frame: nothing to answer. After the reply: the client has read
+                        // it. While waiting: the client left, and its wait ends.
                         break loop
                     case .answered(let bytes):
-                        try? await outbound.write(ByteBuffer(bytes: bytes))
+                        reply = bytes
+                    case .lingerOver:
                         break loop
+                    }
+                    if let reply, !replied {
+                        // NIO drops what the socket has not taken when the channel closes: keep it
+                        // open until the client closes after reading, for at most `replyLinger`.
+                        replied = true
+                        group.addTask { try? await outbound.write(ByteBuffer(bytes: reply)) }
+                        group.addTask {
+                            try? await Task.sleep(for: SubmitterService.replyLinger)
+                            sink.yield(.lingerOver)
+                        }
                     }
                 }
                 sink.finish()
@@ -288,7 +330,8 @@ public final class SubmitterService: Service, Sendable {
                     topic: topics.requests, key: Array(request.tenant.utf8), value: payload,
                     headers: [KafkaHeader("exocheck-id", request.id), KafkaHeader("content-type", "application/json")]))
         } catch {
-            return SubmitterWire.reply(.refused, message: "Kafka: \(error.message)")
+            // Not delivered: the client may send it itself.
+            return SubmitterWire.reply(.notSent, message: "Kafka: \(error.message)")
         }
         guard let stream else { return SubmitterWire.reply(.sent) }
         let timeout = header.timeoutSeconds

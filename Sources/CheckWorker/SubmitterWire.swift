@@ -67,8 +67,11 @@ public enum SubmitterWire {
         case timedOut
         /// No worker consumes the requests topic; `message` says so.
         case orphaned
-        /// The submitter could not or would not send it; `message` says why.
+        /// The submitter would not send it (a bad request); `message` says why.
         case refused
+        /// The submitter did not send it (too many connections, Kafka failing): the client may
+        /// send it itself; `message` says why.
+        case notSent
     }
 
     /// What the submitter answers.
@@ -175,6 +178,7 @@ public struct SubmitterFrameReader<Header: Decodable & Sendable>: Sendable {
                 payload.reserveCapacity(min(size, 65_536))
                 state = .payload(header, payload, size)
             case .payload(let header, var payload, let size):
+                state = .done  // drop the enum's reference first: appending must not copy the buffer
                 let take = min(size - payload.count, rest.count)
                 payload += rest.prefix(take)
                 if payload.count == size {

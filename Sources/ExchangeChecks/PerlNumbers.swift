@@ -13,15 +13,13 @@ enum CFormat {
     /// `format` holds exactly one floating-point conversion (`%.2f`, `%.15g`, …).
     static func double(_ format: StaticString, _ value: Double) -> String {
         var buffer = [CChar](repeating: 0, count: 128)
-        var written = format.withUTF8Buffer { f in
-            f.withMemoryRebound(to: CChar.self) { f in withVaList([value]) { vsnprintf(&buffer, buffer.count, f.baseAddress, $0) } }
-        }
+        // A string literal's StaticString is NUL-terminated (`utf8Start`), as vsnprintf needs.
+        let cFormat = UnsafeRawPointer(format.utf8Start).assumingMemoryBound(to: CChar.self)
+        var written = withVaList([value]) { vsnprintf(&buffer, buffer.count, cFormat, $0) }
         if written >= buffer.count {
             // %f of a large value: 1e308 has 309 digits before the point.
             buffer = [CChar](repeating: 0, count: Int(written) + 1)
-            written = format.withUTF8Buffer { f in
-                f.withMemoryRebound(to: CChar.self) { f in withVaList([value]) { vsnprintf(&buffer, buffer.count, f.baseAddress, $0) } }
-            }
+            written = withVaList([value]) { vsnprintf(&buffer, buffer.count, cFormat, $0) }
         }
         guard written >= 0 else { return "" }
         return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)

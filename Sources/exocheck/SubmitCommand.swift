@@ -76,9 +76,11 @@ enum SubmitCommand {
 
         --socket PATH (or EXOCHECK_SUBMITTER_SOCKET): hand the check to a running 'exocheck
         submitter' on that Unix socket, which keeps its Kafka clients open, instead of creating
-        them for this one check; the output and exit code are the same. A socket that is missing,
-        refuses the connection, or belongs to another user (not root) is not used: submit says so
-        on stderr and sends the check itself.
+        them for this one check; the output and exit code are the same. A socket that is missing or
+        refuses the connection, a submitter that did not send the check (too many connections,
+        Kafka failing), or one running as another user than this one or root is not used: submit
+        says so on stderr and sends the check itself. EXOCHECK_SUBMITTER_UID=<uid> trusts the
+        submitter of that user too (a poller running as another user than the submitter).
 
         --file: many requests, one JSON object per line (the check-request schema); progress on stderr.
         """
@@ -210,7 +212,8 @@ enum SubmitCommand {
             var producerConfiguration = kafka
             if producerConfiguration.properties["enable.idempotence"] == nil { producerConfiguration.properties["enable.idempotence"] = "false" }
             let producer = try KafkaProducer(configuration: producerConfiguration)
-            try await producer.prepare(topic: topics.requests)
+            // Best effort: if the metadata is slow, the send waits for it as before.
+            try? await producer.prepare(topic: topics.requests)
             // Heartbeats are looked for from one orphan timeout before the send on.
             let heartbeatsSince = Date().addingTimeInterval(-orphanTimeout)
             try await producer.send(
@@ -247,6 +250,9 @@ enum SubmitCommand {
 
     /// The environment variable that names a submitter's socket when `--socket` is not given.
     static let socketEnvironment = "EXOCHECK_SUBMITTER_SOCKET"
+    /// The environment variable naming the uid of a submitter running as another user that
+    /// submit may trust (besides its own user and root).
+    static let trustedUIDEnvironment = "EXOCHECK_SUBMITTER_UID"
 
     enum SubmitterAnswer {
         /// Printed; the exit code.
@@ -265,7 +271,10 @@ enum SubmitCommand {
         var header = submission
         header.bytes = payload.count
         // The submitter answers a timeout itself at `timeout`; the margin covers producing.
-        switch SubmitterClient.exchange(socket: path, submission: header, request: payload, limit: Duration(clampedSeconds: timeout + 10)) {
+        let trusted = ProcessInfo.processInfo.environment[Self.trustedUIDEnvironment].flatMap { UInt32($0) }
+        switch SubmitterClient.exchange(
+            socket: path, submission: header, request: payload, limit: Duration(clampedSeconds: timeout + 10), trustedUID: trusted)
+        {
         case .failure(.unreachable(let reason)):
             return .unreachable(reason)
         case .failure(.broken(let reason)):
@@ -287,6 +296,8 @@ enum SubmitCommand {
                 var orphan = options
                 orphan.errorStatus = orphanState
                 return .answered(emitError(reply.message ?? "Check \(request.id) is orphaned.", orphan))
+            case .notSent:
+                return .unreachable("the submitter at \(path) did not send the check (\(reply.message ?? "no reason given"))")
             case .refused:
                 return .answered(emitError("The submitter at \(path) refused check \(request.id): \(reply.message ?? "no reason given")", options))
             }

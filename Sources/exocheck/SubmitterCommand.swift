@@ -20,11 +20,13 @@ struct SubmitterCommand: AsyncParsableCommand {
             If the submitter is not running, submit sends the check itself (and says so on stderr).
 
             The socket is created with --socket-mode (default 0600: only this user may submit; 0660
-            and a shared group for a poller running as another user). submit refuses a socket that
-            belongs to another user than itself or root. Requests are checked as the workers check
-            them. Limits: --max-connections submits at once, a request of 64 KiB sent within 5 s.
-            Results topic partitions added while it runs are not followed: restart it.
-            SIGTERM/SIGINT: stop; waiting submits are told so and may still be answered by a worker.
+            and a shared group for a poller running as another user, which must then set
+            EXOCHECK_SUBMITTER_UID to this user's uid: submit believes only a submitter running as
+            itself, root or that uid, as the kernel reports it). Requests are checked as the workers
+            check them. Limits: --max-connections submits at once (more send their checks
+            themselves), a request of 64 KiB sent within 5 s. Results topic partitions added while
+            it runs are not followed: restart it. SIGTERM/SIGINT: stop; waiting submits see the
+            connection close and print UNKNOWN, and their checks stay queued for the workers.
             """
     )
 
@@ -32,7 +34,7 @@ struct SubmitterCommand: AsyncParsableCommand {
     @Option(help: "Worker configuration file (its kafka section: topics, group, properties).") var config: String?
     @Option(help: "Kafka bootstrap servers; overrides the configuration's.") var bootstrapServers: String?
     @Option(help: "Permissions of the socket file, octal.") var socketMode = "0600"
-    @Option(help: "Submits served at once; more are refused.") var maxConnections = 1_024
+    @Option(help: "Submits served at once; beyond that, submits send their checks themselves.") var maxConnections = 256
     @Option(help: "fetch.wait.max.ms of its readers (default 50; see 'exocheck submit --help').") var fetchWaitMs: Int?
 
     func run() async throws {
