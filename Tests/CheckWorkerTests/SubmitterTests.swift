@@ -94,13 +94,17 @@ struct SubmitterWireTests {
 
 @Suite("Submitter: submit --socket through a long-lived exocheck submitter", .serialized)
 struct SubmitterTests {
-    /// Starts `exocheck submitter` for the fleet on `dir/submitter.sock`; waits for the socket.
-    func startSubmitter(_ fleet: WorkerFleet, extra: [String] = []) async throws -> (WorkerFleet.WorkerProcess, String) {
-        let socket = fleet.dir + "/submitter.sock"
+    /// Starts `exocheck submitter` for the fleet on `socket` (default `dir/submitter.sock`), as
+    /// the user `uid` when given (through setpriv); waits until it listens.
+    func startSubmitter(_ fleet: WorkerFleet, socket: String? = nil, uid: UInt32? = nil, extra: [String] = []) async throws
+        -> (WorkerFleet.WorkerProcess, String)
+    {
+        let socket = socket ?? fleet.dir + "/submitter.sock"
+        let command = [WorkerFleet.exocheck, "submitter", "--socket", socket, "--config", fleet.dir + "/worker.yaml"] + extra
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: WorkerFleet.exocheck)
-        p.arguments = ["submitter", "--socket", socket, "--config", fleet.dir + "/worker.yaml"] + extra
-        let logPath = fleet.dir + "/submitter.log"
+        p.executableURL = URL(fileURLWithPath: uid == nil ? WorkerFleet.exocheck : "/usr/bin/setpriv")
+        p.arguments = uid.map { ["--reuid=\($0)", "--regid=\($0)", "--clear-groups"] + command } ?? Array(command.dropFirst())
+        let logPath = fleet.dir + "/submitter-\(UUID().uuidString.prefix(6)).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: logPath)
         p.standardOutput = FileHandle(forWritingAtPath: logPath)
@@ -233,19 +237,7 @@ struct SubmitterTests {
             let shared = NSTemporaryDirectory() + "exocheck-shared-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
             defer { try? FileManager.default.removeItem(atPath: shared) }
-            let socket = shared + "/submitter.sock"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            p.arguments = ["--reuid=4321", "--regid=4321", "--clear-groups", WorkerFleet.exocheck, "submitter", "--socket", socket, "--config", config,
-                           "--socket-mode", "0666"]
-            let logPath = fleet.dir + "/other-submitter.log"
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            p.standardError = FileHandle(forWritingAtPath: logPath)
-            p.standardOutput = FileHandle(forWritingAtPath: logPath)
-            try p.run()
-            let other = WorkerFleet.WorkerProcess(process: p, logPath: logPath)
-            fleet.workers.append(other)
-            #expect(await eventually(timeout: .seconds(30)) { other.log.contains("listening on") }, "\(other.log)")
+            let (_, socket) = try await startSubmitter(fleet, socket: shared + "/submitter.sock", uid: 4_321, extra: ["--socket-mode", "0666"])
             let (oCode, oOut, oErr) = try await exocheck(["submit", "--config", config, "--socket", socket, "--wait", "--tenant=t0", "--mode=email-activity"])
             #expect(oCode == 0 && oOut.hasPrefix("OK: ") && oErr.contains("runs as another user (uid 4321)"), "\(oOut) \(oErr)")
             let trusted = try await runProcess(
