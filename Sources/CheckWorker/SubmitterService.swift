@@ -104,7 +104,7 @@ public final class SubmitterService: Service, Sendable {
             let marks = try? await KafkaMetadata.watermarks(of: topics.heartbeatTopic, configuration: kafka, timeout: .seconds(5))
         {
             heartbeats = try? KafkaConsumer(
-                configuration: kafka, assignment: marks.mapValues { Swift.max($0.low, $0.high - SubmitterService.heartbeatTail) })
+                configuration: kafka, assignment: marks.mapValues { Swift.max($0.low, $0.high - WorkerHeartbeat.readBack) })
         }
         heartbeatsReadable.withLock { $0 = heartbeats != nil }
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
@@ -160,9 +160,6 @@ public final class SubmitterService: Service, Sendable {
 
     /// How far ahead of this clock a heartbeat may be dated, in seconds.
     static let heartbeatSkew: Double = 60
-
-    /// Heartbeat records read back per partition at start-up (as `submit` does).
-    static let heartbeatTail: Int64 = 1_000
 
     /// A socket file left by a submitter that is gone is removed; one that answers, or a path
     /// that is not a socket, is an error (never deleted).

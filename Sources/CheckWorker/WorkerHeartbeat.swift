@@ -14,6 +14,10 @@ public struct WorkerHeartbeat: Codable, Sendable, Equatable {
     /// When it was written, in milliseconds since 1970.
     public var at: Int64
 
+    /// Heartbeat records a reader (submit, the submitter) reads back per partition before the
+    /// new ones: a fleet of 100 workers writes 250 in 5 s.
+    public static let readBack: Int64 = 1_000
+
     /// Seconds between two heartbeats of a worker.
     public static let interval: Duration = .seconds(2)
 

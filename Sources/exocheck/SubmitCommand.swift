@@ -364,9 +364,6 @@ enum SubmitCommand {
     /// Reads heartbeats (WorkerHeartbeat) from `watch.since` on, for `watch.within` seconds:
     /// true as soon as one vouches for the requests topic and group, false when none did in
     /// time, nil when the heartbeat topic cannot be read (then nobody can tell).
-    /// Heartbeat records read back per partition: a fleet of 100 workers writes 250 in 5 s.
-    static let heartbeatTail: Int64 = 1_000
-
     static func workerAlive(_ watch: OrphanWatch, kafka: KafkaConfiguration) async -> Bool? {
         var readerConfig = kafka
         readerConfig.groupId = nil
@@ -375,7 +372,7 @@ enum SubmitCommand {
         guard
             let marks = try? await KafkaMetadata.watermarks(of: watch.topics.heartbeatTopic, configuration: readerConfig, timeout: .seconds(5)),
             let reader = try? KafkaConsumer(
-                configuration: readerConfig, assignment: marks.mapValues { Swift.max($0.low, $0.high - heartbeatTail) })
+                configuration: readerConfig, assignment: marks.mapValues { Swift.max($0.low, $0.high - WorkerHeartbeat.readBack) })
         else { return nil }
         let alive = await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
