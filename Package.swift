@@ -30,6 +30,9 @@ let package = Package(
         // Already resolved through async-http-client and Hummingbird; named for the submitter's
         // Unix-socket server (NIOPosix).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        // Already resolved and built through Hummingbird (swift-nio-ssl); named for reading a
+        // client certificate's notAfter (credential expiry warnings).
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.19.4"),
     ],
     targets: [
         // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
@@ -43,6 +46,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         // Loopback stand-in for login.microsoftonline.com + graph.microsoft.com reports.

@@ -112,10 +112,14 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
     /// True when the output and perfdata were cut to fit one record (ResultSizePolicy); written
     /// only when true (absent means whole), so readers of older results see no change.
     public var truncated: Bool? = nil
+    /// What the operator should act on besides the check's state (a tenant's credential about to
+    /// expire), one sentence each; written only when there is one. Never part of `output`, which
+    /// stays equal to the plugin's.
+    public var warnings: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, tenant, mode, labels, status, exitCode, output, summary, perfdata, reportDate, reportAgeSeconds, checkedAt, durationMs,
-            worker, attempt, cache, error, truncated
+            worker, attempt, cache, error, truncated, warnings
     }
 
     /// Writes `id`, `tenant`, `mode` and `error` as null when unknown rather than leaving them out.
@@ -139,6 +143,7 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         try c.encode(cache, forKey: .cache)
         try c.encode(error, forKey: .error)
         if truncated == true { try c.encode(true, forKey: .truncated) }
+        if let warnings, !warnings.isEmpty { try c.encode(warnings, forKey: .warnings) }
     }
 
     /// Label keys a fallback result keeps (what pollers route results by), each value cut to
@@ -179,8 +184,18 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         return r
     }
 
+    /// The warnings as lines for a terminal or a log (`exocheck: warning: …`), control characters
+    /// (a forged result's escape sequences or newlines) replaced by spaces.
+    public var warningLines: [String] {
+        (warnings ?? []).map { w in
+            "exocheck: warning: " + String(String.UnicodeScalarView(w.unicodeScalars.map { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? " " : $0 }))
+        }
+    }
+
     /// The longest duration a result may report: a day, in milliseconds.
     public static let maximumDurationMs = 86_400_000.0
+    /// The most `warnings` a result may carry, and the UTF-8 bytes of each (readers print them).
+    public static let maximumWarnings = (count: 8, bytes: 1_024)
 
     /// Why a decoded result cannot be used (an exit code outside 0…3, a duration outside
     /// 0…`maximumDurationMs`, a negative attempt); nil when it can.
@@ -188,6 +203,11 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         guard (0...3).contains(exitCode) else { return "exitCode is not 0 to 3" }
         guard durationMs.isFinite, durationMs >= 0, durationMs <= Self.maximumDurationMs else { return "durationMs is out of range" }
         guard attempt >= 0 else { return "attempt is negative" }
+        if let warnings {
+            guard warnings.count <= Self.maximumWarnings.count, warnings.allSatisfy({ $0.utf8.count <= Self.maximumWarnings.bytes }) else {
+                return "warnings holds more than \(Self.maximumWarnings.count) entries or one longer than \(Self.maximumWarnings.bytes) bytes"
+            }
+        }
         return nil
     }
 

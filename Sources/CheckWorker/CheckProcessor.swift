@@ -37,6 +37,14 @@ public struct CheckProcessor: Sendable {
         self.reports = reports
         self.metrics = metrics
         self.logger = logger
+        let now = Date()
+        for tenant in configuration.tenants.values.sorted(by: { $0.name < $1.name }) {
+            guard let expiry = tenant.credentialExpiry else { continue }
+            metrics.credentialExpiry(tenant: tenant.name, source: expiry.source, timestamp: expiry.timestamp)
+            if let warning = expiry.warning(now: now, warningDays: configuration.graph.credentialExpiryWarningDays, tenant: tenant.name) {
+                logger.warning("\(warning)", metadata: ["tenant": "\(tenant.name)", "credential.expires": "\(RFC3339.string(expiry.notAfter))"])
+            }
+        }
     }
 
     /// What to publish for one request record.
@@ -226,6 +234,10 @@ public struct CheckProcessor: Sendable {
             error: outcome.error.map { .init(kind: $0.kind, message: $0.message) }
                 ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         computed.reportAgeSeconds = outcome.reportAge.map { max(0, Int($0.components.seconds)) }
+        // Not in `output`, which stays the plugin's: a field of its own.
+        if let warning = tenant.credentialExpiry?.warning(now: Date(), warningDays: configuration.graph.credentialExpiryWarningDays, tenant: tenant.name) {
+            computed.warnings = [warning]
+        }
         let whole = computed
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
         let policy = resultPolicy

@@ -126,6 +126,9 @@ public struct WorkerConfiguration: Sendable {
         public var reportCacheMaxBytes = ReportCache.defaultMaxBytes
         /// Hosts the report download may be redirected to (nil: any public https host).
         public var allowedDownloadHosts: [String]?
+        /// `graph.credentialExpiryWarningDays`: from this many days before a tenant's credential
+        /// expires, its results carry a warning (0: never; the metric is exported either way).
+        public var credentialExpiryWarningDays = CredentialExpiry.defaultWarningDays
         /// The built-in defaults, kept for every key the configuration file leaves out.
         public init() {}
     }
@@ -144,6 +147,9 @@ public struct WorkerConfiguration: Sendable {
         /// Login and Graph endpoints: those of `cloud` (default global), replaced by the tenant's or
         /// else the `graph` section's `loginEndpoint` / `graphEndpoint`.
         public var endpoints: GraphEndpoints
+        /// When the credential expires: the certificate's notAfter, or `secretExpires` for a
+        /// secret; nil when unknown (a secret without `secretExpires`) or none (federated).
+        public var credentialExpiry: CredentialExpiry? = nil
 
         /// A tenant with these values (nothing is read from files or the environment).
         public init(name: String, tenantId: String, clientId: String, credential: ClientCredential, endpoints: GraphEndpoints) {
@@ -237,6 +243,7 @@ public struct WorkerConfiguration: Sendable {
             try g.check([
                 "loginEndpoint", "graphEndpoint", "timeoutSeconds", "reportCacheSeconds", "reportCallsPer10Minutes",
                 "reportMaxStaleSeconds", "reportCacheMaxBytes", "allowedDownloadHosts", "reportRefreshMaxLagSeconds",
+                "credentialExpiryWarningDays",
             ])
             c.graph.loginEndpoint = try g.string("loginEndpoint")
             c.graph.graphEndpoint = try g.string("graphEndpoint")
@@ -250,6 +257,10 @@ public struct WorkerConfiguration: Sendable {
                 throw ConfigurationError("graph.reportRefreshMaxLagSeconds must be 0 (off) or at least 60 seconds")
             }
             c.graph.allowedDownloadHosts = try g.strings("allowedDownloadHosts")
+            c.graph.credentialExpiryWarningDays = try g.int("credentialExpiryWarningDays", min: 0) ?? c.graph.credentialExpiryWarningDays
+            guard c.graph.credentialExpiryWarningDays <= CredentialExpiry.maximumWarningDays else {
+                throw ConfigurationError("graph.credentialExpiryWarningDays must be from 0 (no warnings) to \(CredentialExpiry.maximumWarningDays)")
+            }
         }
         if let l = try Section.optional(top["log"], path: "log") {
             try l.check(["format", "level"])
@@ -278,7 +289,7 @@ public struct WorkerConfiguration: Sendable {
     ) throws(ConfigurationError) -> Tenant {
         try s.check([
             "tenantId", "clientId", "clientSecretFile", "clientSecretEnv", "certificateFile", "privateKeyFile",
-            "federatedTokenFile", "workloadIdentity", "cloud", "loginEndpoint", "graphEndpoint",
+            "federatedTokenFile", "workloadIdentity", "cloud", "loginEndpoint", "graphEndpoint", "secretExpires",
         ])
         // Workload identity (Azure SDK conventions, as the AKS webhook injects them): the tenant,
         // client and token file default to AZURE_TENANT_ID, AZURE_CLIENT_ID and
@@ -297,6 +308,19 @@ public struct WorkerConfiguration: Sendable {
         }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
         let credential: ClientCredential
+        var expiry: CredentialExpiry? = nil
+        let isSecret = s.raw["clientSecretFile"] != nil || s.raw["clientSecretEnv"] != nil
+        if let text = try s.string("secretExpires") {
+            guard isSecret else {
+                throw ConfigurationError(
+                    "tenants.\(name).secretExpires applies to clientSecretFile or clientSecretEnv only (a certificate's own notAfter is used; a federated credential stores no secret)"
+                )
+            }
+            guard let date = CredentialExpiry.parseDate(text) else {
+                throw ConfigurationError("tenants.\(name).secretExpires must be a date such as 2027-06-30 or an RFC 3339 date-time")
+            }
+            expiry = CredentialExpiry(notAfter: date, source: .secret)
+        }
         if let file = try s.string("clientSecretFile") {
             guard let data = FileManager.default.contents(atPath: resolve(file)) else {
                 throw ConfigurationError("tenants.\(name).clientSecretFile: cannot read '\(file)'")
@@ -314,7 +338,9 @@ public struct WorkerConfiguration: Sendable {
                 throw ConfigurationError("tenants.\(name).certificateFile needs tenants.\(name).privateKeyFile")
             }
             do {
-                credential = try CertificateAssertion(certificatePEMPath: resolve(cert), privateKeyPEMPath: resolve(key), clientId: clientId).credential
+                let assertion = try CertificateAssertion(certificatePEMPath: resolve(cert), privateKeyPEMPath: resolve(key), clientId: clientId)
+                credential = assertion.credential
+                expiry = assertion.expiry
             } catch {
                 throw ConfigurationError("tenants.\(name): \(error)")
             }
@@ -342,9 +368,11 @@ public struct WorkerConfiguration: Sendable {
         }
         if let login = try s.string("loginEndpoint") ?? defaults.loginEndpoint { endpoints.login = login }
         if let graph = try s.string("graphEndpoint") ?? defaults.graphEndpoint { endpoints.graph = graph }
-        return Tenant(
+        var tenant = Tenant(
             name: name, tenantId: tenantId, clientId: clientId, credential: credential,
             endpoints: GraphEndpoints(login: endpoints.login, graph: endpoints.graph))
+        tenant.credentialExpiry = expiry
+        return tenant
     }
 
     /// The Kafka properties with `--bootstrap-servers` applied.
@@ -393,6 +421,8 @@ struct Section {
         case let b as Bool: return b ? "true" : "false"
         case let i as Int: return String(i)
         case let d as Double: return String(d)
+        // YAML reads an unquoted 2027-06-30 as a timestamp.
+        case let d as Date: return RFC3339.string(d)
         default: throw ConfigurationError("\(path) must be a scalar")
         }
     }

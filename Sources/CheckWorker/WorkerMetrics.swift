@@ -1,4 +1,5 @@
 import ExchangeChecks
+import GraphReports
 import Prometheus
 
 /// The worker's metrics, registered with the Prometheus registry that /metrics exports, each with
@@ -47,11 +48,17 @@ public struct WorkerMetrics: Sendable {
         static let produceRetries = Family(
             name: "exocheck_produce_retries_total", help: "Sends of results or dead-letter copies retried after a retriable Kafka error.")
 
+        static let credentialExpiry = Family(
+            name: "exocheck_credential_expiry_timestamp_seconds",
+            help:
+                "When each configured tenant's credential expires (Unix time): a certificate's notAfter or a secret's configured secretExpires; absent when unknown."
+        )
+
         /// Every family the worker exports.
         public static let all: [Family] = [
             checks, checkDuration, tokenCache, reportCache, graphCalls, graphThrottled, deadLettered, inFlight, consumerLag,
             uncommitted, stuckThreads, quarantined, quarantineEnabled, quarantineWaiting, resultsProduced, oldestUncommitted,
-            partitionsPaused, produceRetries,
+            partitionsPaused, produceRetries, credentialExpiry,
         ]
     }
 
@@ -85,6 +92,13 @@ public struct WorkerMetrics: Sendable {
 
     func gauge(_ family: Family) -> Gauge {
         registry.makeGauge(name: family.name, labels: [], help: family.help)
+    }
+
+    /// A configured tenant's credential expiry, `exocheck_credential_expiry_timestamp_seconds` by
+    /// tenant (configured names only: a bounded set) and kind (`certificate`, `secret`).
+    public func credentialExpiry(tenant: String, source: CredentialExpiry.Source, timestamp: Double) {
+        registry.makeGauge(name: Family.credentialExpiry.name, labels: [("tenant", tenant), ("kind", source.rawValue)], help: Family.credentialExpiry.help)
+            .set(timestamp)
     }
 
     /// One finished check: `exocheck_checks_total` by mode and status, and its duration in

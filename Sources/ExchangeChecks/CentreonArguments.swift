@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses a Centreon-style argument list (`--opt=value`, `--opt value`, flags) for the
 /// `cloud::microsoft::office365::exchange::plugin` plugin, so that existing service definitions
 /// run unchanged with `exocheck run`.
@@ -113,8 +115,23 @@ public struct ConnectionArguments: Sendable, Equatable {
     public var tenant: String
     /// `--client-id`: the application (client) id of the app registration (required, non-empty).
     public var clientId: String
-    /// `--client-secret`: the app's client secret (required, non-empty). A secret: never echo it.
-    public var clientSecret: String
+    /// How `run` proves the app's identity: `--client-secret` (the plugin's way), or exocheck's
+    /// `--certificate-file` with `--private-key-file`.
+    public enum Credential: Sendable, Equatable {
+        /// `--client-secret`: the secret's value. A secret: never echo it.
+        case secret(String)
+        /// `--certificate-file` and `--private-key-file`: PEM files (paths only are kept here).
+        case certificate(certificateFile: String, privateKeyFile: String)
+    }
+
+    /// The app's credential (exactly one kind must be given).
+    public var credential: Credential
+    /// exocheck's `--secret-expires`: when the client secret expires (with `--client-secret`
+    /// only; a certificate's own notAfter is read from it).
+    public var secretExpires: Date? = nil
+    /// exocheck's `--expiry-warning-days`: from this many days before the credential expires,
+    /// `run` warns on stderr (default 30; 0: never).
+    public var expiryWarningDays = CredentialExpiry.defaultWarningDays
     /// `--login-endpoint`: base URL of the identity platform (`defaultLoginEndpoint` when not
     /// given; one trailing `/` is dropped when read from a command line).
     public var loginEndpoint: String
@@ -141,14 +158,14 @@ public struct ConnectionArguments: Sendable, Equatable {
     /// line's: public endpoints, no state directory, 10 s per request, 20 s for the whole check, no
     /// proxy.
     public init(
-        tenant: String, clientId: String, clientSecret: String,
+        tenant: String, clientId: String, credential: Credential,
         loginEndpoint: String = defaultLoginEndpoint, graphEndpoint: String = defaultGraphEndpoint,
         statefileDir: String? = nil, timeout: Duration = .seconds(10), timeBudget: Duration = .seconds(20),
         proxyURL: String? = nil
     ) {
         self.tenant = tenant
         self.clientId = clientId
-        self.clientSecret = clientSecret
+        self.credential = credential
         self.loginEndpoint = loginEndpoint
         self.graphEndpoint = graphEndpoint
         self.statefileDir = statefileDir
@@ -157,7 +174,8 @@ public struct ConnectionArguments: Sendable, Equatable {
         self.proxyURL = proxyURL
     }
 
-    /// The plugin's custom-mode checks: tenant, client id, client secret must be non-empty.
+    /// The plugin's custom-mode checks: tenant, client id, client secret must be non-empty
+    /// (exocheck also takes `--certificate-file` with `--private-key-file` instead of the secret).
     public init(_ args: CentreonArguments) throws(ArgumentError) {
         func required(_ name: String) throws(ArgumentError) -> String {
             guard let v = args.last(name), !v.isEmpty else { throw ArgumentError("Need to specify --\(name) option.") }
@@ -165,7 +183,28 @@ public struct ConnectionArguments: Sendable, Equatable {
         }
         let tenant = try required("tenant")
         let clientId = try required("client-id")
-        let secret = try required("client-secret")
+        let credential = try Self.credential(args)
+        var secretExpires: Date? = nil
+        if let text = args.last("secret-expires"), !text.isEmpty {
+            guard case .secret = credential else {
+                throw ArgumentError("--secret-expires goes with --client-secret only: a certificate's expiry is read from the certificate.")
+            }
+            guard let date = CredentialExpiry.parseDate(text) else {
+                throw ArgumentError(
+                    "Wrong --secret-expires value '\(text.prefix(64))': give a date such as 2027-06-30 or an RFC 3339 date-time.",
+                    redacted: "Wrong --secret-expires value: give a date such as 2027-06-30 or an RFC 3339 date-time.")
+            }
+            secretExpires = date
+        }
+        var warningDays = CredentialExpiry.defaultWarningDays
+        if let text = args.last("expiry-warning-days"), !text.isEmpty {
+            guard let days = Int(text), (0...CredentialExpiry.maximumWarningDays).contains(days) else {
+                throw ArgumentError(
+                    "Wrong --expiry-warning-days value '\(text.prefix(64))': give a whole number of days from 0 (no warning) to \(CredentialExpiry.maximumWarningDays).",
+                    redacted: "Wrong --expiry-warning-days value: give a whole number of days from 0 (no warning) to \(CredentialExpiry.maximumWarningDays).")
+            }
+            warningDays = days
+        }
         func seconds(_ name: String, default value: Duration) throws(ArgumentError) -> Duration {
             guard let t = args.last(name), !t.isEmpty else { return value }
             guard let v = Double(t), v > 0, !v.isNaN else {
@@ -192,11 +231,30 @@ public struct ConnectionArguments: Sendable, Equatable {
             return v.hasSuffix("/") ? String(v.dropLast()) : v
         }
         self.init(
-            tenant: tenant, clientId: clientId, clientSecret: secret,
+            tenant: tenant, clientId: clientId, credential: credential,
             loginEndpoint: try endpoint("login-endpoint", Self.defaultLoginEndpoint),
             graphEndpoint: try endpoint("graph-endpoint", Self.defaultGraphEndpoint),
             statefileDir: args.last("statefile-dir").flatMap { $0.isEmpty ? nil : $0 },
             timeout: timeout, timeBudget: budget,
             proxyURL: args.last("proxyurl").flatMap { $0.isEmpty ? nil : $0 })
+        self.secretExpires = secretExpires
+        self.expiryWarningDays = warningDays
+    }
+
+    /// Exactly one credential: `--client-secret`, or `--certificate-file` with
+    /// `--private-key-file`. With none, the plugin's own message (it knows only the secret).
+    static func credential(_ args: CentreonArguments) throws(ArgumentError) -> Credential {
+        let secret = args.last("client-secret").flatMap { $0.isEmpty ? nil : $0 }
+        let certificate = args.last("certificate-file").flatMap { $0.isEmpty ? nil : $0 }
+        let key = args.last("private-key-file").flatMap { $0.isEmpty ? nil : $0 }
+        switch (secret, certificate, key) {
+        case (let secret?, nil, nil): return .secret(secret)
+        case (nil, let certificate?, let key?): return .certificate(certificateFile: certificate, privateKeyFile: key)
+        case (nil, nil, nil): throw ArgumentError("Need to specify --client-secret option.")
+        case (nil, _?, nil): throw ArgumentError("--certificate-file needs --private-key-file (the certificate's RSA private key in PEM form).")
+        case (nil, nil, _?): throw ArgumentError("--private-key-file needs --certificate-file (the app's certificate in PEM form).")
+        case (_?, _, _):
+            throw ArgumentError("Give either --client-secret or --certificate-file with --private-key-file, not both.")
+        }
     }
 }

@@ -36,10 +36,12 @@ public enum OptionTable {
         }
         // Connection: credentials and endpoints (and the transport they go through).
         add(.connection, value: true, "tenant", "client-id", "client-secret", "login-endpoint", "graph-endpoint", "proxyurl")
+        // exocheck only: the certificate credential for `run`, and the credential's expiry.
+        add(.connection, value: true, "certificate-file", "private-key-file", "secret-expires")
         add(.connection, value: true, ignored: true, "http-backend", "ssl-opt", "curl-opt", "http-peer-addr", "proxypac", "ssl")
         add(.connection, value: false, ignored: true, "insecure")
         // Command line only.
-        add(.commandLineOnly, value: true, "mode", "statefile-dir", "timeout", "time-budget")
+        add(.commandLineOnly, value: true, "mode", "statefile-dir", "timeout", "time-budget", "expiry-warning-days")
         add(
             .commandLineOnly, value: true, ignored: true, "plugin", "custommode", "statefile-suffix", "statefile-format",
             "statefile-key", "statefile-cipher", "output-file")

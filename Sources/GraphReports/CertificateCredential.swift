@@ -1,5 +1,7 @@
 import Crypto
+import ExchangeChecks
 import Foundation
+import X509
 import _CryptoExtras
 
 /// Why a certificate credential cannot be made (names files, never shows key material).
@@ -17,18 +19,29 @@ public struct CertificateAssertion: Sendable {
     let privateKey: _RSA.Signing.PrivateKey
     let thumbprint: String
     let clientId: String
+    /// When the certificate stops being valid (its notAfter): the credential's expiry.
+    public let expiry: CredentialExpiry
+
+    /// The largest certificate or key file read (a PEM certificate chain is a few kilobytes).
+    public static let maxFileBytes = 256 * 1024
 
     /// Reads the PEM certificate and RSA private key now (a bad file fails at start-up, not at
     /// the first token request).
     public init(certificatePEMPath: String, privateKeyPEMPath: String, clientId: String) throws(CredentialError) {
-        guard let certPEM = FileManager.default.contents(atPath: certificatePEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw CredentialError("cannot read certificate '\(certificatePEMPath)'")
+        guard let certPEM = Self.read(certificatePEMPath) else {
+            throw CredentialError("cannot read certificate '\(certificatePEMPath)' (a readable PEM file of at most \(Self.maxFileBytes / 1024) KiB)")
         }
-        guard let keyPEM = FileManager.default.contents(atPath: privateKeyPEMPath).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw CredentialError("cannot read private key '\(privateKeyPEMPath)'")
+        guard let keyPEM = Self.read(privateKeyPEMPath) else {
+            throw CredentialError("cannot read private key '\(privateKeyPEMPath)' (a readable PEM file of at most \(Self.maxFileBytes / 1024) KiB)")
         }
         guard let der = Self.der(fromPEM: certPEM, label: "CERTIFICATE") else {
             throw CredentialError("'\(certificatePEMPath)' holds no PEM certificate")
+        }
+        do {
+            let certificate = try Certificate(derEncoded: Array(der))
+            expiry = CredentialExpiry(notAfter: certificate.notValidAfter, source: .certificate)
+        } catch {
+            throw CredentialError("'\(certificatePEMPath)' holds a PEM block that is not an X.509 certificate")
         }
         do {
             privateKey = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM)
@@ -57,6 +70,15 @@ public struct CertificateAssertion: Sendable {
         let c = Self.base64url(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
         let signature = try privateKey.signature(for: Data("\(h).\(c)".utf8), padding: .insecurePKCS1v1_5)
         return "\(h).\(c).\(Self.base64url(signature.rawRepresentation))"
+    }
+
+    /// The file's text, or nil when it cannot be read or is larger than `maxFileBytes` (a path
+    /// such as /dev/zero must not make the worker read forever).
+    static func read(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: maxFileBytes + 1), data.count <= maxFileBytes else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func der(fromPEM pem: String, label: String) -> Data? {

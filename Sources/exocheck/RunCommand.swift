@@ -40,10 +40,30 @@ enum RunCommand {
             }
             proxy = p
         }
+        let credential: ClientCredential
+        let expiry: CredentialExpiry?
+        switch connection.credential {
+        case .secret(let secret):
+            credential = .secret(secret)
+            expiry = connection.secretExpires.map { CredentialExpiry(notAfter: $0, source: .secret) }
+        case .certificate(let certificateFile, let privateKeyFile):
+            do {
+                let assertion = try CertificateAssertion(
+                    certificatePEMPath: certificateFile, privateKeyPEMPath: privateKeyFile, clientId: connection.clientId)
+                credential = assertion.credential
+                expiry = assertion.expiry
+            } catch {
+                let result = CheckResult.error("Cannot use the certificate credential: \(error.description).", status: config.output.errorStatus)
+                return emit(result, config.output, isError: true)
+            }
+        }
+        // On stderr: stdout stays exactly the plugin's output.
+        if let warning = expiry?.warning(now: Date(), warningDays: connection.expiryWarningDays) {
+            SafeOutput.printError("exocheck: warning: \(warning)")
+        }
         let transport = HTTPTransport.make(proxy: proxy)
         let app = AppIdentity(
-            tenant: connection.tenant, clientId: connection.clientId,
-            credential: .secret(connection.clientSecret),
+            tenant: connection.tenant, clientId: connection.clientId, credential: credential,
             endpoints: GraphEndpoints(login: connection.loginEndpoint, graph: connection.graphEndpoint))
         let session = GraphSession(
             app: app, transport: transport, tokenCache: TokenCache(refreshMargin: DiskTokenStore.minimumRemaining),
@@ -89,6 +109,11 @@ enum RunHelp {
               --tenant=NAME               tenant id (GUID) or domain (contoso.onmicrosoft.com)
               --client-id=ID              application (client) id of the app registration
               --client-secret=SECRET      the secret's value (needs Reports.Read.All, application, admin consent)
+              --certificate-file=PEM      instead of --client-secret: the app's certificate (exocheck only)
+              --private-key-file=PEM      with --certificate-file: its RSA private key, unencrypted PEM (exocheck only)
+              --secret-expires=DATE       when the client secret expires (2027-06-30; exocheck only)
+              --expiry-warning-days=N     warn on stderr from N days before the secret or certificate expires
+                                          (default 30, 0 = never; exocheck only; stdout stays the plugin's)
               --login-endpoint=URL        default https://login.microsoftonline.com
               --graph-endpoint=URL        default https://graph.microsoft.com
               --timeout=SECONDS           per HTTP request (default 10)

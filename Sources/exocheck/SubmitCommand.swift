@@ -232,6 +232,7 @@ enum SubmitCommand {
             {
             case .result(let result):
                 SafeOutput.print(result.output)
+                for line in result.warningLines { SafeOutput.printError(line) }
                 return Int32(result.exitCode)
             case .timedOut:
                 return emitError(SubmitWording.timedOut(id: request.id, seconds: timeout, requests: topics.requests), options)
@@ -289,6 +290,7 @@ enum SubmitCommand {
                     return .answered(emitError("The submitter at \(path) answered check \(request.id) with another or an unreadable result.", options))
                 }
                 SafeOutput.print(result.output)
+                for line in result.warningLines { SafeOutput.printError(line) }
                 return .answered(Int32(result.exitCode))
             case .timedOut:
                 return .answered(emitError(reply.message ?? "No result for check \(request.id) within \(Int(timeout)) s.", options))

@@ -305,6 +305,25 @@ struct WorkerConfigurationTests {
         #expect(c.kafkaConfiguration(bootstrapOverride: "b:1").bootstrapServers == "b:1")
     }
 
+    @Test("secretExpires: an unquoted YAML date, a quoted one or an RFC 3339 date-time; absent means unknown; the warning window defaults to 30 days")
+    func secretExpires() throws {
+        let yaml = """
+        graph: {credentialExpiryWarningDays: 10}
+        tenants:
+          a: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: 2027-06-30}
+          q: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: "2027-06-30"}
+          r: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: "2027-06-30T12:00:00Z"}
+          n: {tenantId: a, clientId: b, clientSecretEnv: X}
+        """
+        let c = try WorkerConfiguration.parse(yaml, environment: ["X": "y"])
+        #expect(c.graph.credentialExpiryWarningDays == 10)
+        #expect(c.tenants["a"]?.credentialExpiry == CredentialExpiry(notAfter: Date(timeIntervalSince1970: 1_814_313_600), source: .secret))
+        #expect(c.tenants["q"]?.credentialExpiry == c.tenants["a"]?.credentialExpiry)
+        #expect(c.tenants["r"]?.credentialExpiry?.notAfter == Date(timeIntervalSince1970: 1_814_356_800))
+        #expect(c.tenants["n"]?.credentialExpiry == nil)
+        #expect(try WorkerConfiguration.parse("{}").graph.credentialExpiryWarningDays == 30)
+    }
+
     @Test("configuration errors name the key", arguments: [
         ("kafka: {topics: x}", "kafka.topics"),
         ("worker: {concurrency: 0}", "worker.concurrency"),
@@ -318,6 +337,11 @@ struct WorkerConfigurationTests {
         // Were accepted: a typo in the level fell back to info, an empty tenant was skipped.
         ("log: {level: verbose}", "log.level must be one of trace, debug, info"),
         ("tenants: {t: }", "tenants.t is empty"),
+        // Credential expiry (issue 12 item 3).
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: soon}}", "tenants.t.secretExpires must be a date such as 2027-06-30"),
+        ("tenants: {t: {tenantId: a, clientId: b, federatedTokenFile: /etc/hostname, secretExpires: 2027-01-01}}", "secretExpires applies to clientSecretFile or clientSecretEnv only"),
+        ("graph: {credentialExpiryWarningDays: 3651}", "graph.credentialExpiryWarningDays must be from 0"),
+        ("graph: {credentialExpiryWarningDays: -1}", "graph.credentialExpiryWarningDays must be an integer"),
     ])
     func errors(yaml: String, expected: String) {
         #expect {

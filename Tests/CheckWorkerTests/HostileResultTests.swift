@@ -29,6 +29,17 @@ struct HostileResultTests {
         }
     }
 
+    @Test("decode reads up to 8 warnings of up to 1,024 bytes each and refuses more (readers print them)")
+    func warningBounds() {
+        #expect(CheckResultMessage.decode(record(id: "w", ["warnings": Array(repeating: String(repeating: "é", count: 512), count: 8)]))?.warnings?.count == 8)
+        #expect(CheckResultMessage.decode(record(id: "w", ["warnings": Array(repeating: "w", count: 9)])) == nil)
+        #expect(CheckResultMessage.decode(record(id: "w", ["warnings": [String(repeating: "x", count: 1_025)]])) == nil)
+        #expect(CheckResultMessage.decode(record(id: "w", ["warnings": "not a list"])) == nil)
+        // submit --wait prints them on stderr: a forged one cannot move the cursor or add lines.
+        let forged = CheckResultMessage.decode(record(id: "w", ["warnings": ["a\u{1b}[2Jb\nc\u{9b}d", "ok"]]))
+        #expect(forged?.warningLines == ["exocheck: warning: a [2Jb c d", "exocheck: warning: ok"])
+    }
+
     @Test("exocheck results (table) skips a result with an absurd duration or exit code and goes on (was: a trap in Int(durationMs))")
     func resultsSurvives() async throws {
         let fleet = try await WorkerFleet(tenants: 1, users: 4)

@@ -60,4 +60,46 @@ struct PrometheusTests {
             #expect(named.subtracting(families).isEmpty, "the dashboard names metrics /metrics does not have: \(named.subtracting(families).sorted())")
         }
     }
+
+    @Test("credential expiry: a tenant whose secret expires within graph.credentialExpiryWarningDays gets a warning in the result's warnings (output stays run's), others none; an expired one says so; the expiry is exocheck_credential_expiry_timestamp_seconds by tenant and kind; a bad secretExpires stops the worker at start")
+    func credentialExpiry() async throws {
+        let soon = Date().addingTimeInterval(5 * 86_400 + 3_600)
+        let day = soon.formatted(Date.ISO8601FormatStyle().year().month().day())
+        let fleet = try await WorkerFleet(tenants: 3, users: 5, tenantSettings: [
+            "t0": "secretExpires: \(day)", "t1": "secretExpires: 2020-01-01", "t2": "secretExpires: 2099-01-01",
+        ])
+        try await fleet.use {
+            _ = try fleet.startWorker("w")
+            #expect(await fleet.waitForAssignments(1))
+            let requests = fleet.tenantNames.map { CheckRequest(id: "x-\($0)", tenant: $0, mode: .mailboxUsage) }
+            try await fleet.submit(requests)
+            let sink = ResultSink()
+            #expect(try await fleet.collect(into: sink, timeout: .seconds(90)) { await $0.ids.isSuperset(of: Set(requests.map(\.id))) })
+            let byId = await sink.byId()
+            let soonResult = try #require(byId["x-t0"]?.first)
+            #expect(soonResult.warnings?.count == 1)
+            #expect(soonResult.warnings?.first?.hasPrefix("The client secret of tenant 't0' expires in 4 days (") == true, "\(soonResult.warnings ?? [])")
+            #expect(!soonResult.output.contains("expires"), "output stays the plugin's")
+            #expect(soonResult.status == "OK" || soonResult.status == "WARNING" || soonResult.status == "CRITICAL")
+            let raw = await sink.raw.first { $0.contains("\"x-t2\"") } ?? ""
+            #expect(!raw.contains("warnings"), "no warnings: the field is left out")
+            #expect(byId["x-t2"]?.first?.warnings == nil)
+            #expect(byId["x-t1"]?.first?.warnings?.first?.contains("expired") == true)
+            let text = try await fleet.metrics("w")
+            #expect(text.contains("# HELP exocheck_credential_expiry_timestamp_seconds "))
+            let expected = String(Int(CredentialExpiry.parseDate(day)?.timeIntervalSince1970 ?? 0))
+            let line = text.split(separator: "\n").first { $0.hasPrefix("exocheck_credential_expiry_timestamp_seconds{") && $0.contains("tenant=\"t0\"") }
+            #expect(line?.contains("kind=\"secret\"") == true)
+            #expect(line.map { Double($0.split(separator: " ").last ?? "") == Double(expected) } == true, "\(line ?? "none") vs \(expected)")
+            #expect(!text.contains("tenant=\"contoso\""), "no expiry configured: no series")
+        }
+        // Validated before the worker starts: a date it cannot read is a configuration error.
+        let bad = try await WorkerFleet(tenants: 1, users: 5, tenantSettings: ["t0": "secretExpires: next-tuesday"])
+        try await bad.use {
+            let check = try await runProcess(WorkerFleet.exocheck, ["worker", "--config", bad.dir + "/worker.yaml", "--check-config"],
+                                         environment: ProcessInfo.processInfo.environment.merging(["EXOCHECK_TEST_SECRET": WorkerFleet.secret]) { $1 })
+            #expect(check.exitCode != 0)
+            #expect(check.stderr.contains("tenants.t0.secretExpires must be a date such as 2027-06-30"), "\(check.stderr)")
+        }
+    }
 }

@@ -50,11 +50,13 @@ final class WorkerFleet: @unchecked Sendable {
 
     static var exocheck: String { ExocheckBinary.path }
 
-    /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …).
+    /// `faults`: simulator fault rules by generated tenant name (`t0`, `t1`, …);
+    /// `tenantSettings`: more keys of a tenant's configuration entry (YAML flow text, such as
+    /// `secretExpires: 2027-06-30`), by tenant name.
     init(tenants: Int = 50, users: Int = 40, partitions: Int = 8,
          worker: String = #"{concurrency: 16, listen: "127.0.0.1:0", shutdownGraceSeconds: 20}"#,
          faults: [String: [FaultRule]] = [:], kafkaProperties: [String: String] = [:], replyTopics: [String] = [],
-         brokers: Int = 1) async throws {
+         brokers: Int = 1, tenantSettings: [String: String] = [:]) async throws {
         cluster = try MockCluster(brokers: brokers)
         let suffix = UUID().uuidString.prefix(8).lowercased()
         requests = "requests-\(suffix)"
@@ -102,7 +104,8 @@ final class WorkerFleet: @unchecked Sendable {
 
         """
         for name in tenantNames + ["contoso"] {
-            yaml += "  \(name): {tenantId: \(name).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: EXOCHECK_TEST_SECRET}\n"
+            let more = tenantSettings[name].map { ", \($0)" } ?? ""
+            yaml += "  \(name): {tenantId: \(name).onmicrosoft.com, clientId: \(SimulatorConfiguration.defaultClientId), clientSecretEnv: EXOCHECK_TEST_SECRET\(more)}\n"
         }
         try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
     }
