@@ -162,10 +162,13 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         }
         let message = "The check ran (\(status)) but its result (\(bytes) bytes) could not be published to the topic '\(topic)'; see the worker's log."
         let output = "UNKNOWN: \(message) "
-        return CheckResultMessage(
+        var fallback = CheckResultMessage(
             id: id, tenant: tenant, mode: mode, labels: labels, status: "UNKNOWN", exitCode: 3, output: output,
             summary: CheckProcessor.summary(output), perfdata: [], reportDate: reportDate, checkedAt: checkedAt,
             durationMs: durationMs, worker: worker, attempt: attempt, cache: cache, error: .init(kind: .publish, message: message))
+        // The worker's own sentences from its configuration (a credential expiring), small.
+        fallback.warnings = warnings
+        return fallback
     }
 
     /// The result as JSON (keys sorted, `/` not escaped), the value of a result record; empty if
@@ -204,8 +207,10 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         guard durationMs.isFinite, durationMs >= 0, durationMs <= Self.maximumDurationMs else { return "durationMs is out of range" }
         guard attempt >= 0 else { return "attempt is negative" }
         if let warnings {
-            guard warnings.count <= Self.maximumWarnings.count, warnings.allSatisfy({ $0.utf8.count <= Self.maximumWarnings.bytes }) else {
-                return "warnings holds more than \(Self.maximumWarnings.count) entries or one longer than \(Self.maximumWarnings.bytes) bytes"
+            guard (1...Self.maximumWarnings.count).contains(warnings.count),
+                warnings.allSatisfy({ CheckRequestDecoder.isSafeText($0, maxBytes: Self.maximumWarnings.bytes) })
+            else {
+                return "warnings must hold 1 to \(Self.maximumWarnings.count) sentences of 1 to \(Self.maximumWarnings.bytes) bytes without control characters"
             }
         }
         return nil

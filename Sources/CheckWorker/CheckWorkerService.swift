@@ -659,11 +659,11 @@ public final class CheckWorkerService: Service, Sendable {
             var dltHeaders =
                 headerBytes <= CheckProcessor.maxHeaderBytes
                 ? message.headers
-                : [KafkaHeader("exocheck-headers-dropped", "\(message.headers.count) headers, \(headerBytes) bytes")]
+                : [KafkaHeader(DeadLetterHeader.headersDropped, "\(message.headers.count) headers, \(headerBytes) bytes")]
             dltHeaders.append(contentsOf: [
-                KafkaHeader("exocheck-source-topic", message.topic), KafkaHeader("exocheck-source-partition", String(message.partition)),
-                KafkaHeader("exocheck-source-offset", String(message.offset)), KafkaHeader("exocheck-dlt-reason", reason),
-                KafkaHeader("exocheck-error-kind", outcome.result.error?.kindName ?? CheckErrorKind.invalidRequest.rawValue),
+                KafkaHeader(DeadLetterHeader.sourceTopic, message.topic), KafkaHeader(DeadLetterHeader.sourcePartition, String(message.partition)),
+                KafkaHeader(DeadLetterHeader.sourceOffset, String(message.offset)), KafkaHeader(DeadLetterHeader.reason, reason),
+                KafkaHeader(DeadLetterHeader.errorKind, outcome.result.error?.kindName ?? CheckErrorKind.invalidRequest.rawValue),
             ])
             let copy = OutgoingMessage(topic: configuration.kafka.deadLetter, key: message.key, value: message.value, headers: dltHeaders)
             switch await send(copy, producer: producer, what: "dead-letter copy") {
@@ -677,10 +677,10 @@ public final class CheckWorkerService: Service, Sendable {
                 var stubHeaders = dltHeaders
                 stubHeaders.append(contentsOf: [
                     KafkaHeader(
-                        "exocheck-dlt-truncated",
+                        DeadLetterHeader.truncated,
                         "\(message.value.count) bytes; the first \(min(message.value.count, Self.deadLetterStubBytes)) kept"),
-                    KafkaHeader("exocheck-source-size", String(message.value.count)),
-                    KafkaHeader("exocheck-source-sha256", SHA256.hash(data: message.value).map { String(format: "%02x", $0) }.joined()),
+                    KafkaHeader(DeadLetterHeader.sourceSize, String(message.value.count)),
+                    KafkaHeader(DeadLetterHeader.sourceSHA256, SHA256.hash(data: message.value).map { String(format: "%02x", $0) }.joined()),
                 ])
                 let stub = OutgoingMessage(
                     topic: configuration.kafka.deadLetter, key: message.key.map { Array($0.prefix(1024)) },

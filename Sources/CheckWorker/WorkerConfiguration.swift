@@ -200,7 +200,9 @@ public struct WorkerConfiguration: Sendable {
         kafkaOnly: Bool = false
     ) throws(ConfigurationError) -> WorkerConfiguration {
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
+        // No timestamp rule: YAML would read an unquoted 2027-02-30 as March 2 (and 2027-6-5 as a
+        // date); dates are strings here, read by the one strict parser (CredentialExpiry).
+        do { root = try Yams.load(yaml: text, Resolver.default.removing(.timestamp)) } catch {
             throw ConfigurationError("the configuration is not valid YAML: \(error)")
         }
         guard let top = root as? [String: Any] else { throw ConfigurationError("the configuration must be a mapping with kafka, worker, graph and tenants") }
@@ -322,11 +324,14 @@ public struct WorkerConfiguration: Sendable {
             expiry = CredentialExpiry(notAfter: date, source: .secret)
         }
         if let file = try s.string("clientSecretFile") {
-            guard let data = FileManager.default.contents(atPath: resolve(file)) else {
-                throw ConfigurationError("tenants.\(name).clientSecretFile: cannot read '\(file)'")
+            let data: Data
+            switch CredentialFile.read(resolve(file), maxBytes: 64 * 1024) {
+            case .success(let d): data = d
+            case .failure(let problem):
+                throw ConfigurationError("tenants.\(name).clientSecretFile: the file \(CredentialFile.shown(file)) \(problem.description)")
             }
             let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !secret.isEmpty else { throw ConfigurationError("tenants.\(name).clientSecretFile: '\(file)' is empty") }
+            guard !secret.isEmpty else { throw ConfigurationError("tenants.\(name).clientSecretFile: \(CredentialFile.shown(file)) is empty") }
             credential = .secret(secret)
         } else if let variable = try s.string("clientSecretEnv") {
             guard let secret = environment[variable], !secret.isEmpty else {
@@ -347,7 +352,7 @@ public struct WorkerConfiguration: Sendable {
         } else if let file = try s.string("federatedTokenFile") ?? azure("AZURE_FEDERATED_TOKEN_FILE") {
             // Read again for every token request (it rotates); here only checked to exist.
             guard FileManager.default.isReadableFile(atPath: resolve(file)) else {
-                throw ConfigurationError("tenants.\(name).federatedTokenFile: cannot read '\(file)' (the projected service-account token)")
+                throw ConfigurationError("tenants.\(name).federatedTokenFile: cannot read \(CredentialFile.shown(file)) (the projected service-account token)")
             }
             credential = .federated(tokenFile: resolve(file))
         } else {
@@ -421,8 +426,6 @@ struct Section {
         case let b as Bool: return b ? "true" : "false"
         case let i as Int: return String(i)
         case let d as Double: return String(d)
-        // YAML reads an unquoted 2027-06-30 as a timestamp.
-        case let d as Date: return RFC3339.string(d)
         default: throw ConfigurationError("\(path) must be a scalar")
         }
     }

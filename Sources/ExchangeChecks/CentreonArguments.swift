@@ -198,7 +198,7 @@ public struct ConnectionArguments: Sendable, Equatable {
         }
         var warningDays = CredentialExpiry.defaultWarningDays
         if let text = args.last("expiry-warning-days"), !text.isEmpty {
-            guard let days = Int(text), (0...CredentialExpiry.maximumWarningDays).contains(days) else {
+            guard text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let days = Int(text), (0...CredentialExpiry.maximumWarningDays).contains(days) else {
                 throw ArgumentError(
                     "Wrong --expiry-warning-days value '\(text.prefix(64))': give a whole number of days from 0 (no warning) to \(CredentialExpiry.maximumWarningDays).",
                     redacted: "Wrong --expiry-warning-days value: give a whole number of days from 0 (no warning) to \(CredentialExpiry.maximumWarningDays).")

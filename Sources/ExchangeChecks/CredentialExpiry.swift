@@ -44,6 +44,8 @@ public struct CredentialExpiry: Sendable, Equatable {
         let whose = tenant.map { "The \(what) of tenant '\($0)'" } ?? "The \(what)"
         let date = Self.day(notAfter)
         if remaining <= 0 {
+            // Lateness caps what it describes: beyond that, only the date is true.
+            guard -remaining < Duration.maximumSeconds else { return "\(whose) expired on \(date): token requests fail until it is replaced." }
             return "\(whose) expired \(Lateness.describe(seconds: -remaining)) ago (\(date)): token requests fail until it is replaced."
         }
         return "\(whose) expires in \(Lateness.describe(seconds: remaining)) (\(date)): replace it before then."
@@ -58,14 +60,23 @@ public struct CredentialExpiry: Sendable, Equatable {
         let t = text.trimmingCharacters(in: .whitespaces)
         guard t.utf8.count <= 64 else { return nil }
         if t.utf8.count >= 19 {
-            // The parser is lenient (hour 25 rolls over into the next day): a time of day out of
-            // range is a typo, not a date.
-            let digits = Array(t.utf8)
+            // The parser is lenient (hour 25 or February 30 roll over): the date must be one the
+            // date-only rule accepts, and the time of day and any offset in range.
+            let bytes = Array(t.utf8)
             func field(_ at: Int) -> Int? {
-                guard digits[at] >= 48, digits[at] <= 57, digits[at + 1] >= 48, digits[at + 1] <= 57 else { return nil }
-                return Int(digits[at] - 48) * 10 + Int(digits[at + 1] - 48)
+                guard at + 1 < bytes.count, bytes[at] >= 48, bytes[at] <= 57, bytes[at + 1] >= 48, bytes[at + 1] <= 57 else { return nil }
+                return Int(bytes[at] - 48) * 10 + Int(bytes[at + 1] - 48)
             }
-            guard let h = field(11), h <= 23, let m = field(14), m <= 59, let s = field(17), s <= 60 else { return nil }
+            guard parseDate(String(decoding: bytes[0..<10], as: UTF8.self)) != nil, bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t"),
+                let h = field(11), h <= 23, let m = field(14), m <= 59, let s = field(17), s <= 60
+            else { return nil }
+            if let last = bytes.last, last != UInt8(ascii: "Z"), last != UInt8(ascii: "z") {
+                // An offset: ±hh:mm at the end.
+                let n = bytes.count
+                guard n >= 25, bytes[n - 6] == UInt8(ascii: "+") || bytes[n - 6] == UInt8(ascii: "-"), bytes[n - 3] == UInt8(ascii: ":"),
+                    let oh = field(n - 5), oh <= 23, let om = field(n - 2), om <= 59
+                else { return nil }
+            }
             return RFC3339.parse(t)
         }
         guard t.utf8.count == 10, let d = try? Date(t + "T00:00:00Z", strategy: Date.ISO8601FormatStyle()) else { return nil }

@@ -19,8 +19,10 @@ public struct CertificateAssertion: Sendable {
     let privateKey: _RSA.Signing.PrivateKey
     let thumbprint: String
     let clientId: String
-    /// When the certificate stops being valid (its notAfter): the credential's expiry.
-    public let expiry: CredentialExpiry
+    /// When the certificate stops being valid (its notAfter): the credential's expiry; nil when
+    /// the certificate's fields could not be read (the credential still works: only its DER
+    /// bytes are needed, for the thumbprint).
+    public let expiry: CredentialExpiry?
 
     /// The largest certificate or key file read (a PEM certificate chain is a few kilobytes).
     public static let maxFileBytes = 256 * 1024
@@ -28,25 +30,28 @@ public struct CertificateAssertion: Sendable {
     /// Reads the PEM certificate and RSA private key now (a bad file fails at start-up, not at
     /// the first token request).
     public init(certificatePEMPath: String, privateKeyPEMPath: String, clientId: String) throws(CredentialError) {
-        guard let certPEM = Self.read(certificatePEMPath) else {
-            throw CredentialError("cannot read certificate '\(certificatePEMPath)' (a readable PEM file of at most \(Self.maxFileBytes / 1024) KiB)")
+        let certName = CredentialFile.shown(certificatePEMPath)
+        let keyName = CredentialFile.shown(privateKeyPEMPath)
+        let certPEM: String
+        switch CredentialFile.read(certificatePEMPath, maxBytes: Self.maxFileBytes) {
+        case .success(let data): certPEM = String(decoding: data, as: UTF8.self)
+        case .failure(let problem): throw CredentialError("the certificate file \(certName) \(problem.description)")
         }
-        guard let keyPEM = Self.read(privateKeyPEMPath) else {
-            throw CredentialError("cannot read private key '\(privateKeyPEMPath)' (a readable PEM file of at most \(Self.maxFileBytes / 1024) KiB)")
+        let keyPEM: String
+        switch CredentialFile.read(privateKeyPEMPath, maxBytes: Self.maxFileBytes) {
+        case .success(let data): keyPEM = String(decoding: data, as: UTF8.self)
+        case .failure(let problem): throw CredentialError("the private key file \(keyName) \(problem.description)")
         }
         guard let der = Self.der(fromPEM: certPEM, label: "CERTIFICATE") else {
-            throw CredentialError("'\(certificatePEMPath)' holds no PEM certificate")
+            throw CredentialError("\(certName) holds no PEM certificate")
         }
-        do {
-            let certificate = try Certificate(derEncoded: Array(der))
-            expiry = CredentialExpiry(notAfter: certificate.notValidAfter, source: .certificate)
-        } catch {
-            throw CredentialError("'\(certificatePEMPath)' holds a PEM block that is not an X.509 certificate")
-        }
+        // Its notAfter for expiry warnings only: a certificate this parser cannot read still
+        // signs (Entra needs just its thumbprint), so that is no reason to refuse it.
+        expiry = (try? Certificate(derEncoded: Array(der))).map { CredentialExpiry(notAfter: $0.notValidAfter, source: .certificate) }
         do {
             privateKey = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM)
         } catch {
-            throw CredentialError("'\(privateKeyPEMPath)' is not an RSA private key in PEM form")
+            throw CredentialError("\(keyName) is not an RSA private key in PEM form")
         }
         thumbprint = Self.base64url(Data(Insecure.SHA1.hash(data: der)))
         self.clientId = clientId
@@ -70,15 +75,6 @@ public struct CertificateAssertion: Sendable {
         let c = Self.base64url(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
         let signature = try privateKey.signature(for: Data("\(h).\(c)".utf8), padding: .insecurePKCS1v1_5)
         return "\(h).\(c).\(Self.base64url(signature.rawRepresentation))"
-    }
-
-    /// The file's text, or nil when it cannot be read or is larger than `maxFileBytes` (a path
-    /// such as /dev/zero must not make the worker read forever).
-    static func read(_ path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: maxFileBytes + 1), data.count <= maxFileBytes else { return nil }
-        return String(decoding: data, as: UTF8.self)
     }
 
     static func der(fromPEM pem: String, label: String) -> Data? {

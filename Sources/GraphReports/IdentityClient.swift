@@ -47,19 +47,20 @@ enum FederatedToken {
     static let maxBytes = 64 * 1024
 
     static func read(_ path: String) throws(GraphError) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        let data: Data
+        switch CredentialFile.read(path, maxBytes: maxBytes) {
+        case .success(let d): data = d
+        case .failure(.tooLarge):
+            throw GraphError(
+                .auth, "The federated token file \(CredentialFile.shown(path)) holds more than \(maxBytes) bytes: it is not a service-account token.")
+        case .failure(let problem):
             throw GraphError(
                 .auth,
-                "Cannot read the federated token file \(path) (workload identity): check the service account's token projection and AZURE_FEDERATED_TOKEN_FILE."
+                "The federated token file \(CredentialFile.shown(path)) \(problem.description) (workload identity): check the service account's token projection and AZURE_FEDERATED_TOKEN_FILE."
             )
         }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: maxBytes + 1)) ?? Data()
-        guard data.count <= maxBytes else {
-            throw GraphError(.auth, "The federated token file \(path) holds more than \(maxBytes) bytes: it is not a service-account token.")
-        }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty else { throw GraphError(.auth, "The federated token file \(path) is empty.") }
+        guard !token.isEmpty else { throw GraphError(.auth, "The federated token file \(CredentialFile.shown(path)) is empty.") }
         return token
     }
 }

@@ -26,7 +26,8 @@ struct Exocheck: AsyncParsableCommand {
         commandName: "exocheck",
         abstract: "Microsoft 365 Exchange Online checks (Centreon-compatible) for monitoring platforms.",
         subcommands: [
-            RunStub.self, SubmitStub.self, SubmitterCommand.self, ResultsCommand.self, WorkerCommand.self, DemoCommand.self, DevBrokerCommand.self,
+            RunStub.self, SubmitStub.self, SubmitterCommand.self, ResultsCommand.self, DLQCommand.self, WorkerCommand.self, DemoCommand.self,
+            DevBrokerCommand.self,
             SimulateGraphCommand.self,
             BenchCommand.self,
         ]

@@ -340,6 +340,10 @@ struct WorkerConfigurationTests {
         // Credential expiry (issue 12 item 3).
         ("tenants: {t: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: soon}}", "tenants.t.secretExpires must be a date such as 2027-06-30"),
         ("tenants: {t: {tenantId: a, clientId: b, federatedTokenFile: /etc/hostname, secretExpires: 2027-01-01}}", "secretExpires applies to clientSecretFile or clientSecretEnv only"),
+        // YAML's own timestamp rule would have read this as March 2.
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretEnv: X, secretExpires: 2027-02-30}}", "tenants.t.secretExpires must be a date"),
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretFile: /dev/zero}}", "the file '/dev/zero' is not a regular file"),
+        ("tenants: {t: {tenantId: a, clientId: b, clientSecretFile: \"-----BEGIN PRIVATE KEY-----\\nMIIE\"}}", "(a value that is not a file path: not shown)"),
         ("graph: {credentialExpiryWarningDays: 3651}", "graph.credentialExpiryWarningDays must be from 0"),
         ("graph: {credentialExpiryWarningDays: -1}", "graph.credentialExpiryWarningDays must be an integer"),
     ])

@@ -35,9 +35,15 @@ struct HostileResultTests {
         #expect(CheckResultMessage.decode(record(id: "w", ["warnings": Array(repeating: "w", count: 9)])) == nil)
         #expect(CheckResultMessage.decode(record(id: "w", ["warnings": [String(repeating: "x", count: 1_025)]])) == nil)
         #expect(CheckResultMessage.decode(record(id: "w", ["warnings": "not a list"])) == nil)
-        // submit --wait prints them on stderr: a forged one cannot move the cursor or add lines.
-        let forged = CheckResultMessage.decode(record(id: "w", ["warnings": ["a\u{1b}[2Jb\nc\u{9b}d", "ok"]]))
-        #expect(forged?.warningLines == ["exocheck: warning: a [2Jb c d", "exocheck: warning: ok"])
+        // Empty, blank or with a control character (a forged one could move the cursor or add lines
+        // to submit --wait's stderr): refused.
+        for bad: [Any] in [[], [""], ["a\u{1b}[2Jb"], ["line\nbreak"], ["sep\u{2028}"]] {
+            #expect(CheckResultMessage.decode(record(id: "w", ["warnings": bad])) == nil, "\(bad)")
+        }
+        // warningLines replaces control characters anyway, for a message built in process.
+        var built = CheckResultMessage.decode(record(id: "w"))
+        built?.warnings = ["a\u{1b}[2Jb\nc\u{9b}d", "ok"]
+        #expect(built?.warningLines == ["exocheck: warning: a [2Jb c d", "exocheck: warning: ok"])
     }
 
     @Test("exocheck results (table) skips a result with an absurd duration or exit code and goes on (was: a trap in Int(durationMs))")

@@ -34,6 +34,9 @@ struct CredentialExpiryTests {
         #expect(e.warning(now: Self.now, warningDays: 30, tenant: "t")
             == "The client secret of tenant 't' expired 3 days ago (2026-11-28): token requests fail until it is replaced.")
         #expect(e.timestamp == Self.now.timeIntervalSince1970 - 3 * Self.day)
+        // Beyond what a duration is described up to, only the date is stated (was: a capped, false count).
+        let ancient = CredentialExpiry(notAfter: Date(timeIntervalSince1970: -2_208_988_800), source: .certificate)
+        #expect(ancient.warning(now: Self.now, warningDays: 30) == "The client certificate expired on 1900-01-01: token requests fail until it is replaced.")
     }
 
     @Test("configured expiry: a date is 00:00 UTC of that day, an RFC 3339 date-time is exact; anything else is refused")
@@ -41,7 +44,9 @@ struct CredentialExpiryTests {
         #expect(CredentialExpiry.parseDate("2027-06-30") == Date(timeIntervalSince1970: 1_814_313_600))
         #expect(CredentialExpiry.parseDate("2027-06-30T12:00:00Z") == Date(timeIntervalSince1970: 1_814_356_800))
         #expect(CredentialExpiry.parseDate("2027-06-30T12:00:00.000Z") == Date(timeIntervalSince1970: 1_814_356_800))
-        for bad in ["", "tomorrow", "2027-13-01", "2027-06-31x", "30/06/2027", String(repeating: "9", count: 100_000), "2027-06-30T25:00:00Z", "2027-02-30", "2027-02-28T12:61:00Z"] {
+        #expect(CredentialExpiry.parseDate("2027-06-30T14:00:00+02:00") == Date(timeIntervalSince1970: 1_814_356_800))
+        for bad in ["", "tomorrow", "2027-13-01", "2027-06-31x", "30/06/2027", String(repeating: "9", count: 100_000), "2027-06-30T25:00:00Z", "2027-02-30", "2027-02-28T12:61:00Z",
+                    "2027-02-30T00:00:00Z", "2027-13-01T00:00:00Z", "2027-06-30T12:00:00+25:00", "2027-06-30T12:00:00+02:61", "2027-6-5", "2027-06-30X12:00:00Z"] {
             #expect(CredentialExpiry.parseDate(bad) == nil, "\(bad.prefix(20))")
         }
     }
@@ -80,7 +85,7 @@ struct CredentialExpiryTests {
         let badDate = refusal(["--client-secret=s", "--secret-expires=soon-ish"])
         #expect(badDate?.message.contains("Wrong --secret-expires value") == true)
         #expect(badDate?.redacted.contains("soon-ish") == false)
-        for bad in ["-1", "3651", "x", "1e3", String(repeating: "9", count: 40)] {
+        for bad in ["-1", "3651", "x", "1e3", "+5", " 5", String(repeating: "9", count: 40)] {
             #expect(refusal(["--client-secret=s", "--expiry-warning-days=\(bad)"])?.redacted.contains("--expiry-warning-days") == true, "\(bad)")
         }
     }

@@ -22,6 +22,7 @@ struct CredentialTests {
                                 "-keyout", d + "/app.key", "-out", d + "/app.crt"])
         try await Self.openssl(["rsa", "-in", d + "/app.key", "-pubout", "-out", d + "/app.pub"])
         try await Self.openssl(["genrsa", "-out", d + "/other.key", "2048"])
+        try Data(repeating: 0x41, count: 256 * 1024 + 1).write(to: URL(fileURLWithPath: d + "/big.crt"))
         var config = SimulatorConfiguration.standard()
         var tenant = SimulatedTenant(name: "certified", data: .fixture("small"))
         tenant.aliases = ["certified.onmicrosoft.com"]
@@ -55,7 +56,7 @@ struct CredentialTests {
             #expect(quiet.stdout == bySecret.stdout)
             #expect(quiet.stderr.isEmpty, "\(quiet.stderr)")
             let far = try await run(["--certificate-file=\(d)/app.crt", "--private-key-file=\(d)/app.key", "--expiry-warning-days=4"])
-            #expect(far.stderr.isEmpty, "4 days and some hours remain: outside a 4-day window")
+            #expect(far.stderr.isEmpty, "5 days less a few seconds remain: outside a 4-day window")
 
             let wrongKey = try await run(["--certificate-file=\(d)/app.crt", "--private-key-file=\(d)/other.key"])
             #expect(wrongKey.exitCode == 3)
@@ -68,9 +69,19 @@ struct CredentialTests {
             #expect(secretExpired.stderr.contains("(2020-01-01)"))
 
             let tokensNow = await sim.stats().tokenRequests
+            // A private key pasted where its path goes is never echoed; a FIFO is refused without
+            // waiting for a writer.
+            let pem = try String(contentsOfFile: d + "/app.key", encoding: .utf8)
+            #expect(mkfifo(d + "/fifo", 0o600) == 0)
+            let pasted = try await run(["--certificate-file=\(d)/app.crt", "--private-key-file=\(pem)"])
+            #expect(pasted.exitCode == 3)
+            #expect(pasted.stdout.contains("the private key file (a value that is not a file path: not shown) cannot be read"), "\(pasted.stdout)")
+            #expect(!pasted.stdout.contains("PRIVATE") && !pasted.stderr.contains("PRIVATE") && !pasted.stdout.contains(String(pem.dropFirst(40).prefix(20))))
             for (certificate, key, expected) in [
-                ("\(d)/missing.crt", "\(d)/app.key", "cannot read certificate '\(d)/missing.crt'"),
-                ("/dev/zero", "\(d)/app.key", "cannot read certificate '/dev/zero' (a readable PEM file of at most 256 KiB)"),
+                ("\(d)/fifo", "\(d)/app.key", "the certificate file '\(d)/fifo' is not a regular file"),
+                ("\(d)/missing.crt", "\(d)/app.key", "the certificate file '\(d)/missing.crt' cannot be read"),
+                ("/dev/zero", "\(d)/app.key", "the certificate file '/dev/zero' is not a regular file"),
+                ("\(d)/big.crt", "\(d)/app.key", "the certificate file '\(d)/big.crt' holds more than 256 KiB"),
                 ("\(d)/app.key", "\(d)/app.key", "holds no PEM certificate"),
                 ("\(d)/app.crt", "\(d)/app.crt", "is not an RSA private key in PEM form"),
             ] {
