@@ -19,6 +19,19 @@ public struct KafkaMessage: Sendable {
     /// Milliseconds since the epoch, when the record has a timestamp.
     public var timestamp: Int64?
 
+    /// A record with these fields (for tools and tests that build records to read back).
+    public init(
+        topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], timestamp: Int64?
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+
     /// The record's topic and partition.
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
     /// The key decoded as UTF-8 (invalid bytes replaced); nil without a key.

@@ -40,7 +40,7 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(help: "Only requests of this tenant (the record key).") var tenant: String?
         @Option(help: "Only the request with this id.") var id: String?
         @Option(help: "Only records dead-lettered at or after this RFC 3339 time.") var since: String?
-        @Option(help: "Give up reading after this many seconds (default 60).") var timeout: Double = 60
+        @Option(help: "Give up reading after this many seconds.") var timeout: Double = 60
 
         func validate() throws {
             guard timeout > 0, timeout <= 3_600 else { throw ValidationError("--timeout takes 0 to 3600 seconds") }
@@ -77,7 +77,7 @@ struct DLQCommand: AsyncParsableCommand {
             abstract: "List dead-lettered requests: position (partition:offset), time, kind, tenant, id, reason.")
         @OptionGroup var selection: Selection
         @Option(help: "Output: table (one line each) or json (one object per line, with the value).") var format: Format = .table
-        @Option(help: "Show at most this many (the oldest first; default 1000).") var limit: Int = 1_000
+        @Option(help: "Show at most this many (the oldest first).") var limit: Int = 1_000
 
         enum Format: String, ExpressibleByArgument, CaseIterable { case table, json }
 
@@ -143,9 +143,9 @@ struct DLQCommand: AsyncParsableCommand {
         @Flag(help: "Replay every record of the topic (no filter).") var all = false
         @Flag(help: "Print what would be sent and what would be refused; send nothing.") var dryRun = false
         @Option(help: "The topic to send to (default: the configuration's kafka.requests).") var to: String?
-        @Option(help: "Refuse requests already replayed this many times (default 3).") var maxReplays: Int = 3
+        @Option(help: "Refuse requests already replayed this many times.") var maxReplays: Int = 3
         @Flag(help: "Also replay poison requests (workers died twice while they ran).") var allowPoison = false
-        @Option(help: "Replay at most this many (default 10000).") var limit: Int = 10_000
+        @Option(help: "Replay at most this many.") var limit: Int = 10_000
 
         func validate() throws {
             if let position, DeadLetterFilter.position(position) == nil { throw ValidationError("--position takes partition:offset, e.g. 0:42") }
