@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 import Logging
 
@@ -11,6 +12,9 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     let label: String
     let json: Bool
+    /// `log.redactUserNames`: user names (the local part of `name@domain` addresses) in messages
+    /// and metadata values are written as `<user>` (PersonalData); on by default.
+    public var redactUserNames = true
 
     /// A handler for the logger named `label` (written as `logger`): one JSON object per line, or with
     /// `json` false a text line `time level label: message key=value…`.
@@ -32,20 +36,24 @@ public struct JSONLogHandler: LogHandler {
     }
 
     func write(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, error: (any Error)?) {
+        SafeOutput.standardError.write(line(level: level, message: message, metadata: explicit, error: error, time: Date()) + "\n")
+    }
+
+    /// The line written for one event (without its newline).
+    func line(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, error: (any Error)?, time date: Date) -> String {
         var all = metadata
         if let error { all["error"] = "\(error)" }
         if let explicit { all.merge(explicit) { $1 } }
-        let time = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        let text: String
+        let redact = redactUserNames
+        func clean(_ text: String) -> String { redact ? PersonalData.redactUserNames(text) : text }
+        let time = date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         if json {
-            var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": message.description]
-            for (k, v) in all { object[k] = "\(v)" }
+            var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": clean(message.description)]
+            for (k, v) in all { object[k] = clean("\(v)") }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            text = String(decoding: data, as: UTF8.self)
-        } else {
-            let meta = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            text = "\(time) \(level.rawValue) \(label): \(message)\(meta.isEmpty ? "" : " " + meta)"
+            return String(decoding: data, as: UTF8.self)
         }
-        SafeOutput.standardError.write(text + "\n")
+        let meta = all.sorted { $0.key < $1.key }.map { "\($0.key)=\(clean("\($0.value)"))" }.joined(separator: " ")
+        return "\(time) \(level.rawValue) \(label): \(clean(message.description))\(meta.isEmpty ? "" : " " + meta)"
     }
 }

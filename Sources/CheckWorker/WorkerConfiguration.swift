@@ -173,6 +173,8 @@ public struct WorkerConfiguration: Sendable {
     public var logFormat = "json"
     /// `log.level`: the lowest level logged, a swift-log level name (not validated when parsed).
     public var logLevel = "info"
+    /// `log.redactUserNames`: write user names in log lines as `<user>` (default true).
+    public var logRedactUserNames = true
 
     /// A configuration with every default and no tenants.
     public init() {}
@@ -265,7 +267,11 @@ public struct WorkerConfiguration: Sendable {
             }
         }
         if let l = try Section.optional(top["log"], path: "log") {
-            try l.check(["format", "level"])
+            try l.check(["format", "level", "redactUserNames"])
+            if let redact = try l.string("redactUserNames") {
+                guard redact == "true" || redact == "false" else { throw ConfigurationError("log.redactUserNames must be true or false") }
+                c.logRedactUserNames = redact == "true"
+            }
             c.logFormat = try l.string("format") ?? c.logFormat
             guard ["json", "text"].contains(c.logFormat) else { throw ConfigurationError("log.format must be json or text") }
             c.logLevel = try l.string("level") ?? c.logLevel

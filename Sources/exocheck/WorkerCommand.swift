@@ -46,6 +46,7 @@ struct WorkerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in
             var h = JSONLogHandler(label: label, json: configuration.logFormat == "json")
             h.logLevel = level
+            h.redactUserNames = configuration.logRedactUserNames
             return h
         }
         let logger = Logger(label: "exocheck.worker")

@@ -1,0 +1,64 @@
+/// User names in text that leaves the check for places with other readers and retention (logs):
+/// Exchange reports name users by their user principal name (`jane.doe@contoso.com`), and so do
+/// error messages that quote a report cell or a request's filter.
+///
+/// Pure and linear in the text; used by the worker's log handler (`log.redactUserNames`, on by
+/// default). Results keep what the plugin prints (with `--verbose` that includes user names and
+/// display names): their readers are the monitoring engine's users.
+public enum PersonalData {
+    /// What replaces the local part of an address.
+    public static let placeholder = "<user>"
+
+    /// `text` with the local part of every e-mail-like address (`local@domain.tld`) replaced by
+    /// `<user>`; the domain stays (it names the tenant, not a person).
+    public static func redactUserNames(_ text: String) -> String {
+        // Fast path: no '@', nothing to do.
+        guard text.utf8.contains(UInt8(ascii: "@")) else { return text }
+        let scalars = Array(text.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        out.reserveCapacity(scalars.count)
+        var copied = 0  // scalars[..<copied] are in `out`
+        var i = 0
+        while i < scalars.count {
+            guard scalars[i] == "@" else {
+                i += 1
+                continue
+            }
+            var start = i
+            while start > copied, isLocal(scalars[start - 1]) { start -= 1 }
+            // A name starts with a letter or digit: a quote or bracket before it is the text's.
+            while start < i, !(scalars[start].properties.isAlphabetic || ("0"..."9").contains(scalars[start])) { start += 1 }
+            var end = i + 1
+            var dots = 0
+            while end < scalars.count, isDomain(scalars[end]) {
+                if scalars[end] == "." { dots += 1 }
+                end += 1
+            }
+            // Trailing dots or hyphens end a sentence, not a domain.
+            while end > i + 1, scalars[end - 1] == "." || scalars[end - 1] == "-" {
+                if scalars[end - 1] == "." { dots -= 1 }
+                end -= 1
+            }
+            if start < i, dots > 0, end > i + 1 {
+                out.append(contentsOf: scalars[copied..<start])
+                out.append(contentsOf: placeholder.unicodeScalars)
+                out.append(contentsOf: scalars[i..<end])
+                copied = end
+            }
+            i = end > i ? end : i + 1
+        }
+        out.append(contentsOf: scalars[copied...])
+        return String(out)
+    }
+
+    /// Characters of an address's local part: letters (any script), digits and `.!#$%&'*+/=?^_`{|}~-`.
+    static func isLocal(_ s: Unicode.Scalar) -> Bool {
+        if s.properties.isAlphabetic || ("0"..."9").contains(s) { return true }
+        return ".!#$%&'*+/=?^_`{|}~-".unicodeScalars.contains(s)
+    }
+
+    /// Characters of a domain: letters (any script), digits, `.` and `-`.
+    static func isDomain(_ s: Unicode.Scalar) -> Bool {
+        s.properties.isAlphabetic || ("0"..."9").contains(s) || s == "." || s == "-"
+    }
+}

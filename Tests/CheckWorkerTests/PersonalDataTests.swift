@@ -1,0 +1,49 @@
+import ExchangeChecks
+import Foundation
+import Logging
+import Testing
+
+@testable import CheckWorker
+
+/// User names in logs (issue 12 item 6): redacted by default, the domain kept.
+@Suite("Personal data in logs")
+struct PersonalDataTests {
+    @Test("the local part of every address becomes <user>; the domain stays; text without addresses is unchanged")
+    func redacts() {
+        #expect(PersonalData.redactUserNames("row 3: 'jane.doe@contoso.com' is not a number") == "row 3: '<user>@contoso.com' is not a number")
+        #expect(PersonalData.redactUserNames("a@x.io, b+tag@y.example.org.") == "<user>@x.io, <user>@y.example.org.")
+        #expect(PersonalData.redactUserNames("jérôme@contoso.fr") == "<user>@contoso.fr")
+        #expect(PersonalData.redactUserNames("o'brien@tenant.onmicrosoft.com;") == "<user>@tenant.onmicrosoft.com;")
+        for unchanged in ["no address here", "@contoso.com", "user@localhost", "50%@", "a@b", "", "@@@", "x@.", "x@-.-"] {
+            #expect(PersonalData.redactUserNames(unchanged) == unchanged, "\(unchanged)")
+        }
+    }
+
+    @Test("hostile text: many '@', long runs, no quadratic time on 1 MB")
+    func hostile() {
+        let many = String(repeating: "a@", count: 200_000) + "b.c"
+        let out = PersonalData.redactUserNames(many)
+        #expect(out.hasSuffix("<user>@b.c"))
+        let long = String(repeating: "x", count: 1_000_000) + "@contoso.com"
+        #expect(PersonalData.redactUserNames(long) == "<user>@contoso.com")
+        let clock = ContinuousClock()
+        let elapsed = clock.measure { _ = PersonalData.redactUserNames(String(repeating: "@x.y ", count: 200_000)) }
+        #expect(elapsed < .seconds(20), "linear: \(elapsed)")
+    }
+
+    @Test("the worker's log lines (JSON and text) redact messages and metadata values by default; log.redactUserNames: false keeps them")
+    func logHandler() throws {
+        var h = JSONLogHandler(label: "t", json: true)
+        let when = Date(timeIntervalSince1970: 0)
+        let json = h.line(level: .warning, message: "token for jane@contoso.com", metadata: ["upn": "john@contoso.com"], error: nil, time: when)
+        #expect(!json.contains("jane") && !json.contains("john"))
+        #expect(json.contains("<user>@contoso.com"))
+        h.redactUserNames = false
+        #expect(h.line(level: .warning, message: "jane@contoso.com", metadata: nil, error: nil, time: when).contains("jane@contoso.com"))
+        let text = JSONLogHandler(label: "t", json: false).line(level: .info, message: "m", metadata: ["k": "x.y@z.org"], error: nil, time: when)
+        #expect(text.hasSuffix("t: m k=<user>@z.org"))
+        #expect(try WorkerConfiguration.parse("log: {redactUserNames: false}").logRedactUserNames == false)
+        #expect(try WorkerConfiguration.parse("{}").logRedactUserNames == true)
+        #expect(throws: ConfigurationError.self) { try WorkerConfiguration.parse("log: {redactUserNames: sometimes}") }
+    }
+}
