@@ -17,6 +17,8 @@ public struct CheckProcessor: Sendable {
     public let pool: EvaluationPool
     /// How a result is cut to fit one record (from the producer's `message.max.bytes`).
     let resultPolicy: ResultSizePolicy
+    /// The tenants and credentials, replaced by a configuration reload (SIGHUP).
+    public let tenants: TenantDirectory
 
     /// A processor for the worker's checks. The result size limit comes from
     /// `configuration.kafka.properties` (`message.max.bytes`); without `pool`, a new EvaluationPool with
@@ -37,11 +39,31 @@ public struct CheckProcessor: Sendable {
         self.reports = reports
         self.metrics = metrics
         self.logger = logger
+        self.tenants = TenantDirectory(configuration)
+        announceCredentials(tenants.current, replacing: nil)
+    }
+
+    /// Applies a configuration read again (SIGHUP): its tenants and credential warning window
+    /// replace the running ones; `plan` says what changed (other sections need a restart).
+    public func apply(_ loaded: WorkerConfiguration) {
+        let old = tenants.current
+        let new = TenantDirectory.Snapshot(tenants: loaded.tenants, warningDays: loaded.graph.credentialExpiryWarningDays)
+        tenants.replace(new)
+        announceCredentials(new, replacing: old)
+    }
+
+    /// Exports each tenant's credential expiry (dropping the series of tenants no longer there)
+    /// and logs a warning for each one within the warning window.
+    func announceCredentials(_ snapshot: TenantDirectory.Snapshot, replacing old: TenantDirectory.Snapshot?) {
+        for tenant in (old?.tenants.values).map(Array.init) ?? [] {
+            guard let expiry = tenant.credentialExpiry else { continue }
+            metrics.removeCredentialExpiry(tenant: tenant.name, source: expiry.source)
+        }
         let now = Date()
-        for tenant in configuration.tenants.values.sorted(by: { $0.name < $1.name }) {
+        for tenant in snapshot.tenants.values.sorted(by: { $0.name < $1.name }) {
             guard let expiry = tenant.credentialExpiry else { continue }
             metrics.credentialExpiry(tenant: tenant.name, source: expiry.source, timestamp: expiry.timestamp)
-            if let warning = expiry.warning(now: now, warningDays: configuration.graph.credentialExpiryWarningDays, tenant: tenant.name) {
+            if let warning = expiry.warning(now: now, warningDays: snapshot.warningDays, tenant: tenant.name) {
                 logger.warning("\(warning)", metadata: ["tenant": "\(tenant.name)", "credential.expires": "\(RFC3339.string(expiry.notAfter))"])
             }
         }
@@ -185,7 +207,8 @@ public struct CheckProcessor: Sendable {
         case .check(let c, let s): (config, shape) = (c, s)
         case .refused(let reason): return await refuse(.invalidRequest, "Invalid check request: \(reason)", deadLetter: true)
         }
-        guard let tenant = configuration.tenants[request.tenant] else {
+        let directory = tenants.current
+        guard let tenant = directory.tenants[request.tenant] else {
             return await refuse(
                 .unknownTenant, "Tenant '\(request.tenant)' is not configured on this worker (add it under 'tenants' in the worker configuration).",
                 deadLetter: true)
@@ -209,7 +232,7 @@ public struct CheckProcessor: Sendable {
         session.tokenRetry = .graph
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
-        let provider = CachedReports(cache: reports, tenant: request.tenant, session: session, parser: pool)
+        let provider = CachedReports(cache: reports, tenant: tenant.reportCacheName, session: session, parser: pool)
         // The check's own budget (shortened by its deadline) for every regex from here on, so that
         // a regex stops no later than the point where the watchdog would count its thread as stuck.
         let (outcome, rendered) = await RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
@@ -235,7 +258,7 @@ public struct CheckProcessor: Sendable {
                 ?? rendered.optionFailure.map { .init(kind: $0, message: Self.withoutStatusLabel(Self.summary(rendered.shortOutput))) })
         computed.reportAgeSeconds = outcome.reportAge.map { max(0, Int($0.components.seconds)) }
         // Not in `output`, which stays the plugin's: a field of its own.
-        if let warning = tenant.credentialExpiry?.warning(now: Date(), warningDays: configuration.graph.credentialExpiryWarningDays, tenant: tenant.name) {
+        if let warning = tenant.credentialExpiry?.warning(now: Date(), warningDays: directory.warningDays, tenant: tenant.name) {
             computed.warnings = [warning]
         }
         let whole = computed

@@ -9,7 +9,7 @@ import Yams
 /// environment only and never logged.
 public struct WorkerConfiguration: Sendable {
     /// The `kafka` key: client properties and topic names.
-    public struct KafkaSection: Sendable {
+    public struct KafkaSection: Sendable, Equatable {
         /// `kafka.properties`: librdkafka properties passed verbatim (bootstrap.servers, SASL/TLS,
         /// tuning); scalars become strings. `message.max.bytes` also sets the result size limit.
         public var properties: [String: String] = [:]
@@ -36,7 +36,7 @@ public struct WorkerConfiguration: Sendable {
     }
 
     /// The `worker` key: concurrency, time limits, health and the worker's name.
-    public struct WorkerSection: Sendable {
+    public struct WorkerSection: Sendable, Equatable {
         /// `worker.concurrency`: checks in flight at most in this worker (at least 1); when full,
         /// partitions are paused.
         public var concurrency = 64
@@ -86,7 +86,7 @@ public struct WorkerConfiguration: Sendable {
     }
 
     /// The `graph` key: endpoints, request timeout and report cache, for all tenants.
-    public struct GraphSection: Sendable {
+    public struct GraphSection: Sendable, Equatable {
         /// `graph.loginEndpoint`: the login endpoint of every tenant without its own; nil keeps the
         /// tenant's cloud default.
         public var loginEndpoint: String?

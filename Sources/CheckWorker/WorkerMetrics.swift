@@ -54,11 +54,18 @@ public struct WorkerMetrics: Sendable {
                 "When each configured tenant's credential expires (Unix time): a certificate's notAfter or a secret's configured secretExpires; absent when unknown."
         )
 
+        static let configReloads = Family(
+            name: "exocheck_config_reloads_total",
+            help: "Configuration reloads (SIGHUP) by result: applied, or refused because the new file is not valid (the running configuration stays).")
+        static let configReloadSuccessful = Family(
+            name: "exocheck_config_last_reload_successful", help: "1 when the last configuration reload was applied (or none was asked), 0 when it was refused."
+        )
+
         /// Every family the worker exports.
         public static let all: [Family] = [
             checks, checkDuration, tokenCache, reportCache, graphCalls, graphThrottled, deadLettered, inFlight, consumerLag,
             uncommitted, stuckThreads, quarantined, quarantineEnabled, quarantineWaiting, resultsProduced, oldestUncommitted,
-            partitionsPaused, produceRetries, credentialExpiry,
+            partitionsPaused, produceRetries, credentialExpiry, configReloads, configReloadSuccessful,
         ]
     }
 
@@ -82,6 +89,8 @@ public struct WorkerMetrics: Sendable {
             gauge(family).set(Int64(0))
         }
         for result in ["hit", "miss"] { counter(.tokenCache, [("result", result)]).increment(by: Int64(0)) }
+        for result in ["applied", "refused"] { counter(.configReloads, [("result", result)]).increment(by: Int64(0)) }
+        gauge(.configReloadSuccessful).set(Int64(1))
         for origin in ReportOrigin.allCases { counter(.reportCache, [("result", origin.rawValue)]).increment(by: Int64(0)) }
         for kind in CheckErrorKind.allCases { counter(.deadLettered, [("kind", kind.rawValue)]).increment(by: Int64(0)) }
     }
@@ -99,6 +108,19 @@ public struct WorkerMetrics: Sendable {
     public func credentialExpiry(tenant: String, source: CredentialExpiry.Source, timestamp: Double) {
         registry.makeGauge(name: Family.credentialExpiry.name, labels: [("tenant", tenant), ("kind", source.rawValue)], help: Family.credentialExpiry.help)
             .set(timestamp)
+    }
+
+    /// Removes a tenant's expiry series (the tenant or its credential is gone after a reload).
+    public func removeCredentialExpiry(tenant: String, source: CredentialExpiry.Source) {
+        registry.unregisterGauge(
+            registry.makeGauge(name: Family.credentialExpiry.name, labels: [("tenant", tenant), ("kind", source.rawValue)], help: Family.credentialExpiry.help))
+    }
+
+    /// A configuration reload (SIGHUP): `exocheck_config_reloads_total` by result (`applied`,
+    /// `refused`), and `exocheck_config_last_reload_successful` (1 or 0).
+    public func configReload(applied: Bool) {
+        counter(.configReloads, [("result", applied ? "applied" : "refused")]).increment()
+        gauge(.configReloadSuccessful).set(Int64(applied ? 1 : 0))
     }
 
     /// One finished check: `exocheck_checks_total` by mode and status, and its duration in

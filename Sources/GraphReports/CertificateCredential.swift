@@ -60,7 +60,7 @@ public struct CertificateAssertion: Sendable {
     /// The credential for `AppIdentity`: a fresh assertion for each token request.
     public var credential: ClientCredential {
         let assertion = self
-        return .assertion { audience in try assertion.make(audience: audience) }
+        return .assertion(id: "certificate:" + thumbprint) { audience in try assertion.make(audience: audience) }
     }
 
     /// One signed assertion for `audience` (the token URL).

@@ -33,8 +33,9 @@ public struct AccessToken: Sendable, Equatable, Codable {
 public enum ClientCredential: Sendable {
     /// The value of a client secret, sent as `client_secret`.
     case secret(String)
-    /// A signed JWT client assertion, made fresh for each token request.
-    case assertion(@Sendable (_ audience: String) throws -> String)
+    /// A signed JWT client assertion, made fresh for each token request; `id` tells one signing
+    /// credential from another (a certificate's thumbprint) without holding a secret.
+    case assertion(id: String, make: @Sendable (_ audience: String) throws -> String)
     /// Workload identity federation: the client assertion is the token in this file (on
     /// Kubernetes, the projected service-account token that `AZURE_FEDERATED_TOKEN_FILE` names),
     /// read again for every token request because the kubelet rotates it. No secret is stored.
@@ -104,7 +105,7 @@ public struct IdentityClient: Sendable {
         switch app.credential {
         case .secret(let secret):
             form.append(("client_secret", secret))
-        case .assertion(let make):
+        case .assertion(_, let make):
             let jwt: String
             do { jwt = try make(app.tokenURL) } catch {
                 throw GraphError(.auth, "Cannot build the certificate client assertion: \(error)")

@@ -10,7 +10,8 @@ public struct TokenKey: Hashable, Sendable {
     public var tenant: String
     /// The application (client) id, lowercased.
     public var clientId: String
-    /// SHA-256 (hex) of the client secret, `certificate` for a certificate assertion, or
+    /// SHA-256 (hex) of the client secret, the assertion's id (`certificate:` and the
+    /// certificate's thumbprint), or
     /// `federated:` and the SHA-256 of the token file path for workload identity.
     public var credentialFingerprint: String
 
@@ -21,7 +22,7 @@ public struct TokenKey: Hashable, Sendable {
         clientId = app.clientId.lowercased()
         switch app.credential {
         case .secret(let s): credentialFingerprint = Fingerprint.sha256Hex(s)
-        case .assertion: credentialFingerprint = "certificate"
+        case .assertion(let id, _): credentialFingerprint = id
         case .federated(let path): credentialFingerprint = "federated:" + Fingerprint.sha256Hex(path)
         }
     }

@@ -20,6 +20,12 @@ struct WorkerCommand: AsyncParsableCommand {
             clientSecretFile | clientSecretEnv | certificateFile + privateKeyFile, cloud). See README.
             SIGTERM/SIGINT: stop consuming, finish in-flight checks within the grace period, flush,
             commit, leave the group.
+            SIGHUP: read the configuration file again; tenants added or removed and rotated secrets
+            or certificates take effect at once (checks running keep what they started with). The
+            whole file is validated first: a file that fails is refused (log line, metric
+            exocheck_config_reloads_total{result="refused"}) and the running configuration stays.
+            Changes to kafka, worker, graph (other than credentialExpiryWarningDays) or log need a
+            restart: the log line says so.
             """
     )
 
@@ -83,6 +89,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 rename(portFile + ".tmp", portFile)
             }
         }
+        let reloader = ConfigReloader(path: config, running: configuration, processor: processor, metrics: metrics, logger: logger)
         let endpoints = Set(configuration.tenants.values.map(\.endpoints.graph))
         let probe = GraphProbe(transport: transport, endpoints: Array(endpoints), health: health)
         let group = ServiceGroup(
@@ -92,6 +99,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 services: [
                     .init(service: http),
                     .init(service: probe),
+                    .init(service: reloader),
                     .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
