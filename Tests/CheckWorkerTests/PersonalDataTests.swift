@@ -46,4 +46,26 @@ struct PersonalDataTests {
         #expect(try WorkerConfiguration.parse("{}").logRedactUserNames == true)
         #expect(throws: ConfigurationError.self) { try WorkerConfiguration.parse("log: {redactUserNames: sometimes}") }
     }
+
+    @Test("a log line is one line of valid JSON whose values read back exactly, whatever the text (control characters, quotes, backslashes, U+2028, any script)")
+    func logLineJSON() throws {
+        var rng = SystemRandomNumberGenerator()
+        var samples = ["", "plain", "quote \" backslash \\ slash /", "tab\tnew\nline\rcr", "\u{0}\u{1}\u{1f}\u{7f}\u{85}", "\u{2028}\u{2029}", "é中😀", "{\"k\":1}"]
+        for _ in 0..<300 {
+            let n = Int.random(in: 0..<40, using: &rng)
+            samples.append(String(String.UnicodeScalarView((0..<n).compactMap { _ in
+                Unicode.Scalar(UInt32.random(in: 0..<(Bool.random(using: &rng) ? 0x80 : 0x11_0000), using: &rng))
+            })))
+        }
+        for (i, v) in samples.enumerated() {
+            let object = ["message": v, "k\(i)\n\"": v, "time": "t"]
+            let line = JSONLogHandler.jsonObject(object)
+            #expect(!line.contains("\n") && !line.contains("\r") && !line.unicodeScalars.contains("\u{2028}"))
+            let back = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            #expect(back == object, "\(line)")
+            let sorted = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            #expect((try JSONSerialization.jsonObject(with: sorted) as? [String: String]) == back)
+        }
+        #expect(JSONLogHandler.jsonObject(["b": "2", "a": "1/x"]) == #"{"a":"1/x","b":"2"}"#, "keys sorted, slashes as they are")
+    }
 }
