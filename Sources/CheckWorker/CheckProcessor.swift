@@ -55,8 +55,10 @@ public struct CheckProcessor: Sendable {
     /// Exports each tenant's credential expiry (dropping the series of tenants no longer there)
     /// and logs a warning for each one within the warning window.
     func announceCredentials(_ snapshot: TenantDirectory.Snapshot, replacing old: TenantDirectory.Snapshot?) {
+        // Only the series that disappear (a scrape must not find a tenant's series missing).
         for tenant in (old?.tenants.values).map(Array.init) ?? [] {
             guard let expiry = tenant.credentialExpiry else { continue }
+            if snapshot.tenants[tenant.name]?.credentialExpiry?.source == expiry.source { continue }
             metrics.removeCredentialExpiry(tenant: tenant.name, source: expiry.source)
         }
         let now = Date()

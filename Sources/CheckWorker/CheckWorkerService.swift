@@ -576,6 +576,9 @@ public final class CheckWorkerService: Service, Sendable {
                     }
                     logger.warning("kafka error: \(e)")
                     continue loop
+                case .kafka(.partitionEnd):
+                    // Only with enable.partition.eof, which a worker does not ask for.
+                    continue loop
                 case .fatal(let e):
                     await Self.exitOnFatal(e, health: health, logger: logger)
                     continue loop

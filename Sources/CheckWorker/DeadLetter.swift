@@ -86,7 +86,7 @@ public struct DeadLetterRecord: Sendable {
         tenant = Self.printable(message.keyString ?? "")
         truncated = message.header(DeadLetterHeader.truncated) != nil
         headersDropped = message.header(DeadLetterHeader.headersDropped) != nil
-        replayCount = message.header(DeadLetterHeader.replayCount).flatMap { Int($0) }.map { max(0, $0) } ?? 0
+        replayCount = message.header(DeadLetterHeader.replayCount).flatMap { Int($0) }.map { min(max(0, $0), 1_000_000) } ?? 0
         let parts = [DeadLetterHeader.sourceTopic, DeadLetterHeader.sourcePartition, DeadLetterHeader.sourceOffset].compactMap { message.header($0) }
         source = parts.count == 3 ? Self.printable(parts.joined(separator: ":")) : ""
         // The value is parsed only when it is small enough to be a request a worker would read.
@@ -107,7 +107,11 @@ public struct DeadLetterRecord: Sendable {
                 out.append("…")
                 break
             }
-            out.append(scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) ? " " : scalar)
+            // Control characters, and format characters (bidi overrides, zero-width) and line or
+            // paragraph separators, which could make a line read as something else.
+            let category = scalar.properties.generalCategory
+            let hidden = category == .control || category == .format || category == .lineSeparator || category == .paragraphSeparator
+            out.append(hidden ? " " : scalar)
             count += 1
         }
         return String(out)
@@ -117,6 +121,13 @@ public struct DeadLetterRecord: Sendable {
     /// `poison` request made workers die twice; one replayed `maxReplays` times keeps failing.
     public func replayRefusal(maxReplays: Int, allowPoison: Bool) -> String? {
         if truncated { return "only the first bytes of this request were kept (it was larger than a record could copy): it cannot be sent again" }
+        if headersDropped {
+            return "its own headers (the id, the trace context) were too large and were not copied: it cannot be sent again as it was"
+        }
+        let added = replay(to: "").headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+        if added > CheckProcessor.maxHeaderBytes {
+            return "its headers with the replay's would exceed a worker's limit of \(CheckProcessor.maxHeaderBytes) bytes"
+        }
         if kind == CheckErrorKind.poison.rawValue, !allowPoison {
             return "a poison request (workers died twice while it ran): replaying it may crash workers again; --allow-poison sends it anyway"
         }

@@ -49,10 +49,10 @@ public struct JSONLogHandler: LogHandler {
         let time = date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         if json {
             var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": clean(message.description)]
-            for (k, v) in all { object[k] = clean("\(v)") }
+            for (k, v) in all { object[clean(k)] = clean("\(v)") }
             return Self.jsonObject(object)
         }
-        let meta = all.sorted { $0.key < $1.key }.map { "\($0.key)=\(clean("\($0.value)"))" }.joined(separator: " ")
+        let meta = all.sorted { $0.key < $1.key }.map { "\(clean($0.key))=\(clean("\($0.value)"))" }.joined(separator: " ")
         return "\(time) \(level.rawValue) \(label): \(clean(message.description))\(meta.isEmpty ? "" : " " + meta)"
     }
 

@@ -31,7 +31,8 @@ import GraphReports
 public actor ReportCache {
     /// Identifies a cache entry and its download in flight: one report request of one tenant.
     public struct Key: Hashable, Sendable {
-        /// The tenant's name as configured under `tenants`.
+        /// The tenant's data as the worker names it (`Tenant.reportCacheName`: its configured
+        /// name, Microsoft tenant, app and Graph endpoint); any string in tests.
         public var tenant: String
         /// The report and its parameter (period or date).
         public var request: ReportRequest

@@ -51,8 +51,14 @@ public struct ReloadPlan: Sendable, Equatable {
         changed = new.keys.filter { name in old[name].map { $0.identity != new[name]?.identity } ?? false }.sorted()
         var graphOld = running.graph
         var graphNew = loaded.graph
+        // The warning window and the endpoints apply through the tenants (each tenant's endpoints
+        // are resolved from them when the file is read).
         graphOld.credentialExpiryWarningDays = 0
         graphNew.credentialExpiryWarningDays = 0
+        graphOld.loginEndpoint = nil
+        graphNew.loginEndpoint = nil
+        graphOld.graphEndpoint = nil
+        graphNew.graphEndpoint = nil
         if running.kafka != loaded.kafka { needsRestart.append("kafka") }
         if running.worker != loaded.worker { needsRestart.append("worker") }
         if graphOld != graphNew { needsRestart.append("graph") }
@@ -73,8 +79,7 @@ public struct ReloadPlan: Sendable, Equatable {
 extension WorkerConfiguration.Tenant {
     /// Everything that tells one tenant configuration from another: the Microsoft tenant, the
     /// app, the endpoints and the credential's fingerprint (a secret's hash, a certificate's
-    /// thumbprint, a federated token file's path). Also the report cache's key for the tenant's
-    /// data, so that a name pointed at another tenant never serves the old tenant's reports.
+    /// thumbprint, a federated token file's path): what `ReloadPlan` compares.
     public var identity: String {
         let key = TokenKey(app: AppIdentity(tenant: tenantId, clientId: clientId, credential: credential, endpoints: endpoints))
         return [name, key.tenant, key.clientId, endpoints.login, endpoints.graph, key.credentialFingerprint].joined(separator: "\u{0}")

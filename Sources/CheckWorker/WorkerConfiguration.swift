@@ -205,7 +205,14 @@ public struct WorkerConfiguration: Sendable {
         // No timestamp rule: YAML would read an unquoted 2027-02-30 as March 2 (and 2027-6-5 as a
         // date); dates are strings here, read by the one strict parser (CredentialExpiry).
         do { root = try Yams.load(yaml: text, Resolver.default.removing(.timestamp)) } catch {
-            throw ConfigurationError("the configuration is not valid YAML: \(error)")
+            // The problem and its position only: Yams' own description quotes the line, which
+            // may hold a secret (an inline password), and reaches the log on a reload.
+            switch error as? YamlError {
+            case .scanner(_, let problem, let mark, _)?, .parser(_, let problem, let mark, _)?, .composer(_, let problem, let mark, _)?:
+                throw ConfigurationError("the configuration is not valid YAML: \(problem) (line \(mark.line), column \(mark.column))")
+            default:
+                throw ConfigurationError("the configuration is not valid YAML")
+            }
         }
         guard let top = root as? [String: Any] else { throw ConfigurationError("the configuration must be a mapping with kafka, worker, graph and tenants") }
         var c = WorkerConfiguration()

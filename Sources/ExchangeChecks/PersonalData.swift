@@ -27,15 +27,15 @@ public enum PersonalData {
             var start = i
             while start > copied, isLocal(scalars[start - 1]) { start -= 1 }
             // A name starts with a letter or digit: a quote or bracket before it is the text's.
-            while start < i, !(scalars[start].properties.isAlphabetic || ("0"..."9").contains(scalars[start])) { start += 1 }
+            while start < i, !isLetterOrDigit(scalars[start]) { start += 1 }
             var end = i + 1
             var dots = 0
             while end < scalars.count, isDomain(scalars[end]) {
                 if scalars[end] == "." { dots += 1 }
                 end += 1
             }
-            // Trailing dots or hyphens end a sentence, not a domain.
-            while end > i + 1, scalars[end - 1] == "." || scalars[end - 1] == "-" {
+            // Trailing dots, hyphens or backslashes end a sentence, not a domain.
+            while end > i + 1, scalars[end - 1] == "." || scalars[end - 1] == "-" || scalars[end - 1] == "\\" {
                 if scalars[end - 1] == "." { dots -= 1 }
                 end -= 1
             }
@@ -51,14 +51,26 @@ public enum PersonalData {
         return String(out)
     }
 
-    /// Characters of an address's local part: letters (any script), digits and `.!#$%&'*+/=?^_`{|}~-`.
+    /// Characters of a user principal name's local part (Microsoft allows letters, digits and
+    /// `' . - _ ! # ^ ~`; letters of any script with combining marks here), `+` and `%` (mail
+    /// aliases), and `\` (a name inside a regex: `jane\.doe@contoso\.com`). Not `=`, `/` or
+    /// `:`, so that `--filter-user=jane@…` keeps its option name.
     static func isLocal(_ s: Unicode.Scalar) -> Bool {
-        if s.properties.isAlphabetic || ("0"..."9").contains(s) { return true }
-        return ".!#$%&'*+/=?^_`{|}~-".unicodeScalars.contains(s)
+        if isLetterOrDigit(s) { return true }
+        return ".-_!#^~'+%\\".unicodeScalars.contains(s)
     }
 
-    /// Characters of a domain: letters (any script), digits, `.` and `-`.
+    /// Characters of a domain: letters (any script, with combining marks), digits, `.`, `-`, and
+    /// `\` (a regex's escaped dot).
     static func isDomain(_ s: Unicode.Scalar) -> Bool {
-        s.properties.isAlphabetic || ("0"..."9").contains(s) || s == "." || s == "-"
+        isLetterOrDigit(s) || s == "." || s == "-" || s == "\\"
+    }
+
+    static func isLetterOrDigit(_ s: Unicode.Scalar) -> Bool {
+        if s.properties.isAlphabetic || ("0"..."9").contains(s) { return true }
+        switch s.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
     }
 }

@@ -55,8 +55,12 @@ public enum KafkaConsumerEvent: Sendable {
     /// With rebalance hooks only, just before `.assigned`: where each new partition starts,
     /// as completed by `RebalanceHooks.onAssign`.
     case starts([TopicPartition: PartitionStart])
-    /// An error from librdkafka's error callback or from consuming (partition EOF is not reported).
+    /// An error from librdkafka's error callback or from consuming.
     case error(KafkaError)
+    /// The reader reached the end of a partition (only with `enable.partition.eof=true`, which
+    /// tools that read a topic to its end set): the last offset may be a transaction marker or
+    /// deleted, so waiting for it is no way to know the end was reached.
+    case partitionEnd(TopicPartition)
 }
 
 /// What is known about a partition when it is assigned: its committed offset (nil when nothing
@@ -157,11 +161,15 @@ public final class KafkaConsumer: Sendable {
 
     /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
     /// for tools that follow a topic from "now", the beginning, or a time.
-    public convenience init(configuration: KafkaConfiguration, assignment: [TopicPartition: Int64], log: KafkaLogHandler? = nil) throws(KafkaError) {
+    /// `handOffLimit`: messages given out on `events` and not yet `handled()` at most (nil: no
+    /// limit; a reader slower than the broker then buffers without bound).
+    public convenience init(
+        configuration: KafkaConfiguration, assignment: [TopicPartition: Int64], handOffLimit: Int? = nil, log: KafkaLogHandler? = nil
+    ) throws(KafkaError) {
         var config = configuration
         if config.groupId == nil { config.groupId = "exocheck-reader-\(UUID().uuidString.prefix(8))" }
         config.properties["enable.auto.commit"] = "false"
-        try self.init(configuration: config, source: .assign(assignment), hooks: nil, handOff: nil, log: log)
+        try self.init(configuration: config, source: .assign(assignment), hooks: nil, handOff: handOffLimit.map(HandOff.init), log: log)
     }
 
     enum Source {
@@ -266,7 +274,10 @@ public final class KafkaConsumer: Sendable {
     static func copy(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerEvent? {
         let m = pointer.pointee
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+                return .partitionEnd(TopicPartition(topic, m.partition))
+            }
             return .error(KafkaError(m.err, context: "consume"))
         }
         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""

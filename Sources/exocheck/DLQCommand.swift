@@ -88,7 +88,7 @@ struct DLQCommand: AsyncParsableCommand {
             let filter = selection.filter
             var shown = 0
             var byKind: [String: Int] = [:]
-            let read = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout) { record in
+            let outcome = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout) { record in
                 guard filter.matches(record) else { return true }
                 byKind[record.kind, default: 0] += 1
                 shown += 1
@@ -103,7 +103,8 @@ struct DLQCommand: AsyncParsableCommand {
             }
             let kinds = byKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             let more = shown > limit ? "; \(shown - limit) more not shown (--limit)" : ""
-            SafeOutput.printError("dlq: \(shown) of \(read) record(s) in '\(topic)' match\(kinds.isEmpty ? "" : " (\(kinds))")\(more)")
+            SafeOutput.printError("dlq: \(shown) of \(outcome.read) record(s) in '\(topic)' match\(kinds.isEmpty ? "" : " (\(kinds))")\(more)")
+            try DeadLetterReader.requireComplete(outcome, timeout: selection.timeout)
         }
     }
 
@@ -121,11 +122,12 @@ struct DLQCommand: AsyncParsableCommand {
             var filter = selection.filter
             filter.position = DeadLetterFilter.position(position)
             var found: DeadLetterRecord?
-            _ = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout, only: filter.position) { record in
+            let outcome = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout, only: filter.position) { record in
                 guard filter.matches(record) else { return true }
                 found = record
                 return false
             }
+            if found == nil { try DeadLetterReader.requireComplete(outcome, timeout: selection.timeout) }
             guard let record = found else {
                 SafeOutput.printError("dlq: no record \(position) in '\(topic)' (matching the filters)")
                 throw ExitCode(1)
@@ -170,7 +172,8 @@ struct DLQCommand: AsyncParsableCommand {
             var failed = 0
             var expired = 0
             let now = Date()
-            _ = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout, only: filter.position) { record in
+            var last: String?
+            let outcome = try await DeadLetterReader.read(kafka: kafka, topic: topic, timeout: selection.timeout, only: filter.position) { record in
                 guard filter.matches(record) else { return true }
                 if let why = record.replayRefusal(maxReplays: maxReplays, allowPoison: allowPoison) {
                     refused += 1
@@ -185,6 +188,7 @@ struct DLQCommand: AsyncParsableCommand {
                     do {
                         _ = try await producer.send(record.replay(to: target))
                         sent += 1
+                        last = "\(record.partition):\(record.offset)"
                         SafeOutput.print(
                             "replayed \(record.partition):\(record.offset)  \(record.kind)  id=\(record.id.isEmpty ? "-" : record.id) → \(target)\(note)")
                     } catch {
@@ -204,20 +208,42 @@ struct DLQCommand: AsyncParsableCommand {
             SafeOutput.printError(
                 "dlq: \(verb) \(sent), refused \(refused)\(failed > 0 ? ", failed \(failed)" : "")\(expired > 0 ? ", \(expired) past their deadline" : "")\(sent >= limit ? " (--limit reached)" : "")"
             )
+            if !outcome.complete, let last {
+                SafeOutput.printError(
+                    "dlq: the read stopped at --timeout; the last record replayed was \(last) (a replayed request carries exocheck-replay-of: run again with --since or --position to avoid sending it twice)"
+                )
+            }
             if failed > 0 { throw ExitCode(1) }
+            try DeadLetterReader.requireComplete(outcome, timeout: selection.timeout)
         }
     }
 }
 
 /// Reads the dead-letter topic from its start to the end it has when the read begins.
 enum DeadLetterReader {
+    /// How a read ended.
+    struct Outcome {
+        /// Records read.
+        var read = 0
+        /// Records the topic held between its start and its end when the read began.
+        var total: Int64 = 0
+        /// False when `--timeout` ended the read before every partition was read to its end.
+        var complete = true
+    }
+
+    /// Records handed to `each` and not yet done with, at most: the reader waits for `each`
+    /// (a replay's delivery, a slow terminal) instead of buffering the topic in memory.
+    static let handOffLimit = 256
+
     /// Calls `each` for every record, oldest first per partition, until it returns false or
-    /// every partition was read to its end; returns how many records were read. With `only`,
-    /// reads just that record. Progress on stderr every 2 s when it takes longer.
+    /// every partition was read to its end (the broker says so: the last offset may be a
+    /// transaction marker or deleted). With `only`, reads just that record. `timeout` counts the
+    /// reading only, not the time spent in `each`. Progress on stderr every 2 s when it takes
+    /// longer.
     static func read(
         kafka: KafkaConfiguration, topic: String, timeout: Double, only: (partition: Int32, offset: Int64)? = nil,
         each: (DeadLetterRecord) async -> Bool
-    ) async throws -> Int {
+    ) async throws -> Outcome {
         let marks: [TopicPartition: KafkaMetadata.Watermarks]
         do { marks = try await KafkaMetadata.watermarks(of: topic, configuration: kafka) } catch {
             SafeOutput.printError("dlq: cannot read the dead-letter topic '\(topic)': \(error.description)")
@@ -235,58 +261,75 @@ enum DeadLetterReader {
                 ends[tp] = w.high
             }
         }
-        let total = ends.reduce(Int64(0)) { $0 + $1.value - (starts[$1.key] ?? 0) }
-        guard !ends.isEmpty else { return 0 }
-        let consumer = try KafkaConsumer(configuration: kafka, assignment: starts)
-        let deadline = ContinuousClock.now.advanced(by: Duration(clampedSeconds: timeout))
+        var outcome = Outcome()
+        outcome.total = ends.reduce(Int64(0)) { $0 + $1.value - (starts[$1.key] ?? 0) }
+        guard !ends.isEmpty else { return outcome }
+        var config = kafka
+        config.properties["enable.partition.eof"] = "true"
+        let consumer = try KafkaConsumer(configuration: config, assignment: starts, handOffLimit: handOffLimit)
+        let budget = Duration(clampedSeconds: timeout)
+        let began = ContinuousClock.now
+        var inCallbacks = Duration.zero
         var lastProgress = ContinuousClock.now
-        var read = 0
         var remaining = Set(ends.keys)
-        let (ticks, tick) = AsyncStream<Void>.makeStream()
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(500))
-                tick.yield()
-            }
-        }
-        defer { ticker.cancel() }
+        // The consumer's events and a tick every 500 ms (so that the time limit is checked while
+        // nothing arrives), in one sequence.
         let merged = AsyncStream<KafkaConsumerEvent?> { continuation in
             let a = Task {
                 for await e in consumer.events { continuation.yield(e) }
                 continuation.finish()
             }
-            let b = Task { for await _ in ticks { continuation.yield(nil) } }
+            let b = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    continuation.yield(nil)
+                }
+            }
             continuation.onTermination = { _ in
                 a.cancel()
                 b.cancel()
             }
         }
-        var stopped = false
         loop: for await event in merged {
-            if ContinuousClock.now >= deadline { break loop }
-            if lastProgress.duration(to: .now) >= .seconds(2) {
-                lastProgress = .now
-                SafeOutput.printError("dlq: read \(read) of \(total) record(s)…")
-            }
-            guard case .message(let m)? = event else { continue }
-            let tp = m.topicPartition
-            guard let end = ends[tp], m.offset < end else { continue }
-            read += 1
-            if !(await each(DeadLetterRecord(m))) {
-                stopped = true
+            if began.duration(to: .now) - inCallbacks >= budget {
+                outcome.complete = false
                 break loop
             }
-            if m.offset + 1 >= end {
-                remaining.remove(tp)
-                if remaining.isEmpty { break loop }
+            if lastProgress.duration(to: .now) >= .seconds(2) {
+                lastProgress = .now
+                SafeOutput.printError("dlq: read \(outcome.read) of \(outcome.total) record(s)…")
             }
+            switch event {
+            case .partitionEnd(let tp)?:
+                remaining.remove(tp)
+            case .message(let m)?:
+                defer { consumer.handled() }
+                let tp = m.topicPartition
+                guard let end = ends[tp] else { continue }
+                guard m.offset < end else {
+                    remaining.remove(tp)  // written after the read began
+                    continue
+                }
+                outcome.read += 1
+                let called = ContinuousClock.now
+                let goOn = await each(DeadLetterRecord(m))
+                inCallbacks += called.duration(to: .now)
+                if !goOn { break loop }
+                if m.offset + 1 >= end { remaining.remove(tp) }
+            default:
+                continue
+            }
+            if remaining.isEmpty { break loop }
         }
         await consumer.close()
-        if !stopped, !remaining.isEmpty {
-            SafeOutput.printError("dlq: stopped after \(Int(timeout)) s with \(read) of \(total) record(s) read (--timeout)")
-            throw ExitCode(1)
-        }
-        return read
+        return outcome
+    }
+
+    /// Exit 1 with a message when `--timeout` ended the read early.
+    static func requireComplete(_ outcome: Outcome, timeout: Double) throws {
+        guard !outcome.complete else { return }
+        SafeOutput.printError("dlq: stopped after \(Int(timeout)) s of reading with \(outcome.read) of \(outcome.total) record(s) read (--timeout)")
+        throw ExitCode(1)
     }
 
     /// `dlq show`: every field, the headers (printable, capped) and the value (JSON indented

@@ -35,6 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Only check the configuration (keys, secrets, certificates) and exit.") var checkConfig = false
 
     func run() async throws {
+        // SIGHUP reloads the configuration (ConfigReloader). Until that service listens, its
+        // default action would end the worker: a `systemctl reload` right after start.
+        signal(SIGHUP, SIG_IGN)
         let configuration: WorkerConfiguration
         do {
             configuration = try WorkerConfiguration.load(path: config)

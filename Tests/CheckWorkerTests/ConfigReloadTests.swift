@@ -23,6 +23,19 @@ struct ConfigReloadTests {
         let p = ReloadPlan(running: running, loaded: loaded)
         #expect(p.added == ["e"] && p.removed == ["d"] && p.changed == ["b"] && p.needsRestart == ["kafka"])
         #expect(p.summary == "tenants added: e; removed: d; credential or identity changed: b; changes to kafka need a restart and were not applied")
+        // Endpoints and the warning window apply through the tenants: no restart needed.
+        let endpoints = try WorkerConfiguration.parse(
+            "kafka: {requests: r}\ngraph: {graphEndpoint: \"https://graph.example\", credentialExpiryWarningDays: 5}\ntenants:\n  a: {tenantId: a, clientId: c, clientSecretEnv: A}\n  b: {tenantId: b, clientId: c, clientSecretEnv: A}\n  d: {tenantId: d, clientId: c, clientSecretEnv: A}",
+            environment: ["A": "one"])
+        let moved2 = ReloadPlan(running: running, loaded: endpoints)
+        #expect(moved2.needsRestart.isEmpty && moved2.changed == ["a", "b", "d"])
+        // A YAML error names the problem and its place, never the line (it may hold a secret).
+        #expect {
+            _ = try WorkerConfiguration.parse("kafka:\n  properties: {sasl.password: \"hunter2\"\n  requests: [")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("not valid YAML") && text.contains("line") && !text.contains("hunter2")
+        }
         let same = ReloadPlan(running: running, loaded: running)
         #expect(same.added.isEmpty && same.removed.isEmpty && same.changed.isEmpty && same.needsRestart.isEmpty)
         let moved = try Self.config("  a: {tenantId: elsewhere, clientId: c, clientSecretEnv: A}\n  b: {tenantId: b, clientId: c, clientSecretEnv: A}\n  d: {tenantId: d, clientId: c, clientSecretEnv: A}")

@@ -14,6 +14,10 @@ struct PersonalDataTests {
         #expect(PersonalData.redactUserNames("a@x.io, b+tag@y.example.org.") == "<user>@x.io, <user>@y.example.org.")
         #expect(PersonalData.redactUserNames("jérôme@contoso.fr") == "<user>@contoso.fr")
         #expect(PersonalData.redactUserNames("o'brien@tenant.onmicrosoft.com;") == "<user>@tenant.onmicrosoft.com;")
+        // Inside a regex (a refused --filter-user), and with decomposed accents (was: not redacted,
+        // or the name's start left in clear).
+        #expect(PersonalData.redactUserNames(#"--filter-user=^jane\.doe@contoso\.com$"#) == #"--filter-user=^<user>@contoso\.com$"#)
+        #expect(PersonalData.redactUserNames("je\u{301}ro\u{302}me@x.fr") == "<user>@x.fr")
         for unchanged in ["no address here", "@contoso.com", "user@localhost", "50%@", "a@b", "", "@@@", "x@.", "x@-.-"] {
             #expect(PersonalData.redactUserNames(unchanged) == unchanged, "\(unchanged)")
         }
@@ -42,6 +46,8 @@ struct PersonalDataTests {
         #expect(h.line(level: .warning, message: "jane@contoso.com", metadata: nil, error: nil, time: when).contains("jane@contoso.com"))
         let text = JSONLogHandler(label: "t", json: false).line(level: .info, message: "m", metadata: ["k": "x.y@z.org"], error: nil, time: when)
         #expect(text.hasSuffix("t: m k=<user>@z.org"))
+        let keyed = JSONLogHandler(label: "t", json: true).line(level: .info, message: "m", metadata: ["jane@contoso.com": "1"], error: nil, time: when)
+        #expect(!keyed.contains("jane"), "metadata keys too")
         #expect(try WorkerConfiguration.parse("log: {redactUserNames: false}").logRedactUserNames == false)
         #expect(try WorkerConfiguration.parse("{}").logRedactUserNames == true)
         #expect(throws: ConfigurationError.self) { try WorkerConfiguration.parse("log: {redactUserNames: sometimes}") }

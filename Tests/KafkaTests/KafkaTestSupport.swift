@@ -40,7 +40,7 @@ actor EventLog {
         case .revoked(let p): assigned.subtract(p); revocations.append(p)
         case .lost(let p): assigned.subtract(p); lost.append(p)
         case .error(let e): errors.append(e)
-        case .starts: break
+        case .starts, .partitionEnd: break
         }
     }
 }

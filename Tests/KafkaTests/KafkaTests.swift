@@ -41,6 +41,39 @@ struct KafkaTests {
         await task.value
     }
 
+    @Test("a reader with enable.partition.eof reports each partition's end after its last record (dlq reads a topic to its end this way); without it, no end events")
+    func partitionEnd() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("eof")
+        try cluster.createTopic(topic, partitions: 2)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<5 { _ = try await producer.send(OutgoingMessage(topic: topic, value: Array("v\(i)".utf8), partition: 0)) }
+        await producer.close()
+        var config = KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "log_level": "3"])
+        config.properties["enable.partition.eof"] = "true"
+        let starts = try await KafkaMetadata.startOffsets(topic: topic, position: .beginning, configuration: config)
+        let consumer = try KafkaConsumer(configuration: config, assignment: starts, handOffLimit: 2)
+        var order: [String] = []
+        var ended = Set<Int32>()
+        for await event in consumer.events {
+            switch event {
+            case .message(let m):
+                order.append("m\(m.partition):\(m.offset)")
+                consumer.handled()
+            case .partitionEnd(let tp):
+                order.append("end\(tp.partition)")
+                ended.insert(tp.partition)
+            default: break
+            }
+            if ended.count == 2 { break }
+        }
+        await consumer.close()
+        #expect(order.filter { $0.hasPrefix("m0:") } == (0..<5).map { "m0:\($0)" })
+        #expect(order.firstIndex(of: "end0").map { $0 > (order.lastIndex { $0.hasPrefix("m0:") } ?? -1) } == true, "\(order)")
+        #expect(ended == [0, 1], "an empty partition ends too")
+    }
+
     @Test("10,000 messages with every broker down for 4 s: all delivered exactly once")
     func brokerDown() async throws {
         let cluster = try MockCluster(brokers: 3)
