@@ -187,12 +187,10 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
         return r
     }
 
-    /// The warnings as lines for a terminal or a log (`exocheck: warning: …`), control characters
-    /// (a forged result's escape sequences or newlines) replaced by spaces.
+    /// The warnings as lines for a terminal or a log (`exocheck: warning: …`), made printable
+    /// (`SafeOutput.printable`: a forged result's escape sequences or newlines become spaces).
     public var warningLines: [String] {
-        (warnings ?? []).map { w in
-            "exocheck: warning: " + String(String.UnicodeScalarView(w.unicodeScalars.map { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? " " : $0 }))
-        }
+        (warnings ?? []).map { "exocheck: warning: " + SafeOutput.printable($0) }
     }
 
     /// The longest duration a result may report: a day, in milliseconds.

@@ -98,24 +98,8 @@ public struct DeadLetterRecord: Sendable {
         deadline = (object?["deadline"] as? String).flatMap { RFC3339.parse(String($0.prefix(64))) }
     }
 
-    /// `text` with control characters (C0, DEL, C1) as spaces, cut to `fieldLimit` characters.
-    public static func printable(_ text: String, limit: Int = fieldLimit) -> String {
-        var out = String.UnicodeScalarView()
-        var count = 0
-        for scalar in text.unicodeScalars {
-            guard count < limit else {
-                out.append("…")
-                break
-            }
-            // Control characters, and format characters (bidi overrides, zero-width) and line or
-            // paragraph separators, which could make a line read as something else.
-            let category = scalar.properties.generalCategory
-            let hidden = category == .control || category == .format || category == .lineSeparator || category == .paragraphSeparator
-            out.append(hidden ? " " : scalar)
-            count += 1
-        }
-        return String(out)
-    }
+    /// `SafeOutput.printable`, cut to `fieldLimit` characters by default.
+    public static func printable(_ text: String, limit: Int = fieldLimit) -> String { SafeOutput.printable(text, limit: limit) }
 
     /// Why this record may not be replayed (nil: it may). A stub lost the request's end; a
     /// `poison` request made workers die twice; one replayed `maxReplays` times keeps failing.

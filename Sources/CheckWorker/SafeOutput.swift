@@ -46,6 +46,26 @@ public enum SafeOutput {
 
     /// `text` and a newline on standard error.
     public static func printError(_ text: String) { standardError.write(text + "\n") }
+
+    /// `text` for a terminal line when it comes from others (a topic anyone may write): control
+    /// characters, format characters (bidi overrides, zero-width) and line or paragraph
+    /// separators, which could make a line read as something else, become spaces; past `limit`
+    /// characters it is cut with `…`.
+    public static func printable(_ text: String, limit: Int = .max) -> String {
+        var out = String.UnicodeScalarView()
+        var count = 0
+        for scalar in text.unicodeScalars {
+            guard count < limit else {
+                out.append("…")
+                break
+            }
+            let category = scalar.properties.generalCategory
+            let hidden = category == .control || category == .format || category == .lineSeparator || category == .paragraphSeparator
+            out.append(hidden ? " " : scalar)
+            count += 1
+        }
+        return String(out)
+    }
 }
 
 /// One standard stream. Writes are serialised (one line is never split by another thread's line)

@@ -51,11 +51,8 @@ struct ConfigReloadTests {
         let fleet = try await WorkerFleet(tenants: 2, users: 5)
         try await fleet.use {
             let path = fleet.dir + "/worker.yaml"
-            let full = try String(contentsOfFile: path, encoding: .utf8)
-            func without(_ name: String, in text: String) -> String {
-                text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("  \(name):") }.joined(separator: "\n")
-            }
-            try without("t1", in: full).write(toFile: path, atomically: true, encoding: .utf8)
+            let full = try fleet.configuration()
+            try WorkerFleet.configuration(full, without: ["t1"]).write(toFile: path, atomically: true, encoding: .utf8)
             let w = try fleet.startWorker("w")
             #expect(await fleet.waitForAssignments(1))
             let sink = ResultSink()
@@ -87,7 +84,7 @@ struct ConfigReloadTests {
             #expect(WorkerFleet.value(of: "exocheck_config_last_reload_successful", in: metrics) == 0)
 
             // t0 removed: refused from now on; its expiry series goes.
-            try without("t0", in: full).write(toFile: path, atomically: true, encoding: .utf8)
+            try WorkerFleet.configuration(full, without: ["t0"]).write(toFile: path, atomically: true, encoding: .utf8)
             w.signal(SIGHUP)
             #expect(await eventually(timeout: .seconds(20)) { w.log.contains("removed: t0") })
             #expect(try await ask("r-removed", "t0")?.error?.kind == .unknownTenant)

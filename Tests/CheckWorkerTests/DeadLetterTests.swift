@@ -117,9 +117,8 @@ struct DeadLetterTests {
         try await fleet.use {
             // t1 is left out of the worker's configuration: its request is refused (unknown tenant).
             let path = fleet.dir + "/worker.yaml"
-            let full = try String(contentsOfFile: path, encoding: .utf8)
-            try full.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("  t1:") }.joined(separator: "\n")
-                .write(toFile: path, atomically: true, encoding: .utf8)
+            let full = try fleet.configuration()
+            try WorkerFleet.configuration(full, without: ["t1"]).write(toFile: path, atomically: true, encoding: .utf8)
             let first = try fleet.startWorker("w1")
             #expect(await fleet.waitForAssignments(1))
             let requests = [

@@ -110,6 +110,16 @@ final class WorkerFleet: @unchecked Sendable {
         try yaml.write(toFile: dir + "/worker.yaml", atomically: true, encoding: .utf8)
     }
 
+    /// The worker configuration `init` wrote.
+    func configuration() throws -> String { try String(contentsOfFile: dir + "/worker.yaml", encoding: .utf8) }
+
+    /// `configuration` (as `init` writes it) without the entries of `tenants`: a test that adds
+    /// a tenant later writes the whole text back, then reloads or restarts the worker.
+    static func configuration(_ configuration: String, without tenants: Set<String>) -> String {
+        configuration.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { line in !tenants.contains { line.hasPrefix("  \($0):") } }.joined(separator: "\n")
+    }
+
     func startWorker(_ name: String) throws -> WorkerProcess {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.exocheck)

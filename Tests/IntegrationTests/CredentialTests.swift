@@ -9,8 +9,8 @@ import Testing
 @Suite("run's certificate credential and expiry warnings", .serialized)
 struct CredentialTests {
     static func openssl(_ args: [String]) async throws {
-        let out = try await ExocheckBinaryProcess.run("/usr/bin/env", ["openssl"] + args)
-        #expect(out == 0, "openssl \(args.first ?? "")")
+        let out = try await runProcess("/usr/bin/env", ["openssl"] + args)
+        #expect(out.exitCode == 0, "openssl \(args.first ?? "")")
     }
 
     @Test("run --certificate-file/--private-key-file prints exactly what run --client-secret prints; a certificate within --expiry-warning-days warns on stderr only; 0 days: no warning; a wrong key is an auth UNKNOWN; unreadable or oversized files are refused before any request")
@@ -93,19 +93,5 @@ struct CredentialTests {
             }
             #expect(await sim.stats().tokenRequests == tokensNow, "a credential that cannot be made sends nothing")
         }
-    }
-}
-
-/// A helper process's exit status (for tools such as openssl).
-enum ExocheckBinaryProcess {
-    static func run(_ path: String, _ arguments: [String]) async throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
     }
 }
