@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import Foundation
 import PackageDescription
 
@@ -33,6 +33,11 @@ let package = Package(
         // Already resolved and built through Hummingbird (swift-nio-ssl); named for reading a
         // client certificate's notAfter (credential expiry warnings).
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.19.4"),
+        // Traces (OpenTelemetry): the instrumentation API for the worker's spans, and swift-otel's
+        // OTLP/HTTP exporter for the executable only. Its default traits add OTLP/gRPC (grpc-swift),
+        // which would lengthen every build; exocheck exports over HTTP only.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.2"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
@@ -47,6 +52,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // Loopback stand-in for login.microsoftonline.com + graph.microsoft.com reports.
@@ -82,6 +88,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .executableTarget(
@@ -96,6 +103,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         // What the test targets share (binary locator, polling); Foundation only.
@@ -103,7 +111,9 @@ let package = Package(
         .testTarget(name: "ExchangeChecksTests", dependencies: ["ExchangeChecks"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "ExocheckTestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "CheckWorkerTests", dependencies: ["CheckWorker", "ExchangeChecks", "GraphReports", "GraphSimulator", "Kafka",
-                                                            "ExocheckTestSupport"]),
+                                                            "ExocheckTestSupport",
+                                                            // The loopback OTLP receiver of TracingTests.
+                                                            .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ExchangeChecks", "GraphReports", "GraphSimulator", "ExocheckTestSupport"],

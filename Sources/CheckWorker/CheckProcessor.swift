@@ -234,11 +234,13 @@ public struct CheckProcessor: Sendable {
         session.tokenRetry = .graph
         let metrics = self.metrics
         session.observer = { report, status in metrics.graphCall(report: report, status: status) }
-        let provider = CachedReports(cache: reports, tenant: tenant.reportCacheName, session: session, parser: pool)
+        let provider = CachedReports(
+            cache: reports, tenant: tenant.reportCacheName, session: session, parser: TracedExecutor(base: pool, name: TraceSpan.parse))
+        let evaluator = TracedExecutor(base: pool, name: TraceSpan.evaluate)
         // The check's own budget (shortened by its deadline) for every regex from here on, so that
         // a regex stops no later than the point where the watchdog would count its thread as stuck.
         let (outcome, rendered) = await RegexBudget.$current.withValue(RegexBudget(deadline: deadline)) {
-            await ExchangeCheckRunner.runRendered(config, reports: provider, deadline: deadline, executor: pool, shape: shape)
+            await ExchangeCheckRunner.runRendered(config, reports: provider, deadline: deadline, executor: evaluator, shape: shape)
         }
         let fetch = outcome.stats
         // A token is a hit only when one was needed and no request was made for it; a check

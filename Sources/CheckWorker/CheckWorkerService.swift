@@ -4,6 +4,7 @@ import Foundation
 import GraphReports
 import Kafka
 import Logging
+import Tracing
 import ServiceLifecycle
 import Synchronization
 
@@ -478,13 +479,25 @@ public final class CheckWorkerService: Service, Sendable {
                         let message = job.item
                         if mode == .alone { metrics.quarantined() }
                         group.addTask {
-                            let outcome =
-                                mode == .poisoned
-                                ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
-                                : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
-                            // Evaluated: the slot is free while the records await their delivery reports.
-                            continuation.yield(.evaluated(tenant: job.tenant))
-                            let published = await self.publish(outcome, for: message, producer: producer)
+                            // One span per record, continuing the request's trace (RequestTrace).
+                            let published = await withSpan(
+                                TraceSpan.consume, context: RequestTrace.context(of: message.headers), ofKind: .consumer
+                            ) { span in
+                                span.attributes[TraceSpan.Attribute.messagingSystem] = "kafka"
+                                span.attributes[TraceSpan.Attribute.messagingOperation] = "process"
+                                span.attributes[TraceSpan.Attribute.destination] = message.topic
+                                span.attributes[TraceSpan.Attribute.partition] = String(message.partition)
+                                span.attributes[TraceSpan.Attribute.offset] = message.offset
+                                span.attributes[TraceSpan.Attribute.attempt] = attempt
+                                let outcome =
+                                    mode == .poisoned
+                                    ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                                    : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
+                                Self.describe(span, outcome.result)
+                                // Evaluated: the slot is free while the records await their delivery reports.
+                                continuation.yield(.evaluated(tenant: job.tenant))
+                                return await self.publish(outcome, for: message, producer: producer)
+                            }
                             if case .failed(let topic, let error) = published {
                                 continuation.yield(.cannotPublish(topic: topic, error))
                             }
@@ -629,10 +642,32 @@ public final class CheckWorkerService: Service, Sendable {
     /// succeed or the task is cancelled; a result too large for one record is answered by a short
     /// UNKNOWN of kind `publish`; a permanent failure ends in `.failed`.
     func publish(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> PublishResult {
+        await withSpan(TraceSpan.publish, ofKind: .producer) { span in
+            span.attributes[TraceSpan.Attribute.messagingSystem] = "kafka"
+            span.attributes[TraceSpan.Attribute.messagingOperation] = "send"
+            span.attributes[TraceSpan.Attribute.destination] = outcome.topic
+            let published = await publishRecords(outcome, for: message, producer: producer)
+            if published != .published { span.setStatus(SpanStatus(code: .error, message: "\(published)")) }
+            return published
+        }
+    }
+
+    /// The span attributes of a check's outcome: its id, tenant and mode when they were valid, its
+    /// status and error kind (closed sets). Never its output or labels.
+    static func describe(_ span: any Span, _ result: CheckResultMessage) {
+        if let id = result.id { span.attributes[TraceSpan.Attribute.requestId] = id }
+        if let tenant = result.tenant { span.attributes[TraceSpan.Attribute.tenant] = tenant }
+        if let mode = result.mode { span.attributes[TraceSpan.Attribute.mode] = mode }
+        span.attributes[TraceSpan.Attribute.status] = result.status
+        if let kind = result.error?.kind { TraceSpan.fail(span, kind: kind) }
+    }
+
+    func publishRecords(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> PublishResult {
         var headers = [KafkaHeader("exocheck-id", outcome.result.id ?? ""), KafkaHeader("content-type", "application/json")]
-        // Only a W3C-shaped traceparent is copied: anything else could make the result unpublishable.
-        if let trace = message.headers.last(where: { $0.name == "traceparent" })?.value, CheckRequestDecoder.isTraceparent(trace) {
-            headers.append(KafkaHeader("traceparent", String(decoding: trace, as: UTF8.self)))
+        // Only a W3C-shaped traceparent is written (RequestTrace): anything else could make the
+        // result unpublishable or echo a hostile value.
+        if let trace = RequestTrace.resultTraceparent(request: message.headers) {
+            headers.append(KafkaHeader(RequestTrace.header, trace))
         }
         let result = OutgoingMessage(
             topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },

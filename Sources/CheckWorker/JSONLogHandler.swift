@@ -15,6 +15,9 @@ public struct JSONLogHandler: LogHandler {
     /// `log.redactUserNames`: user names (the local part of `name@domain` addresses) in messages
     /// and metadata values are written as `<user>` (PersonalData); on by default.
     public var redactUserNames = true
+    /// Metadata keys whose values are written as `<withheld>` (for a library that logs values it
+    /// should not, such as swift-otel's environment overrides: TraceExportSettings).
+    public var withheldMetadata: Set<String> = []
 
     /// A handler for the logger named `label` (written as `logger`): one JSON object per line, or with
     /// `json` false a text line `time level label: message key=value…`.
@@ -44,6 +47,7 @@ public struct JSONLogHandler: LogHandler {
         var all = metadata
         if let error { all["error"] = "\(error)" }
         if let explicit { all.merge(explicit) { $1 } }
+        for key in withheldMetadata where all[key] != nil { all[key] = "<withheld>" }
         let redact = redactUserNames
         func clean(_ text: String) -> String { redact ? PersonalData.redactUserNames(text) : text }
         let time = date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))

@@ -4,6 +4,7 @@
 import ExchangeChecks
 import Foundation
 import GraphReports
+import Tracing
 
 /// Graph allows about 14 CSV report calls per 10 minutes per report, tenant and app, and report
 /// data changes about once a day. This cache sits in front of `GraphSession` for the worker:
@@ -460,7 +461,13 @@ public struct CachedReports: ReportSource {
     /// The report from the cache, or downloaded through the session, for this tenant, no later
     /// than `deadline`; a failure comes back in the answer.
     public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
-        await cache.answer(request, tenant: tenant, session: session, deadline: deadline, parser: parser)
+        await withSpan(TraceSpan.fetch) { span in
+            span.attributes[TraceSpan.Attribute.report] = request.report
+            let answer = await cache.answer(request, tenant: tenant, session: session, deadline: deadline, parser: parser)
+            if let origin = answer.origin { span.attributes[TraceSpan.Attribute.reportOrigin] = origin.rawValue }
+            if case .failure(let error) = answer.body { TraceSpan.fail(span, kind: error.kind) }
+            return answer
+        }
     }
 
     /// The cache's memoised value for `key` (keys name snapshot ids, which are unique in the

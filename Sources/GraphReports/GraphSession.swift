@@ -1,6 +1,7 @@
 import ExchangeChecks
 import Foundation
 import NIOHTTP1
+import Tracing
 
 extension ReportRequest {
     /// The request path under the Graph endpoint.
@@ -77,6 +78,21 @@ public struct GraphSession: Sendable {
 
     /// A token: memory cache, then disk cache, then the identity platform.
     public func token(deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> AccessToken {
+        let span = InstrumentationSystem.tracer.startSpan(TraceSpan.token, context: ServiceContext.current ?? .topLevel)
+        defer { span.end() }
+        let before = stats.tokenRequests
+        do throws(GraphError) {
+            let token = try await cachedToken(deadline: deadline, stats: &stats)
+            span.attributes[TraceSpan.Attribute.tokenRequests] = stats.tokenRequests - before
+            return token
+        } catch {
+            span.attributes[TraceSpan.Attribute.tokenRequests] = stats.tokenRequests - before
+            TraceSpan.fail(span, kind: error.kind)
+            throw error
+        }
+    }
+
+    private func cachedToken(deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> AccessToken {
         let key = self.key
         let app = self.app
         let transport = self.transport

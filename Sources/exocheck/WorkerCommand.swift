@@ -20,6 +20,10 @@ struct WorkerCommand: AsyncParsableCommand {
             clientSecretFile | clientSecretEnv | certificateFile + privateKeyFile, cloud). See README.
             SIGTERM/SIGINT: stop consuming, finish in-flight checks within the grace period, flush,
             commit, leave the group.
+            Traces: OpenTelemetry spans (consume, fetch, token, parse, evaluate, publish) are exported
+            over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            or OTEL_TRACES_EXPORTER=otlp) is set; off otherwise. OTEL_SERVICE_NAME, _HEADERS,
+            _PROTOCOL (http/protobuf, http/json), OTEL_TRACES_SAMPLER work as in any SDK.
             SIGHUP: read the configuration file again; tenants added or removed and rotated secrets
             or certificates take effect at once (checks running keep what they started with). The
             whole file is validated first: a file that fails is refused (log line, metric
@@ -45,6 +49,13 @@ struct WorkerCommand: AsyncParsableCommand {
             SafeOutput.standardError.write("exocheck worker: \(error.description)\n")
             throw ExitCode(2)
         }
+        let traceSettings: TraceExportSettings
+        do {
+            traceSettings = try TraceExportSettings.resolve(ProcessInfo.processInfo.environment)
+        } catch {
+            SafeOutput.standardError.write("exocheck worker: \(error.description)\n")
+            throw ExitCode(2)
+        }
         if checkConfig {
             SafeOutput.print(
                 "configuration OK: \(configuration.tenants.count) tenant(s), requests '\(configuration.kafka.requests)', results '\(configuration.kafka.results)', group '\(configuration.kafka.group)'"
@@ -52,13 +63,27 @@ struct WorkerCommand: AsyncParsableCommand {
             return
         }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
+        @Sendable func handler(_ label: String) -> JSONLogHandler {
             var h = JSONLogHandler(label: label, json: configuration.logFormat == "json")
             h.logLevel = level
             h.redactUserNames = configuration.logRedactUserNames
             return h
         }
+        LoggingSystem.bootstrap { label in handler(label) }
         let logger = Logger(label: "exocheck.worker")
+        let traceExporter: (any Service)?
+        do {
+            let diagnostics = Logger(label: "exocheck.otel") { label in
+                var h = handler(label)
+                h.withheldMetadata = TraceExportSettings.diagnosticMetadataWithheld
+                return h
+            }
+            traceExporter = try TraceExport.bootstrap(traceSettings, serviceInstance: configuration.worker.name, diagnostics: diagnostics)
+        } catch {
+            SafeOutput.standardError.write("exocheck worker: the OpenTelemetry trace exporter could not be set up: \(error)\n")
+            throw ExitCode(2)
+        }
+        if traceExporter != nil { logger.info("exporting traces over OTLP/HTTP (OTEL_* environment variables)") }
         // exocheck's metrics are registered with this registry directly, with help texts
         // (WorkerMetrics); no swift-metrics backend is bootstrapped, so nothing can register a
         // family of the same name without its help text.
@@ -99,7 +124,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: .init(
                 // Services shut down in reverse order: the worker first, so that /metrics and
                 // /healthz keep answering while it finishes its checks and commits.
-                services: [
+                services: (traceExporter.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: http),
                     .init(service: probe),
                     .init(service: reloader),

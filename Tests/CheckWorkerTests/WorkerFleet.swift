@@ -120,13 +120,15 @@ final class WorkerFleet: @unchecked Sendable {
             .filter { line in !tenants.contains { line.hasPrefix("  \($0):") } }.joined(separator: "\n")
     }
 
-    func startWorker(_ name: String) throws -> WorkerProcess {
+    /// Starts `exocheck worker` named `name`; `environment` is added to the test's own.
+    func startWorker(_ name: String, environment extra: [String: String] = [:]) throws -> WorkerProcess {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.exocheck)
         p.arguments = ["worker", "--config", dir + "/worker.yaml", "--bootstrap-servers", cluster.bootstrapServers,
                        "--port-file", dir + "/\(name).port"]
         var env = ProcessInfo.processInfo.environment
         env["EXOCHECK_TEST_SECRET"] = Self.secret
+        env.merge(extra) { $1 }
         p.environment = env
         let logPath = dir + "/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -160,14 +162,17 @@ final class WorkerFleet: @unchecked Sendable {
         return nil
     }
 
-    func submit(_ requests: [CheckRequest], rawRecords: [(String?, [UInt8])] = []) async throws {
+    /// Produces `requests` (each with the headers `headers` gives, by default a well-formed
+    /// `traceparent(for:)` its id) and `rawRecords` (key, value; no headers).
+    func submit(_ requests: [CheckRequest], rawRecords: [(String?, [UInt8])] = [],
+                headers: @escaping @Sendable (CheckRequest) -> [KafkaHeader] = { [KafkaHeader("traceparent", traceparent(for: $0.id))] }) async throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers, "linger.ms": "5", "log_level": "3"]))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, r) in requests.enumerated() {
                 if i % 500 == 499 { try await group.waitForAll() }
                 group.addTask {
                     try await producer.send(OutgoingMessage(topic: self.requests, key: Array(r.tenant.utf8), value: r.encoded(),
-                                                            headers: [KafkaHeader("traceparent", traceparent(for: r.id))]))
+                                                            headers: headers(r)))
                 }
             }
             for (key, value) in rawRecords {

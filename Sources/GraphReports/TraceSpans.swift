@@ -1,0 +1,48 @@
+import ExchangeChecks
+import Tracing
+
+/// The worker's OpenTelemetry spans: their names and the attributes they carry, decided here once
+/// (docs/tracing.md). Spans go to whatever tracer the process bootstrapped
+/// (`InstrumentationSystem`); without one (the default, and `exocheck run`) they cost a no-op.
+///
+/// A span never carries report data, user names, check output or any value of a request other
+/// than its validated id, tenant, mode and the outcome's closed-set words.
+public enum TraceSpan {
+    /// One request record, from the moment a worker starts on it until its result is acknowledged
+    /// (kind consumer); its parent is the request's `traceparent` when that is well-formed.
+    public static let consume = "consume"
+    /// A token for the tenant's app: from the caches, or requested from the identity platform.
+    public static let token = "token"
+    /// One report: from the report cache or downloaded (child: `token`, `parse`).
+    public static let fetch = "fetch"
+    /// Parsing a downloaded report into its snapshot (on the evaluation pool).
+    public static let parse = "parse"
+    /// Evaluating the check or rendering its output (on the evaluation pool).
+    public static let evaluate = "evaluate"
+    /// Producing the result (and a dead-letter copy) until the broker acknowledged it (kind producer).
+    public static let publish = "publish"
+
+    /// Attribute names (OpenTelemetry semantic conventions where one exists, else `exocheck.*`).
+    public enum Attribute {
+        public static let messagingSystem = "messaging.system"
+        public static let messagingOperation = "messaging.operation.type"
+        public static let destination = "messaging.destination.name"
+        public static let partition = "messaging.destination.partition.id"
+        public static let offset = "messaging.kafka.offset"
+        public static let requestId = "exocheck.request.id"
+        public static let tenant = "exocheck.tenant"
+        public static let mode = "exocheck.mode"
+        public static let status = "exocheck.status"
+        public static let errorKind = "exocheck.error.kind"
+        public static let attempt = "exocheck.attempt"
+        public static let report = "exocheck.report"
+        public static let reportOrigin = "exocheck.report.origin"
+        public static let tokenRequests = "exocheck.token.requests"
+    }
+
+    /// Marks `span` failed with an error kind (a closed set: never a message, which may name a user).
+    public static func fail(_ span: any Span, kind: CheckErrorKind) {
+        span.attributes[Attribute.errorKind] = kind.rawValue
+        span.setStatus(SpanStatus(code: .error, message: kind.rawValue))
+    }
+}
