@@ -652,10 +652,11 @@ public final class CheckWorkerService: Service, Sendable {
         }
     }
 
-    /// The span attributes of a check's outcome: its id, tenant and mode when they were valid, its
-    /// status and error kind (closed sets). Never its output or labels.
+    /// The span attributes of a check's outcome: its id (user names redacted, as in logs),
+    /// tenant and mode when they were valid, its status and error kind (closed sets). Never its
+    /// output or labels.
     static func describe(_ span: any Span, _ result: CheckResultMessage) {
-        if let id = result.id { span.attributes[TraceSpan.Attribute.requestId] = id }
+        if let id = result.id { span.attributes[TraceSpan.Attribute.requestId] = PersonalData.redactUserNames(id) }
         if let tenant = result.tenant { span.attributes[TraceSpan.Attribute.tenant] = tenant }
         if let mode = result.mode { span.attributes[TraceSpan.Attribute.mode] = mode }
         span.attributes[TraceSpan.Attribute.status] = result.status

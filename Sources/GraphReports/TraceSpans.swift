@@ -24,19 +24,33 @@ public enum TraceSpan {
 
     /// Attribute names (OpenTelemetry semantic conventions where one exists, else `exocheck.*`).
     public enum Attribute {
+        /// `kafka`.
         public static let messagingSystem = "messaging.system"
+        /// `process` (consume) or `send` (publish).
         public static let messagingOperation = "messaging.operation.type"
+        /// The topic read (consume) or written (publish).
         public static let destination = "messaging.destination.name"
+        /// The request record's partition.
         public static let partition = "messaging.destination.partition.id"
+        /// The request record's offset.
         public static let offset = "messaging.kafka.offset"
+        /// The request's id (user names redacted, as in logs).
         public static let requestId = "exocheck.request.id"
+        /// The tenant's configured name.
         public static let tenant = "exocheck.tenant"
+        /// `email-activity` or `mailbox-usage`.
         public static let mode = "exocheck.mode"
+        /// The result's status (OK, WARNING, CRITICAL, UNKNOWN).
         public static let status = "exocheck.status"
+        /// The result's or the step's error kind (CheckErrorKind).
         public static let errorKind = "exocheck.error.kind"
+        /// Times this worker process received the record.
         public static let attempt = "exocheck.attempt"
+        /// The Graph report's function name.
         public static let report = "exocheck.report"
+        /// How the report was had: hit, stale, revalidated or miss.
         public static let reportOrigin = "exocheck.report.origin"
+        /// Token requests sent to the identity platform (0: from a cache).
         public static let tokenRequests = "exocheck.token.requests"
     }
 
