@@ -647,7 +647,12 @@ public final class CheckWorkerService: Service, Sendable {
             span.attributes[TraceSpan.Attribute.messagingOperation] = "send"
             span.attributes[TraceSpan.Attribute.destination] = outcome.topic
             let published = await publishRecords(outcome, for: message, producer: producer)
-            if published != .published { span.setStatus(SpanStatus(code: .error, message: "\(published)")) }
+            switch published {
+            case .published: break
+            // A closed word, never the Kafka error's text.
+            case .cancelled: span.setStatus(SpanStatus(code: .error, message: "cancelled"))
+            case .failed: span.setStatus(SpanStatus(code: .error, message: "failed"))
+            }
             return published
         }
     }

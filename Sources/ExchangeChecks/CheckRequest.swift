@@ -250,18 +250,24 @@ public enum CheckRequestDecoder {
                 labels: labels, replyTo: replyTo))
     }
 
-    /// The W3C trace context `traceparent` (version-traceid-parentid-flags, lower-case hex), the
-    /// only form copied from a request to its result.
+    /// The W3C trace context `traceparent` of version 00 (`00-<trace id>-<parent id>-<flags>`,
+    /// lower-case hex, neither id all zeros), the only form a worker continues or copies to a
+    /// result. Later versions are not parsed: a producer sending one gets a new trace.
     public static func isTraceparent(_ value: [UInt8]) -> Bool {
-        guard value.count == 55 else { return false }
+        guard value.count == 55, value[0] == UInt8(ascii: "0"), value[1] == UInt8(ascii: "0") else { return false }
+        var traceNonZero = false
+        var parentNonZero = false
         for (i, b) in value.enumerated() {
             if i == 2 || i == 35 || i == 52 {
                 if b != UInt8(ascii: "-") { return false }
             } else if !((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66)) {
                 return false
+            } else if b != UInt8(ascii: "0") {
+                if i > 2 && i < 35 { traceNonZero = true }
+                if i > 35 && i < 52 { parentNonZero = true }
             }
         }
-        return true
+        return traceNonZero && parentNonZero
     }
 
     /// The id of a record that is not decoded: its `exocheck-id` header, else an `"id":"…"` near

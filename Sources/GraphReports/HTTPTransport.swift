@@ -92,6 +92,10 @@ public struct HTTPTransport: Sendable {
         // Idle limits under every request's own deadline: a connection that neither connects
         // nor sends a byte for this long is dropped even where no deadline was given.
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        // No client spans and no trace context sent to Microsoft: the worker's own spans
+        // (TraceSpan) say what a check did, and a client span would record the pre-authenticated
+        // download URL (a credential for the tenant's report data) in the trace.
+        configuration.tracing.tracer = nil
         return configuration
     }
 
@@ -215,4 +219,45 @@ extension HTTPTransport {
             return false
         }
     }
+}
+
+/// The answer to `HTTPTransport.post`: what a relay hands on (status, two headers, the body).
+public struct PostAnswer: Sendable, Equatable {
+    /// The HTTP status.
+    public var status: Int
+    /// The answer's `Content-Type`, if any.
+    public var contentType: String?
+    /// The answer's `Retry-After`, as sent (unchecked).
+    public var retryAfter: String?
+    /// The body, at most the limit given to `post`.
+    public var body: [UInt8]
+}
+
+extension HTTPTransport {
+    /// One POST of `body` to `url` with `headers`, under `timeout`; the answer's body at most
+    /// `maxAnswerBytes`. A failure before a complete answer (unreachable, timed out, an answer
+    /// too large) is described in a few words without the URL's user information or any header.
+    public func post(
+        _ url: String, headers: [(String, String)], body: [UInt8], timeout: Duration, maxAnswerBytes: Int
+    ) async -> Result<PostAnswer, PostFailure> {
+        var bounded = self
+        bounded.maxBodyBytes = maxAnswerBytes
+        do throws(TransportFailure) {
+            let answer = try await bounded.send(.POST, url, headers: headers, body: body, timeout: timeout)
+            return .success(
+                PostAnswer(status: answer.status, contentType: answer.header("Content-Type"), retryAfter: answer.header("Retry-After"), body: answer.body))
+        } catch {
+            switch error {
+            case .timeout: return .failure(PostFailure(reason: "no answer within \(IdentityClient.seconds(timeout))"))
+            case .unreachable(let why): return .failure(PostFailure(reason: why))
+            case .tooLarge(let limit, _): return .failure(PostFailure(reason: "the answer is larger than \(limit) bytes"))
+            }
+        }
+    }
+}
+
+/// Why `HTTPTransport.post` got no answer.
+public struct PostFailure: Error, Sendable, Equatable {
+    /// A few words: connection refused, no answer within 10 s, ….
+    public var reason: String
 }

@@ -51,7 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let traceSettings: TraceExportSettings
         do {
-            traceSettings = try TraceExportSettings.resolve(ProcessInfo.processInfo.environment)
+            traceSettings = try TraceExportSettings.resolve(ProcessInfo.processInfo.environment, serviceInstance: configuration.worker.name)
         } catch {
             SafeOutput.standardError.write("exocheck worker: \(error.description)\n")
             throw ExitCode(2)
@@ -71,17 +71,14 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         LoggingSystem.bootstrap { label in handler(label) }
         let logger = Logger(label: "exocheck.worker")
-        let traceExporter: (any Service)?
-        do {
+        var traceExporter: (any Service)? = nil
+        if case .otlp(let exporter) = traceSettings {
             let diagnostics = Logger(label: "exocheck.otel") { label in
                 var h = handler(label)
                 h.withheldMetadata = TraceExportSettings.diagnosticMetadataWithheld
                 return h
             }
-            traceExporter = try TraceExport.bootstrap(traceSettings, serviceInstance: configuration.worker.name, diagnostics: diagnostics)
-        } catch {
-            SafeOutput.standardError.write("exocheck worker: the OpenTelemetry trace exporter could not be set up: \(error)\n")
-            throw ExitCode(2)
+            traceExporter = TraceExportService(exporter: exporter, diagnostics: diagnostics, logger: Logger(label: "exocheck.otlp-relay"))
         }
         if traceExporter != nil { logger.info("exporting traces over OTLP/HTTP (OTEL_* environment variables)") }
         // exocheck's metrics are registered with this registry directly, with help texts

@@ -170,6 +170,14 @@ struct CheckRequestTests {
         #expect(!CheckRequestDecoder.isTraceparent(Array("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".utf8)))
         #expect(!CheckRequestDecoder.isTraceparent(Array("00-abc-01".utf8)))
         #expect(!CheckRequestDecoder.isTraceparent(Array(repeating: UInt8(ascii: "0"), count: 1_000_000)))
+        // W3C: version 00 only (ff is invalid, later versions are not parsed here); an all-zero
+        // trace id or parent id is invalid (swift-otel's propagator would refuse it and log the
+        // whole carrier).
+        #expect(!CheckRequestDecoder.isTraceparent(Array("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array("00-00000000000000000000000000000000-00f067aa0ba902b7-01".utf8)))
+        #expect(!CheckRequestDecoder.isTraceparent(Array("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01".utf8)))
+        #expect(CheckRequestDecoder.isTraceparent(Array("00-00000000000000000000000000000001-0000000000000001-00".utf8)))
     }
 
     @Test("an oversized request is refused before parsing, keeping its id from the header or the first bytes")

@@ -14,31 +14,85 @@ import Testing
 struct TracingTests {
     // MARK: - Pure rules
 
-    @Test("export settings: off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp is set; grpc, other exporters and non-HTTP endpoints are refused by name, never echoing the value")
+    @Test("export settings: off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp is set; the exporter gets only checked, normalised variables; what swift-otel would crash, hang or spin on is refused by name, never echoing the value")
     func settings() throws {
-        #expect(try TraceExportSettings.resolve([:]) == .off)
-        #expect(try TraceExportSettings.resolve(["OTEL_SERVICE_NAME": "w"]) == .off)
-        #expect(try TraceExportSettings.resolve(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]) == .otlp)
-        #expect(try TraceExportSettings.resolve(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://c/v1/traces"]) == .otlp)
-        #expect(try TraceExportSettings.resolve(["OTEL_TRACES_EXPORTER": "otlp"]) == .otlp)
-        #expect(try TraceExportSettings.resolve(["OTEL_TRACES_EXPORTER": " OTLP "]) == .otlp)
-        #expect(try TraceExportSettings.resolve(["OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"]) == .off)
-        #expect(try TraceExportSettings.resolve(["OTEL_SDK_DISABLED": "TRUE", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"]) == .off)
-        #expect(try TraceExportSettings.resolve(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"]) == .otlp)
-        #expect(try TraceExportSettings.resolve(["OTEL_EXPORTER_OTLP_ENDPOINT": "   "]) == .off)
-        func refusal(_ env: [String: String]) -> String? {
-            do { _ = try TraceExportSettings.resolve(env); return nil } catch { return error.description }
+        func resolve(_ env: [String: String]) throws -> TraceExportSettings { try TraceExportSettings.resolve(env, serviceInstance: "w-1") }
+        func exporter(_ env: [String: String]) throws -> TraceExportSettings.Exporter? {
+            if case .otlp(let e) = try resolve(env) { return e }
+            return nil
         }
+        func exporterEnvironment(_ env: [String: String]) throws -> [String: String]? { try exporter(env)?.environment }
+        #expect(try resolve([:]) == .off)
+        #expect(try resolve(["OTEL_SERVICE_NAME": "w"]) == .off)
+        #expect(try resolve(["OTEL_EXPORTER_OTLP_ENDPOINT": "   "]) == .off)
+        #expect(try resolve(["OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"]) == .off)
+        #expect(try resolve(["OTEL_SDK_DISABLED": "TRUE", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"]) == .off)
+        #expect(try resolve(["OTEL_TRACES_EXPORTER": " OTLP "]).isOn)
+        let defaults = try #require(try exporter(["OTEL_TRACES_EXPORTER": "otlp"]))
+        #expect(defaults.environment == ["OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=w-1"])
+        #expect(defaults.collector == "http://localhost:4318/v1/traces" && defaults.headers.isEmpty && defaults.timeout == .seconds(10))
+        // swift-otel exports to the relay, with room to answer after the collector's time limit.
+        #expect(
+            defaults.environment(relayPort: 4000) == [
+                "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=w-1", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4000/v1/traces",
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "12000",
+            ])
+        // Normalised: the signal's own keys, lower-case protocol, trimmed pairs; propagators, compression
+        // and other signals' variables are not passed on.
+        let fullExporter = try exporter([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": " http://collector:4318 ", "OTEL_EXPORTER_OTLP_PROTOCOL": "HTTP/JSON",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization = Bearer x , x-tenant=a", "OTEL_PROPAGATORS": "tracecontext,baggage,b3",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip", "OTEL_LOGS_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "ParentBased_TraceIdRatio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "3000",
+        ])
+        // The collector's URL, headers and time limit are the relay's; swift-otel never sees them.
+        #expect(fullExporter?.collector == "http://collector:4318/v1/traces" && fullExporter?.timeout == .seconds(3))
+        #expect(fullExporter?.headers == [.init(name: "authorization", value: "Bearer x"), .init(name: "x-tenant", value: "a")])
+        #expect(
+            fullExporter?.environment == [
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100",
+                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.instance.id=w-1",
+            ])
+        // An empty signal key falls back to the shared one (swift-otel would have used the empty one).
+        #expect(try exporter(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://c/"])?.collector == "https://c/v1/traces")
+        #expect(try exporter(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://c/custom", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://d"])?.collector == "https://c/custom")
+        #expect(try exporterEnvironment(["OTEL_TRACES_EXPORTER": "otlp", "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=mine"])?["OTEL_RESOURCE_ATTRIBUTES"] == "service.instance.id=mine")
+
+        func refusal(_ env: [String: String]) -> String? {
+            do { _ = try TraceExportSettings.resolve(env, serviceInstance: "w-1"); return nil } catch { return error.description }
+        }
+        let otlp = ["OTEL_TRACES_EXPORTER": "otlp"]
         #expect(refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])?.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported") == true)
-        // The signal's own variable wins over the shared one.
         #expect(refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"])?
             .contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc") == true)
-        #expect(refusal(["OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift-s3cret"]).map { $0.contains("must be http/protobuf or http/json") && !$0.contains("s3cret") } == true)
+        #expect(refusal(otlp.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "thrift-s3cret"]) { $1 }).map { $0.contains("must be http/protobuf or http/json") && !$0.contains("s3cret") } == true)
         #expect(refusal(["OTEL_TRACES_EXPORTER": "zipkin"])?.contains("OTEL_TRACES_EXPORTER must be otlp or none") == true)
         #expect(refusal(["OTEL_TRACES_EXPORTER": "otlp,console"]) != nil)
-        let url = refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://user:pw-s3cret@collector"])
-        #expect(url.map { $0.contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL") && !$0.contains("s3cret") } == true)
-        #expect(refusal(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://" + String(repeating: "a", count: 5000)]) != nil)
+        for endpoint in ["ftp://user:pw-s3cret@collector", "http://user:pw-s3cret@collector:4318", "http://coll ector", "http://", "http://c\n.example",
+                         "http://" + String(repeating: "a", count: 5000)] {
+            let text = refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint])
+            #expect(text.map { $0.contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL") && !$0.contains("s3cret") } == true, "\(endpoint)")
+        }
+        // Headers: a control character (a wrapped base64 credential) would make every export fail
+        // with the value in the error; refused, never echoed.
+        for headers in ["authorization=Bearer s3cret\nmore", "authorization", "=v", "a b=c", "k=", "k=v\u{7F}"] {
+            let text = refusal(otlp.merging(["OTEL_EXPORTER_OTLP_HEADERS": headers]) { $1 })
+            #expect(text.map { $0.contains("OTEL_EXPORTER_OTLP_HEADERS must be a list of name=value pairs") && !$0.contains("s3cret") } == true, "\(headers)")
+        }
+        // swift-otel stops the process on these samplers; the others are bounded here.
+        for sampler in ["jaeger_remote", "parentbased_jaeger_remote", "xray", "nonsense"] {
+            #expect(refusal(otlp.merging(["OTEL_TRACES_SAMPLER": sampler]) { $1 })?.contains("OTEL_TRACES_SAMPLER must be one of") == true)
+        }
+        #expect(refusal(otlp.merging(["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"]) { $1 })?.contains("OTEL_TRACES_SAMPLER_ARG") == true)
+        for (key, value) in [("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"), ("OTEL_BSP_SCHEDULE_DELAY", "0"), ("OTEL_BSP_MAX_QUEUE_SIZE", "9223372036854775807"),
+                             ("OTEL_BSP_EXPORT_TIMEOUT", "-1"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "99999999999"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")] {
+            #expect(refusal(otlp.merging([key: value]) { $1 })?.contains("\(key) must be a whole number") == true, "\(key)=\(value)")
+        }
+        #expect(refusal(otlp.merging(["OTEL_SERVICE_NAME": "a\u{1B}[31m"]) { $1 })?.contains("OTEL_SERVICE_NAME") == true)
+        #expect(refusal(otlp.merging(["OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem"]) { $1 })?.contains("OTEL_EXPORTER_OTLP_CERTIFICATE is not supported") == true)
+        #expect(refusal(otlp.merging(["OTEL_RESOURCE_ATTRIBUTES": "k=v\tx,bad"]) { $1 })?.contains("OTEL_RESOURCE_ATTRIBUTES") == true)
     }
 
     @Test("trace context: only a well-formed traceparent reaches the propagator; tracestate and baggage are ignored; with tracing off a result carries the request's well-formed traceparent and nothing else")
@@ -67,6 +121,17 @@ struct TracingTests {
         #expect(RequestTrace.resultTraceparent(request: []) == nil)
     }
 
+    @Test("the relay hands the exporter a Retry-After of whole seconds up to 60, nothing else (swift-otel 1.6.0 trapped on a huge one)")
+    func relayRetryAfter() {
+        #expect(OTLPRelay.retryAfter("5") == "5")
+        #expect(OTLPRelay.retryAfter("0") == "0")
+        #expect(OTLPRelay.retryAfter("61") == "60")
+        #expect(OTLPRelay.retryAfter("9999999999") == "60")
+        for hostile in [nil, "", "9223372036854775807", "99999999999", "-1", "+5", " 5", "5.0", "Wed, 21 Oct 2026 07:28:00 GMT", "٣"] {
+            #expect(OTLPRelay.retryAfter(hostile) == nil, "\(hostile ?? "nil")")
+        }
+    }
+
     @Test("the worker's diagnostic logger withholds the values swift-otel logs for environment variables")
     func withheldDiagnostics() {
         var h = JSONLogHandler(label: "exocheck.otel")
@@ -93,6 +158,9 @@ struct TracingTests {
                         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.baseURL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
                         "OTEL_SERVICE_NAME": "exocheck-tracing-test", "OTEL_BSP_SCHEDULE_DELAY": "100",
                         "OTEL_EXPORTER_OTLP_HEADERS": "authorization=\(credential)", "OTEL_LOG_LEVEL": "debug",
+                        // The OpenTelemetry Operator's default: swift-otel stops the process on
+                        // baggage or b3; the worker does not pass it on.
+                        "OTEL_PROPAGATORS": "tracecontext,baggage,b3",
                     ])
                 #expect(await fleet.waitForAssignments(1))
                 let sink = ResultSink()
@@ -108,15 +176,19 @@ struct TracingTests {
                         CheckRequest(id: "r-none", tenant: "t0", mode: .mailboxUsage),
                         CheckRequest(id: "r-invalid", tenant: "t0", mode: .mailboxUsage, arguments: ["--no-such-option"]),
                         CheckRequest(id: "jane.doe@t0.example-daily", tenant: "t0", mode: .emailActivity),
+                        CheckRequest(id: "r-zero", tenant: "t0", mode: .mailboxUsage),
                     ],
                     headers: { r in
                         switch r.id {
                         case "r-malformed": [KafkaHeader("traceparent", malformed), KafkaHeader("tracestate", "vendor=hunter2")]
                         case "r-none": []
+                        // W3C-shaped but invalid (an all-zero trace id): swift-otel's propagator
+                        // would refuse it and log every header of the record.
+                        case "r-zero": [KafkaHeader("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")]
                         default: [KafkaHeader("traceparent", traceparent(for: r.id))]
                         }
                     })
-                let ids: Set<String> = ["r-traced", "r-malformed", "r-none", "r-invalid", "<user>@t0.example-daily"]
+                let ids: Set<String> = ["r-traced", "r-malformed", "r-none", "r-invalid", "<user>@t0.example-daily", "r-zero"]
                 #expect(try await fleet.collect(into: sink, timeout: .seconds(60)) { ids.subtracting(["<user>@t0.example-daily"]).union(["jane.doe@t0.example-daily"]).isSubset(of: await $0.ids) })
                 let exported = await eventually(timeout: .seconds(30)) {
                     let consumed = await receiver.spans().filter { $0.name == "consume" }.compactMap { $0.attributes["exocheck.request.id"] }
@@ -161,6 +233,14 @@ struct TracingTests {
                 #expect(none.parentSpanId.isEmpty && none.traceId != fresh.traceId)
                 #expect(await sink.traceparents["r-none"]?.hasPrefix("00-\(none.traceId)-") == true)
 
+                let zero = try consume("r-zero")
+                #expect(zero.parentSpanId.isEmpty && zero.traceId != String(repeating: "0", count: 32))
+                #expect(!w.log.contains("carrier") && !w.log.contains("00f067aa0ba902b7"), "\(w.log.suffix(3000))")
+
+                // Only the worker's own spans: no HTTP client spans (they would record the
+                // pre-authenticated download URL), nothing else.
+                #expect(Set(spans.map(\.name)).isSubset(of: ["consume", "fetch", "token", "parse", "evaluate", "publish"]), "\(Set(spans.map(\.name)))")
+
                 // A refused request: an error span with its kind, never its message.
                 let refused = try consume("r-invalid")
                 #expect(refused.attributes["exocheck.error.kind"] == "invalid-request" && refused.statusCode == 2)
@@ -183,25 +263,38 @@ struct TracingTests {
         await receiver.stop()
     }
 
-    @Test("an unreachable OTLP endpoint holds no check back: results are published, and SIGTERM still ends the worker cleanly")
-    func unreachableCollector() async throws {
-        // A port that was free a moment ago: connections are refused.
-        let receiver = try await OTLPReceiver.start()
-        let gone = receiver.baseURL
-        await receiver.stop()
+    @Test(
+        "a collector that is unreachable, or throttles with an absurd Retry-After, holds no check back: results are published, and SIGTERM still ends the worker cleanly",
+        arguments: ["unreachable", "throttling"])
+    func badCollector(_ kind: String) async throws {
+        let receiver = try await OTLPReceiver.start(status: .tooManyRequests, retryAfter: "9223372036854775807")
+        // A port that was free a moment ago refuses connections.
+        if kind == "unreachable" { await receiver.stop() }
         let fleet = try await WorkerFleet(tenants: 1, users: 5)
-        try await fleet.use {
-            let w = try fleet.startWorker(
-                "w", environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": gone, "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"])
-            #expect(await fleet.waitForAssignments(1))
-            let ids = (0..<20).map { "r-\($0)" }
-            try await fleet.submit(ids.map { CheckRequest(id: $0, tenant: "t0", mode: .emailActivity) })
-            let sink = ResultSink()
-            #expect(try await fleet.collect(into: sink, timeout: .seconds(60)) { Set(ids).isSubset(of: await $0.ids) })
-            #expect(await sink.results.allSatisfy { $0.error == nil })
-            w.signal(SIGTERM)
-            #expect(await w.wait(timeout: .seconds(90)) == 0, "\(w.log.suffix(3000))")
+        do {
+            try await fleet.use {
+                let w = try fleet.startWorker(
+                    "w",
+                    environment: [
+                        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.baseURL, "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
+                        // An export (retries included) and the flush at exit end within 2 s.
+                        "OTEL_BSP_EXPORT_TIMEOUT": "2000",
+                    ])
+                #expect(await fleet.waitForAssignments(1))
+                let ids = (0..<20).map { "r-\($0)" }
+                try await fleet.submit(ids.map { CheckRequest(id: $0, tenant: "t0", mode: .emailActivity) })
+                let sink = ResultSink()
+                #expect(try await fleet.collect(into: sink, timeout: .seconds(60)) { Set(ids).isSubset(of: await $0.ids) })
+                #expect(await sink.results.allSatisfy { $0.error == nil })
+                if kind == "throttling" { #expect(await eventually(timeout: .seconds(20)) { await !receiver.authorizations().isEmpty }) }
+                w.signal(SIGTERM)
+                #expect(await w.wait(timeout: .seconds(90)) == 0, "\(w.log.suffix(3000))")
+            }
+        } catch {
+            await receiver.stop()
+            throw error
         }
+        await receiver.stop()
     }
 
     @Test("a trace setting this build cannot honour stops the worker's start with exit 2 and the variable's name; the value is never printed")
@@ -265,13 +358,16 @@ final class OTLPReceiver: Sendable {
         self.task = task
     }
 
-    static func start() async throws -> OTLPReceiver {
+    /// A receiver answering every POST with `status` (and `Retry-After: retryAfter` when given).
+    static func start(status: HTTPResponse.Status = .ok, retryAfter: String? = nil) async throws -> OTLPReceiver {
         let store = Store()
         let router = Router()
         router.post("/v1/traces") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 32 << 20)
             await store.add(Array(buffer: body), authorization: request.headers[.authorization])
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let retryAfter { headers[.retryAfter] = retryAfter }
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "{}")))
         }
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         var quiet = Logger(label: "otlp-receiver")
