@@ -248,7 +248,7 @@ public final class CheckWorkerService: Service, Sendable {
             })
         let consumer = try KafkaConsumer(
             configuration: consumerConfig, topics: [configuration.kafka.requests],
-            rebalanceHooks: hooks, handOffLimit: Self.handOffLimit, log: kafkaLog)
+            rebalanceHooks: hooks, handOffLimit: WorkerLoop<KafkaMessage>.Configuration(worker: configuration.worker).maxHeld, log: kafkaLog)
         health.set(running: true)
         logger.info(
             "worker consuming",
@@ -411,12 +411,6 @@ public final class CheckWorkerService: Service, Sendable {
         }
     }
 
-    /// Records on their way from the consumer's poll thread to the loop at most: the poll thread
-    /// waits for room beyond this (the loop takes records at once, so this is reached only when
-    /// it is starved; its own backlog is bounded by pausing). 1,000 records of at most
-    /// `worker.maxRequestBytes` each.
-    static let handOffLimit = 1_000
-
     /// Exit code of a worker stopped by a fatal Kafka error (EX_UNAVAILABLE).
     public static let fatalKafkaExitCode: Int32 = 69
     /// Exit code of a worker stopped by its watchdog (EX_SOFTWARE).
@@ -464,9 +458,7 @@ public final class CheckWorkerService: Service, Sendable {
     ) async {
         let worker = configuration.worker
         var machine = WorkerLoop<KafkaMessage>(
-            configuration: .init(
-                concurrency: worker.concurrency, maxInFlightPerTenant: worker.maxInFlightPerTenant,
-                maxUncommitted: worker.maxUncommitted),
+            configuration: .init(worker: worker),
             quarantineEnabled: store != nil, owner: String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)))
 
         await withDiscardingTaskGroup { group in
@@ -558,6 +550,8 @@ public final class CheckWorkerService: Service, Sendable {
                     }
                 }
                 handOver.runningAlone = machine.runningAlone
+                // The consumer's gate: records in transit plus these stay under maxHeld.
+                consumer.holding(machine.held)
                 metrics.inFlight(machine.inFlight)
                 metrics.uncommitted(machine.uncommitted)
                 metrics.quarantineWaiting(machine.suspects)
@@ -569,8 +563,13 @@ public final class CheckWorkerService: Service, Sendable {
                 let actions: [WorkerLoop<KafkaMessage>.Action]
                 switch input {
                 case .kafka(.message(let m)):
-                    consumer.handled()
                     actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? "", at: .now))
+                    // Out of transit only after perform() has reported what the loop holds, so
+                    // that the consumer's count never dips while the record changes hands.
+                    let goOn = perform(actions)
+                    consumer.handled()
+                    if !goOn { break loop }
+                    continue loop
                 case .kafka(.starts(let found)):
                     actions = machine.handle(.starts(found))
                 case .kafka(.assigned(let parts)):

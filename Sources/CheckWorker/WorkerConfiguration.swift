@@ -37,8 +37,8 @@ public struct WorkerConfiguration: Sendable {
 
     /// The `worker` key: concurrency, time limits, health and the worker's name.
     public struct WorkerSection: Sendable, Equatable {
-        /// `worker.concurrency`: checks in flight at most in this worker (at least 1); when full,
-        /// partitions are paused.
+        /// `worker.concurrency`: checks in flight at most in this worker (at least 1); as many
+        /// more records may wait to start, then the consumer stops taking records.
         public var concurrency = 64
         /// host:port of /metrics, /healthz, /readyz (port 0: any free port, logged at start).
         public var listen = "127.0.0.1:9464"

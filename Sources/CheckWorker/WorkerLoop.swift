@@ -12,10 +12,19 @@ import Kafka
 ///   slot until its result is handed to the producer (`evaluated`), not until the broker
 ///   acknowledges it (`finished`): waiting for delivery reports costs no slot; what waits for
 ///   them is bounded by `maxPublishing` (4 × concurrency) and `maxUncommitted`;
-/// * partitions pause when the load (in flight + backlog + records held by the quarantine)
-///   reaches `concurrency`, or when `maxUncommitted` records are received and not committable
-///   (done records behind a slow one count: the head of a partition holds their commit); they
-///   resume below half of both;
+/// * records waiting to start (the backlog and those the quarantine holds back: `held`) are
+///   bounded by the consumer, not by pausing: the service reports `held` after every event and
+///   the consumer's poll thread stops taking records while `held` plus those in transit reach
+///   `maxHeld` (`KafkaConsumer.holding`). Pausing made librdkafka 2.0 drop what it had prefetched
+///   and fetch it again, and a burst spent most of its time waiting for those fetches (bench
+///   pipeline: about 300 checks/s, the worker idle with thousands of records waiting);
+/// * the gate opens anyway after `KafkaConsumer.maxGateWait` (rebalances come through polls), so
+///   when nothing starts for long (every check stuck on a slow dependency, the quarantine's
+///   marks not acknowledged) records keep coming: partitions pause when `held`
+///   reaches twice `maxHeld`, and resume below `maxHeld`;
+/// * partitions pause when `maxUncommitted` records are received and not committable (done
+///   records behind a slow one count: the head of a partition holds their commit), or when
+///   `maxPublishing` results await their delivery reports; they resume below half of both;
 /// * an offset is stored only when every record before it on its partition has its answer
 ///   published (OffsetTracker), and never for a partition's older assignment;
 /// * the poison-record quarantine (PoisonGuard) decides what runs alone or is dead-lettered;
@@ -31,6 +40,9 @@ struct WorkerLoop<Item: Sendable> {
         /// Results awaiting their delivery reports at most before partitions pause (4 ×
         /// concurrency): each holds its encoded result, so a slow broker must not let them pile up.
         var maxPublishing: Int { 4 * max(1, concurrency) }
+        /// Records taken from the consumer and not yet started (in transit, backlog, held by the
+        /// quarantine) at most: one round of `concurrency`.
+        var maxHeld: Int { max(1, concurrency) }
     }
 
     /// A record taken from Kafka, with what the loop needs to schedule it.
@@ -118,7 +130,10 @@ struct WorkerLoop<Item: Sendable> {
     }
 
     /// Checks in flight, records waiting for a slot, and records the quarantine holds back.
-    var load: Int { inFlight + backlog.count + quarantine.waiting }
+    var load: Int { inFlight + held }
+    /// Records received and not started: the backlog and those the quarantine holds back (the
+    /// consumer stops taking records at `maxHeld` of them).
+    var held: Int { backlog.count + quarantine.waiting }
     var uncommitted: Int { tracker.uncommitted }
     /// When the oldest record not yet committable arrived.
     var oldestUncommittedSince: ContinuousClock.Instant? { tracker.oldestUncommittedSince }
@@ -133,8 +148,8 @@ struct WorkerLoop<Item: Sendable> {
             guard !stopping, let generation = tracker.begin(tp, offset: offset, at: time) else { return [] }
             let job = Job(item: item, partition: tp, offset: offset, tenant: tenant, generation: generation)
             var out = apply(quarantine.receive(tp, offset: offset, item: job))
-            if load >= configuration.concurrency || tracker.uncommitted >= configuration.maxUncommitted
-                || publishing >= configuration.maxPublishing
+            if tracker.uncommitted >= configuration.maxUncommitted || publishing >= configuration.maxPublishing
+                || held >= 2 * configuration.maxHeld
             {
                 out += setPaused(true)
             }
@@ -304,8 +319,8 @@ struct WorkerLoop<Item: Sendable> {
     }
 
     private mutating func resumeIfLight() -> [Action] {
-        guard paused, !stopping, load < max(1, configuration.concurrency / 2),
-            tracker.uncommitted < max(1, configuration.maxUncommitted / 2), publishing < max(1, configuration.maxPublishing / 2)
+        guard paused, !stopping, tracker.uncommitted < max(1, configuration.maxUncommitted / 2),
+            publishing < max(1, configuration.maxPublishing / 2), held < configuration.maxHeld
         else { return [] }
         return setPaused(false)
     }
@@ -314,5 +329,12 @@ struct WorkerLoop<Item: Sendable> {
         guard value != paused else { return [] }
         paused = value
         return [value ? .pauseAll : .resumeAll]
+    }
+}
+
+extension WorkerLoop.Configuration {
+    /// The loop's configuration from the worker's settings.
+    init(worker: WorkerConfiguration.WorkerSection) {
+        self.init(concurrency: worker.concurrency, maxInFlightPerTenant: worker.maxInFlightPerTenant, maxUncommitted: worker.maxUncommitted)
     }
 }

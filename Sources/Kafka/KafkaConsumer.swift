@@ -248,8 +248,21 @@ public final class KafkaConsumer: Sendable {
         self.events = stream
         self.handOff = handOff
         self.poller = PollThread(name: "kafka-consumer-poll", wake: { wakeQueue(rd_kafka_queue_get_consumer(handle.pointer)) }) { shouldStop in
+            // When the gate has been shut for `maxGateWait`, poll anyway (at most one record per
+            // poll): rebalance callbacks come only through polls, and a member that does not
+            // poll for max.poll.interval.ms leaves its group. The application bounds what it
+            // then holds by pausing (WorkerLoop pauses at twice its gate).
+            var gatedSince: ContinuousClock.Instant? = nil
             while !shouldStop() {
-                if let handOff, !handOff.waitForRoom(timeout: 0.1) { continue }
+                if let handOff {
+                    if handOff.waitForRoom(timeout: 0.1) {
+                        gatedSince = nil
+                    } else {
+                        let since = gatedSince ?? .now
+                        gatedSince = since
+                        if since.duration(to: .now) < KafkaConsumer.maxGateWait { continue }
+                    }
+                }
                 guard let m = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
                 let event = KafkaConsumer.copy(m)
                 rd_kafka_message_destroy(m)
@@ -361,8 +374,20 @@ public final class KafkaConsumer: Sendable {
     /// The partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { context.assignment.withLock { $0 } }
 
+    /// How long the poll thread waits at a full hand-off before it polls anyway: 5 s. Rebalance
+    /// callbacks come only through polls (a rebalance waits at most this long for a gated
+    /// member); any record the application starts resets it, so a busy worker whose checks
+    /// finish never reaches it.
+    public static let maxGateWait: Duration = .seconds(5)
+
     /// The application is done with one message from `events` (with a `handOffLimit`).
     public func handled() { handOff?.handled() }
+
+    /// With a `handOffLimit`: the application holds `records` messages it has taken (`handled()`)
+    /// but not yet dealt with (a backlog); they count against the limit, so the poll thread stops
+    /// polling while messages in transit plus `records` reach it. Backpressure without `pause`,
+    /// which makes librdkafka drop what it prefetched and fetch it again.
+    public func holding(_ records: Int) { handOff?.hold(records) }
 
     /// Messages given out on `events` and not yet `handled()` (0 without a `handOffLimit`).
     public var unhandled: Int { handOff?.count ?? 0 }
@@ -464,38 +489,53 @@ public final class KafkaConsumer: Sendable {
 final class HandOff: Sendable {
     let limit: Int
     private let state: NSCondition
-    private let counter = Mutex(0)
+    /// Messages given out and not handled; messages the application reports holding.
+    private let counter = Mutex((given: 0, held: 0))
 
     init(limit: Int) {
         self.limit = max(1, limit)
         self.state = NSCondition()
     }
 
-    var count: Int { counter.withLock { $0 } }
+    /// Messages given out and not yet handled.
+    var count: Int { counter.withLock { $0.given } }
+    private var used: Int { counter.withLock { $0.given + $0.held } }
 
-    func gaveOut() { counter.withLock { $0 += 1 } }
+    func gaveOut() { counter.withLock { $0.given += 1 } }
 
     func handled() {
-        let wasFull = counter.withLock { count in
-            let full = count >= limit
-            count = max(0, count - 1)
+        let wasFull = counter.withLock { c in
+            let full = c.given + c.held >= limit
+            c.given = max(0, c.given - 1)
             return full
         }
-        if wasFull {
-            state.lock()
-            state.signal()
-            state.unlock()
+        if wasFull { wake() }
+    }
+
+    /// The application holds `records` taken messages (see `KafkaConsumer.holding`).
+    func hold(_ records: Int) {
+        let freed = counter.withLock { c in
+            let full = c.given + c.held >= limit
+            c.held = max(0, records)
+            return full && c.given + c.held < limit
         }
+        if freed { wake() }
+    }
+
+    private func wake() {
+        state.lock()
+        state.signal()
+        state.unlock()
     }
 
     /// True when a message may be given out; otherwise waits up to `timeout` seconds for room
     /// (false if there is still none, so that the poll thread can check whether to stop).
     func waitForRoom(timeout: TimeInterval) -> Bool {
-        if count < limit { return true }
+        if used < limit { return true }
         state.lock()
         defer { state.unlock() }
-        if count < limit { return true }
+        if used < limit { return true }
         _ = state.wait(until: Date().addingTimeInterval(timeout))
-        return count < limit
+        return used < limit
     }
 }

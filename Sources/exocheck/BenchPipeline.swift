@@ -23,6 +23,8 @@ struct BenchPipeline: AsyncParsableCommand {
     @Option(help: "Requests in flight from the bench's producer.") var window = 20_000
     @Option(help: "The worker's fetch.wait.max.ms (dev-broker holds an empty Fetch this long; unset: librdkafka's 500).")
     var workerFetchWaitMs: Int?
+    @Option(name: .customLong("worker-property"), help: "A librdkafka property of the worker, key=value (repeatable), e.g. fetch.error.backoff.ms=10.")
+    var workerProperties: [String] = []
 
     /// When each id was sent and when its result arrived.
     final class Clock: Sendable {
@@ -46,9 +48,15 @@ struct BenchPipeline: AsyncParsableCommand {
 
     func run() async throws {
         guard checks > 0, tenants > 0, rate > 0, rateSeconds > 0 else { throw ValidationError("every count must be at least 1") }
+        var properties = workerFetchWaitMs.map { ["fetch.wait.max.ms": String($0)] } ?? [:]
+        for item in workerProperties {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--worker-property takes key=value") }
+            properties[parts[0]] = parts[1]
+        }
         let setup = try await BenchSetup(
             prefix: "bpipe", partitions: 16, tenants: tenants, users: 12, concurrency: concurrency,
-            kafkaProperties: workerFetchWaitMs.map { ["fetch.wait.max.ms": String($0)] } ?? [:], extraTopics: ["bpipe.kcat:16"])
+            kafkaProperties: properties, extraTopics: ["bpipe.kcat:16"])
         let worker = try setup.startWorker(0)
         let bootstrap = setup.bootstrap
         let producer = try KafkaProducer(
@@ -91,7 +99,7 @@ struct BenchPipeline: AsyncParsableCommand {
             guard await waitFor(warm.count, limit: .seconds(120)) else { throw ValidationError("the warm-up got no answers (logs in \(setup.dir))") }
             _ = clock.reset()
             SafeOutput.print(
-                "exocheck bench pipeline: one worker (concurrency \(concurrency), fetch wait \(workerFetchWaitMs.map { "\($0) ms" } ?? "500 ms")), \(tenants) tenants of 12 users, \(shapes.count) shapes, warm; dev-broker; 16 partitions"
+                "exocheck bench pipeline: one worker (concurrency \(concurrency), fetch wait \(workerFetchWaitMs.map { "\($0) ms" } ?? "500 ms")\(workerProperties.isEmpty ? "" : ", " + workerProperties.joined(separator: ", "))), \(tenants) tenants of 12 users, \(shapes.count) shapes, warm; dev-broker; 16 partitions"
             )
 
             // Burst.

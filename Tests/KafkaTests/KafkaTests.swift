@@ -327,6 +327,81 @@ struct KafkaTests {
         await reader.value
     }
 
+    @Test("holding(n): records the application holds count against the hand-off limit; the poll thread stops at the limit and goes on when they drop, without pausing (no re-fetch)")
+    func holdingGate() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("holding")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<30 { try await producer.send(OutgoingMessage(topic: topic, key: "k", value: "\(i)")) }
+        await producer.close()
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")),
+                                         topics: [topic], handOffLimit: 10)
+        let received = Mutex<[String]>([])
+        let held = Mutex(0)
+        // The application takes each message at once (handled) and keeps it in a backlog.
+        let reader = Task {
+            for await event in consumer.events {
+                guard case .message(let m) = event else { continue }
+                received.withLock { $0.append(String(decoding: m.value, as: UTF8.self)) }
+                // Held first, then handled: the count never dips while the message changes hands.
+                consumer.holding(held.withLock { h in
+                    h += 1
+                    return h
+                })
+                consumer.handled()
+            }
+        }
+        #expect(await eventually(timeout: .seconds(15)) { received.withLock { $0.count } >= 10 })
+        try await Task.sleep(for: .seconds(1))
+        #expect(received.withLock { $0.count } == 10, "held records count against the limit")
+        // The application works its backlog off: ten more follow, then it stops again.
+        held.withLock { $0 = 0 }
+        consumer.holding(0)
+        #expect(await eventually(timeout: .seconds(15)) { received.withLock { $0.count } >= 20 })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(received.withLock { $0.count } == 20)
+        held.withLock { $0 = 0 }
+        consumer.holding(0)
+        #expect(await eventually(timeout: .seconds(15)) { received.withLock { $0.count } == 30 })
+        #expect(received.withLock { $0 } == (0..<30).map(String.init))
+        await consumer.close()
+        await reader.value
+    }
+
+    @Test("a shut gate still serves rebalances: a member whose application holds everything polls again after maxGateWait, so a new member gets partitions within seconds (was: no poll at all while gated, so the rebalance waited for max.poll.interval.ms)")
+    func gateServesRebalance() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("gate")
+        try cluster.createTopic(topic, partitions: 4)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<40 { try await producer.send(OutgoingMessage(topic: topic, key: "k\(i)", value: "\(i)")) }
+        await producer.close()
+        let group = uniqueName("g")
+        let a = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group), topics: [topic], handOffLimit: 1)
+        // A stuck application: it takes what it gets and says it holds all of it.
+        let readerA = Task {
+            var held = 0
+            for await event in a.events {
+                guard case .message = event else { continue }
+                held += 1
+                a.holding(held)
+                a.handled()
+            }
+        }
+        #expect(await eventually(timeout: .seconds(20)) { a.assignment.count == 4 })
+        try await Task.sleep(for: .seconds(2))
+        let b = try KafkaConsumer(configuration: consumerConfiguration(cluster.bootstrapServers, group: group), topics: [topic])
+        let readerB = Task { for await _ in b.events {} }
+        #expect(await eventually(timeout: .seconds(25)) { !b.assignment.isEmpty }, "the new member got no partition while the other was gated")
+        await b.close()
+        await a.close()
+        await readerB.value
+        await readerA.value
+    }
+
     @Test("close() leaves no librdkafka thread running")
     func noThreadsAfterClose() async throws {
         let cluster = try MockCluster(brokers: 1)
