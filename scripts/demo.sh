@@ -24,6 +24,6 @@ Next, try:
        .build/debug/exocheck run --mode=mailbox-usage --tenant=contoso.onmicrosoft.com \
          --client-id=8f2c6d1e-4b7a-4e39-9c55-0a1b2c3d4e5f --client-secret='Xy7~Q8r.pL-2+s/Ab=c%d&e' \
          --login-endpoint=http://127.0.0.1:8080 --graph-endpoint=http://127.0.0.1:8080 --verbose
-  3. bash scripts/test.sh                   # the whole test suite (about 25 minutes)
+  3. bash scripts/test.sh                   # the whole test suite (about 35 minutes)
 NEXT
 exit $status
