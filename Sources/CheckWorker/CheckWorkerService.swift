@@ -475,9 +475,7 @@ public final class CheckWorkerService: Service, Sendable {
                             let published = await withSpan(
                                 TraceSpan.consume, context: RequestTrace.context(of: message.headers), ofKind: .consumer
                             ) { span in
-                                span.attributes[TraceSpan.Attribute.messagingSystem] = "kafka"
-                                span.attributes[TraceSpan.Attribute.messagingOperation] = "process"
-                                span.attributes[TraceSpan.Attribute.destination] = message.topic
+                                TraceSpan.messaging(span, operation: "process", topic: message.topic)
                                 span.attributes[TraceSpan.Attribute.partition] = String(message.partition)
                                 span.attributes[TraceSpan.Attribute.offset] = message.offset
                                 span.attributes[TraceSpan.Attribute.attempt] = attempt
@@ -642,9 +640,7 @@ public final class CheckWorkerService: Service, Sendable {
     /// UNKNOWN of kind `publish`; a permanent failure ends in `.failed`.
     func publish(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> PublishResult {
         await withSpan(TraceSpan.publish, ofKind: .producer) { span in
-            span.attributes[TraceSpan.Attribute.messagingSystem] = "kafka"
-            span.attributes[TraceSpan.Attribute.messagingOperation] = "send"
-            span.attributes[TraceSpan.Attribute.destination] = outcome.topic
+            TraceSpan.messaging(span, operation: "send", topic: outcome.topic)
             let published = await publishRecords(outcome, for: message, producer: producer)
             switch published {
             case .published: break

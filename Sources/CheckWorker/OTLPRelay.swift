@@ -31,6 +31,11 @@ public enum OTLPRelay {
         return String(min(n, maxRetryAfterSeconds))
     }
 
+    /// A `Content-Type` without its parameters, lower-case.
+    static func mediaType(_ contentType: String) -> String {
+        String(contentType.prefix { $0 != ";" }).lowercased()
+    }
+
     /// The content types the exporter sends (http/protobuf, http/json).
     static let contentTypes: Set<String> = ["application/x-protobuf", "application/json"]
 
@@ -44,7 +49,7 @@ public enum OTLPRelay {
         let router = Router()
         let headers = exporter.headers.map { ($0.name, $0.value) }
         router.post("/v1/traces") { request, _ -> Response in
-            let type = request.headers[.contentType].map { String($0.prefix { $0 != ";" }).lowercased() } ?? ""
+            let type = request.headers[.contentType].map(mediaType) ?? ""
             guard contentTypes.contains(type) else { return Response(status: .unsupportedMediaType) }
             let body: ByteBuffer
             do {
@@ -58,7 +63,7 @@ public enum OTLPRelay {
             switch answer {
             case .success(let a):
                 var fields: HTTPFields = [:]
-                if let t = a.contentType, contentTypes.contains(String(t.prefix { $0 != ";" }).lowercased()) { fields[.contentType] = t }
+                if let t = a.contentType, contentTypes.contains(mediaType(t)) { fields[.contentType] = t }
                 if let wait = retryAfter(a.retryAfter) { fields[.retryAfter] = wait }
                 if a.status >= 400 { logger.warning("the OpenTelemetry collector refused a batch of spans", metadata: ["http.status": "\(a.status)"]) }
                 let status = (100...599).contains(a.status) ? HTTPResponse.Status(code: a.status) : .badGateway

@@ -1,3 +1,4 @@
+import ExchangeChecks
 import Foundation
 
 /// Whether and how a worker exports its spans, decided once from the standard OpenTelemetry
@@ -31,7 +32,7 @@ public enum TraceExportSettings: Equatable, Sendable {
         /// timeout (`environment(relayPort:)` adds those of the relay).
         public var environment: [String: String]
 
-        /// One header of `OTEL_EXPORTER_OTLP_HEADERS`.
+        /// One `name=value` pair of `OTEL_EXPORTER_OTLP_HEADERS` (or of `OTEL_RESOURCE_ATTRIBUTES`).
         public struct Header: Equatable, Sendable {
             /// An HTTP token.
             public var name: String
@@ -137,10 +138,7 @@ public enum TraceExportSettings: Equatable, Sendable {
                         "\(headersKey) must be a list of name=value pairs separated by commas: names are HTTP tokens, values visible ASCII, \(Bounds.maxTextBytes) bytes at most"
                 )
             }
-            headerList = pairs.split(separator: ",").map { pair in
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                return Exporter.Header(name: String(parts[0]), value: String(parts.dropFirst().first ?? ""))
-            }
+            headerList = pairs
         }
 
         let timeoutKey = env.signalKey("TIMEOUT")
@@ -156,12 +154,12 @@ public enum TraceExportSettings: Equatable, Sendable {
         }
 
         if let name = env.value("OTEL_SERVICE_NAME") {
-            guard name.utf8.count <= 256, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            guard CheckRequestDecoder.isSafeText(name, maxBytes: 256) else {
                 throw Invalid(description: "OTEL_SERVICE_NAME must be at most 256 bytes without control characters")
             }
             out["OTEL_SERVICE_NAME"] = name
         }
-        var attributes: String? = nil
+        var attributes: [Exporter.Header]? = nil
         if let given = env.value("OTEL_RESOURCE_ATTRIBUTES") {
             guard let pairs = Self.pairs(given) else {
                 throw Invalid(
@@ -171,12 +169,11 @@ public enum TraceExportSettings: Equatable, Sendable {
             }
             attributes = pairs
         }
-        let instance = "service.instance.id=\(serviceInstance)"
-        let named = attributes?.split(separator: ",").contains { $0.hasPrefix("service.instance.id=") } ?? false
-        if !named, !serviceInstance.isEmpty, Self.pairs(instance) != nil {
-            attributes = attributes.map { $0 + "," + instance } ?? instance
+        let named = attributes?.contains { $0.name == "service.instance.id" } ?? false
+        if !named, !serviceInstance.isEmpty, let instance = Self.pairs("service.instance.id=\(serviceInstance)") {
+            attributes = (attributes ?? []) + instance
         }
-        if let attributes { out["OTEL_RESOURCE_ATTRIBUTES"] = attributes }
+        if let attributes { out["OTEL_RESOURCE_ATTRIBUTES"] = attributes.map { "\($0.name)=\($0.value)" }.joined(separator: ",") }
 
         if let sampler = env.value("OTEL_TRACES_SAMPLER")?.lowercased() {
             guard samplers.contains(sampler) else {
@@ -198,9 +195,9 @@ public enum TraceExportSettings: Equatable, Sendable {
         let batch = try env.integer("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", in: batchLimit)
         if let queue { out["OTEL_BSP_MAX_QUEUE_SIZE"] = String(queue) }
         if let batch { out["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = String(batch) }
-        if queue != nil, batch == nil, (queue ?? 0) < 512 {
+        if let queue, batch == nil, queue < 512 {
             // The default batch size (512) may not exceed the queue.
-            out["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = String(queue ?? 1)
+            out["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = String(queue)
         }
         return .otlp(Exporter(collector: collector, headers: headerList, timeout: .milliseconds(timeoutMilliseconds), environment: out))
     }
@@ -225,12 +222,12 @@ public enum TraceExportSettings: Equatable, Sendable {
         return !authority.isEmpty && !authority.contains("@")
     }
 
-    /// `name=value` pairs separated by commas (OTLP headers, resource attributes), normalised
-    /// (whitespace around names and values dropped); nil unless every name is an HTTP token and
-    /// every value non-empty visible ASCII (spaces inside allowed).
-    static func pairs(_ text: String) -> String? {
+    /// `name=value` pairs separated by commas (OTLP headers, resource attributes), whitespace
+    /// around names and values dropped; nil unless every name is an HTTP token and every value
+    /// non-empty visible ASCII (spaces inside allowed).
+    static func pairs(_ text: String) -> [Exporter.Header]? {
         guard text.utf8.count <= Bounds.maxTextBytes else { return nil }
-        var out: [String] = []
+        var out: [Exporter.Header] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2 else { return nil }
@@ -239,9 +236,9 @@ public enum TraceExportSettings: Equatable, Sendable {
             guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte), !value.isEmpty,
                 value.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 })
             else { return nil }
-            out.append("\(name)=\(value)")
+            out.append(Exporter.Header(name: name, value: value))
         }
-        return out.joined(separator: ",")
+        return out
     }
 
     /// RFC 9110 `tchar`.

@@ -65,13 +65,6 @@ struct TracedExecutor<Base: EvaluationExecutor>: EvaluationExecutor {
     let name: String
 
     func evaluate<T: Sendable>(deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () -> T) async throws(CheckError) -> T {
-        let span = InstrumentationSystem.tracer.startSpan(name, context: ServiceContext.current ?? .topLevel)
-        defer { span.end() }
-        do throws(CheckError) {
-            return try await base.evaluate(deadline: deadline, work)
-        } catch {
-            TraceSpan.fail(span, kind: error.kind)
-            throw error
-        }
+        try await TraceSpan.run(name) { _ throws(CheckError) in try await base.evaluate(deadline: deadline, work) }
     }
 }

@@ -78,17 +78,10 @@ public struct GraphSession: Sendable {
 
     /// A token: memory cache, then disk cache, then the identity platform.
     public func token(deadline: ContinuousClock.Instant, stats: inout FetchStats) async throws(GraphError) -> AccessToken {
-        let span = InstrumentationSystem.tracer.startSpan(TraceSpan.token, context: ServiceContext.current ?? .topLevel)
-        defer { span.end() }
         let before = stats.tokenRequests
-        do throws(GraphError) {
-            let token = try await cachedToken(deadline: deadline, stats: &stats)
-            span.attributes[TraceSpan.Attribute.tokenRequests] = stats.tokenRequests - before
-            return token
-        } catch {
-            span.attributes[TraceSpan.Attribute.tokenRequests] = stats.tokenRequests - before
-            TraceSpan.fail(span, kind: error.kind)
-            throw error
+        return try await TraceSpan.run(TraceSpan.token) { span throws(GraphError) in
+            defer { span.attributes[TraceSpan.Attribute.tokenRequests] = stats.tokenRequests - before }
+            return try await cachedToken(deadline: deadline, stats: &stats)
         }
     }
 

@@ -54,6 +54,27 @@ public enum TraceSpan {
         public static let tokenRequests = "exocheck.token.requests"
     }
 
+    /// Runs `body` in a span named `name`, a child of the calling task's span (the span is not
+    /// made current: `token`, `parse` and `evaluate` have no children). A thrown error marks it
+    /// failed with its kind.
+    public static func run<T>(_ name: String, _ body: (any Span) async throws(CheckError) -> T) async throws(CheckError) -> T {
+        let span = InstrumentationSystem.tracer.startSpan(name, context: ServiceContext.current ?? .topLevel)
+        defer { span.end() }
+        do throws(CheckError) {
+            return try await body(span)
+        } catch {
+            fail(span, kind: error.kind)
+            throw error
+        }
+    }
+
+    /// The messaging attributes of a Kafka span: `operation` (`process`, `send`) on `topic`.
+    public static func messaging(_ span: any Span, operation: String, topic: String) {
+        span.attributes[Attribute.messagingSystem] = "kafka"
+        span.attributes[Attribute.messagingOperation] = operation
+        span.attributes[Attribute.destination] = topic
+    }
+
     /// Marks `span` failed with an error kind (a closed set: never a message, which may name a user).
     public static func fail(_ span: any Span, kind: CheckErrorKind) {
         span.attributes[Attribute.errorKind] = kind.rawValue

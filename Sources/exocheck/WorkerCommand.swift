@@ -79,8 +79,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 return h
             }
             traceExporter = TraceExportService(exporter: exporter, diagnostics: diagnostics, logger: Logger(label: "exocheck.otlp-relay"))
+            logger.info("exporting traces over OTLP/HTTP (OTEL_* environment variables)")
         }
-        if traceExporter != nil { logger.info("exporting traces over OTLP/HTTP (OTEL_* environment variables)") }
         // exocheck's metrics are registered with this registry directly, with help texts
         // (WorkerMetrics); no swift-metrics backend is bootstrapped, so nothing can register a
         // family of the same name without its help text.
