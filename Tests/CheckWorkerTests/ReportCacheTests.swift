@@ -318,8 +318,11 @@ struct ReportCacheTests {
                 sizes.append(try await probe.report(email(d), tenant: "c", session: session, deadline: deadline).0.bytes)
             }
             sizes.sort()
-            // Room for any two of the bodies, not for all three.
-            let budget = sizes[1] + sizes[2]
+            // Room for any two of the bodies, not for all three. A snapshot's size counts its
+            // arrays' capacities, which the allocator may round differently from one parse to the
+            // next: half the smallest body of slack (the CI rehearsal of 2026-12-03 saw the second
+            // date evict the first with no slack).
+            let budget = sizes[1] + sizes[2] + sizes[0] / 2
             #expect(sizes[0] > 0)
             let cache = ReportCache(ttl: .seconds(60), maxBytes: budget)
             _ = try await cache.report(email("2025-06-27"), tenant: "c", session: session, deadline: deadline)
