@@ -173,10 +173,10 @@ public struct CheckResultMessage: Sendable, Codable, Equatable {
 
     /// The result as JSON (keys sorted, `/` not escaped), the value of a result record; empty if
     /// encoding fails.
+    /// Written by `ResultJSON`, byte for byte what `JSONEncoder` writes for this type's
+    /// `Encodable` conformance with those options, at a fraction of its cost.
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data())
+        ResultJSON.encode(self)
     }
 
     /// The result in a record's value; nil when the bytes are not a valid result JSON or hold a

@@ -19,6 +19,8 @@ public struct CheckProcessor: Sendable {
     let resultPolicy: ResultSizePolicy
     /// The tenants and credentials, replaced by a configuration reload (SIGHUP).
     public let tenants: TenantDirectory
+    /// Parsed options by request shape (a pure function of mode and arguments).
+    let specs = CheckSpecMemo()
 
     /// A processor for the worker's checks. The result size limit comes from
     /// `configuration.kafka.properties` (`message.max.bytes`); without `pool`, a new EvaluationPool with
@@ -188,20 +190,26 @@ public struct CheckProcessor: Sendable {
         // The request's check (CheckSpec: its mode field and its options, parsed as `exocheck run`
         // parses a command line), on the evaluation pool: parsing compiles the request's regular
         // expressions.
-        enum Parsed: Sendable { case check(CheckConfiguration, shape: String), refused(String) }
+        // A shape parsed before comes from the memo (CheckSpecMemo), without the pool.
         let (mode, arguments) = (request.mode, request.arguments)
-        let parsedOutcome: Parsed
-        do {
-            parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
-                do throws(ArgumentError) {
-                    let spec = try CheckSpec(mode: mode, options: CentreonArguments(arguments))
-                    return .check(spec.configuration, shape: spec.shape)
-                } catch {
-                    return .refused(error.redacted)
+        let memoKey = specs.key(mode: mode, arguments: arguments)
+        let parsedOutcome: CheckSpecMemo.Parsed
+        if let memoKey, let known = specs.lookup(memoKey) {
+            parsedOutcome = known
+        } else {
+            do {
+                parsedOutcome = try await pool.evaluate(deadline: refusalDeadline) {
+                    do throws(ArgumentError) {
+                        let spec = try CheckSpec(mode: mode, options: CentreonArguments(arguments))
+                        return .check(spec.configuration, shape: spec.shape)
+                    } catch {
+                        return .refused(error.redacted)
+                    }
                 }
+                if let memoKey { specs.store(memoKey, parsedOutcome) }
+            } catch {
+                parsedOutcome = .refused("its options could not be read within the time limit.")
             }
-        } catch {
-            parsedOutcome = .refused("its options could not be read within the time limit.")
         }
         let config: CheckConfiguration
         let shape: String
@@ -266,15 +274,20 @@ public struct CheckProcessor: Sendable {
             computed.warnings = [warning]
         }
         let whole = computed
-        // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool.
+        // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool;
+        // a small result (most) is encoded here, which costs less than the hop to the pool.
         let policy = resultPolicy
         let result: CheckResultMessage
-        do {
-            result = try await pool.evaluate(deadline: refusalDeadline) {
-                policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+        if ResultSizePolicy.isSmall(rendered.text) {
+            result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+        } else {
+            do {
+                result = try await pool.evaluate(deadline: refusalDeadline) {
+                    policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+                }
+            } catch {
+                result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: [], text: rendered.shortOutput)
             }
-        } catch {
-            result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: [], text: rendered.shortOutput)
         }
         if result.truncated == true {
             log.notice("result cut to fit one record", metadata: ["limit.bytes": "\(policy.maxValueBytes)"])

@@ -35,6 +35,17 @@ public struct ResultSizePolicy: Sendable, Equatable {
         self.init(maxValueBytes: max(messageMax - Self.recordOverheadBytes, Self.minimumValueBytes))
     }
 
+    /// Output of at most this many UTF-8 bytes makes a small result: fitting and encoding it
+    /// takes tens of microseconds, so the worker does it where the check runs rather than on
+    /// the evaluation pool (whose hop costs about as much).
+    public static let smallOutputBytes = 16_384
+
+    /// Whether a check with this output text is small (`smallOutputBytes`); the perfdata are in
+    /// the text, so it bounds them too.
+    public static func isSmall(_ text: String) -> Bool {
+        text.utf8.count <= smallOutputBytes
+    }
+
     /// What a rendered check becomes on the wire: `base` holds every field except `output`,
     /// `summary`, `perfdata` and `truncated`, which come from the rendering (cut to fit).
     public func fit(_ base: CheckResultMessage, shortOutput: String, perfdata: [Perfdatum], text: String) -> CheckResultMessage {

@@ -1,6 +1,7 @@
 import ExchangeChecks
 import GraphReports
 import Prometheus
+import Synchronization
 
 /// The worker's metrics, registered with the Prometheus registry that /metrics exports, each with
 /// its help text (swift-metrics has none, and promtool requires them). Names and help texts are
@@ -76,6 +77,7 @@ public struct WorkerMetrics: Sendable {
     ]
 
     let registry: PrometheusCollectorRegistry
+    let series = Series()
 
     /// Metrics in `registry` (the one /metrics exports). The series without labels, and those of
     /// the closed label sets that dashboards and alerts read, exist from the start at 0, so that a
@@ -96,11 +98,52 @@ public struct WorkerMetrics: Sendable {
     }
 
     func counter(_ family: Family, _ labels: [(String, String)] = []) -> Counter {
-        registry.makeCounter(name: family.name, labels: labels, help: family.help)
+        series.counter(family, labels) { registry.makeCounter(name: family.name, labels: labels, help: family.help) }
     }
 
     func gauge(_ family: Family) -> Gauge {
-        registry.makeGauge(name: family.name, labels: [], help: family.help)
+        series.gauge(family) { registry.makeGauge(name: family.name, labels: [], help: family.help) }
+    }
+
+    /// The series already made, by family and labels: the registry checks names and labels on
+    /// every `make…` (a few percent of a warm worker's CPU when done per check). Holds only series
+    /// the registry holds for good anyway (closed label sets; the credential expiry gauges, which
+    /// are removed on reload, do not go through it), so it grows no further than /metrics.
+    final class Series: Sendable {
+        private let counters = Mutex<[String: Counter]>([:])
+        private let gauges = Mutex<[String: Gauge]>([:])
+        private let histograms = Mutex<[String: DurationHistogram]>([:])
+
+        static func key(_ family: Family, _ labels: [(String, String)]) -> String {
+            var key = family.name
+            for (name, value) in labels {
+                key += "\u{0}" + name + "\u{0}" + value
+            }
+            return key
+        }
+
+        func counter(_ family: Family, _ labels: [(String, String)], make: () -> Counter) -> Counter {
+            let key = Self.key(family, labels)
+            if let known = counters.withLock({ $0[key] }) { return known }
+            let made = make()
+            counters.withLock { $0[key] = made }
+            return made
+        }
+
+        func gauge(_ family: Family, make: () -> Gauge) -> Gauge {
+            if let known = gauges.withLock({ $0[family.name] }) { return known }
+            let made = make()
+            gauges.withLock { $0[family.name] = made }
+            return made
+        }
+
+        func histogram(_ family: Family, _ labels: [(String, String)], make: () -> DurationHistogram) -> DurationHistogram {
+            let key = Self.key(family, labels)
+            if let known = histograms.withLock({ $0[key] }) { return known }
+            let made = make()
+            histograms.withLock { $0[key] = made }
+            return made
+        }
     }
 
     /// A configured tenant's credential expiry, `exocheck_credential_expiry_timestamp_seconds` by
@@ -127,10 +170,11 @@ public struct WorkerMetrics: Sendable {
     /// `exocheck_check_duration_seconds` by mode.
     public func check(mode: String, status: String, duration: Duration) {
         counter(.checks, [("mode", mode), ("status", status)]).increment()
-        registry.makeDurationHistogram(
-            name: Family.checkDuration.name, labels: [("mode", mode)], buckets: Self.durationBuckets,
-            help: Family.checkDuration.help
-        ).record(duration)
+        series.histogram(.checkDuration, [("mode", mode)]) {
+            registry.makeDurationHistogram(
+                name: Family.checkDuration.name, labels: [("mode", mode)], buckets: Self.durationBuckets,
+                help: Family.checkDuration.help)
+        }.record(duration)
     }
 
     /// One check's token use: `exocheck_token_cache_total` with result `hit` (the check made no

@@ -299,22 +299,26 @@ enum JSONValue: Decodable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// The decoder tells the JSON types apart (a string is never read as a number or a boolean,
+    /// nor these as each other), so the order of the attempts changes only the cost: each failed
+    /// attempt throws, so the commonest kinds of a request (strings, then objects) come first.
+    /// Integers are tried before other numbers, so an integer keeps its written form.
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
             self = .null
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let o = try? c.decode([String: JSONValue].self) {
+            self = .object(o)
         } else if let b = try? c.decode(Bool.self) {
             self = .bool(b)
         } else if let i = try? c.decode(Int64.self) {
             self = .number(String(i))
         } else if let d = try? c.decode(Double.self) {
             self = .number(d.description)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else if let a = try? c.decode([JSONValue].self) {
-            self = .array(a)
         } else {
-            self = .object(try c.decode([String: JSONValue].self))
+            self = .array(try c.decode([JSONValue].self))
         }
     }
 
@@ -345,8 +349,13 @@ enum JSONValue: Decodable, Sendable, Equatable {
                     j += 1
                 }
                 if expectKey, let last = stack.last, var keys = last {
-                    let raw = Array(b[(i + 1)..<Swift.min(j, b.count)])
-                    let key = (try? JSONDecoder().decode(String.self, from: Data([0x22] + raw + [0x22]))) ?? String(decoding: raw, as: UTF8.self)
+                    let raw = b[(i + 1)..<Swift.min(j, b.count)]
+                    // Without a backslash (valid JSON) the key is its bytes; escapes are resolved
+                    // by the decoder.
+                    let key =
+                        raw.contains(UInt8(ascii: "\\"))
+                        ? (try? JSONDecoder().decode(String.self, from: Data([0x22] + raw + [0x22]))) ?? String(decoding: raw, as: UTF8.self)
+                        : String(decoding: raw, as: UTF8.self)
                     if keys.contains(key) { return true }
                     keys.insert(key)
                     stack[stack.count - 1] = keys

@@ -432,3 +432,171 @@ struct HostileReportValueTests {
         #expect(!json.contains(#""max""#))
     }
 }
+
+@Suite("Result encoding")
+struct ResultEncodingTests {
+    /// What `JSONEncoder` writes for the result (the reference the hand-written encoder follows).
+    static func reference(_ r: CheckResultMessage) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(r)) ?? Data())
+    }
+
+    /// A deterministic generator (SplitMix64), so a failure names the seed that made it.
+    struct Generator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+
+        static let pieces: [String] = [
+            "", "a", "Z", "é", "😀", "\u{2028}", "\u{7F}", "/", "\\", "\"", "\u{0}", "\u{1F}", "\t", "\r\n", "\u{8}", "\u{C}", "\u{1B}[31m",
+            "mailbox:john@contoso.com", "OK: All mailboxes are ok", "|", "'label'=1;2;3;0;4",
+        ]
+        mutating func string() -> String {
+            (0..<below(6)).map { _ in Self.pieces[below(Self.pieces.count)] }.joined()
+        }
+        static let numbers: [Double] = [
+            0, -0.0, 1, -1, 0.1, 100, 1e21, 1e-7, 5e-324, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 123_456_789_012_345_678,
+            0.000123, 1e16, 12.5, -3.25e-10, 4_294_967_295, 1_048_576.75, 99.99,
+        ]
+        mutating func number() -> Double {
+            below(3) == 0
+                ? Double(bitPattern: next()).isFinite ? Double(bitPattern: next() & 0x7FEF_FFFF_FFFF_FFFF) : 1 : Self.numbers[below(Self.numbers.count)]
+        }
+        mutating func optional<T>(_ make: (inout Generator) -> T) -> T? {
+            below(3) == 0 ? nil : make(&self)
+        }
+    }
+
+    @Test("the hand-written encoder writes exactly JSONEncoder's bytes (sorted keys, escapes, numbers, nulls, optional fields) over 2,000 generated results")
+    func handWrittenEncoderMatchesJSONEncoder() {
+        var g = Generator(state: 11)
+        for seed in 0..<2_000 {
+            var labels: [String: String] = [:]
+            for _ in 0..<g.below(5) { labels[g.string()] = g.string() }
+            let metrics = (0..<g.below(4)).map { _ in
+                CheckResultMessage.Metric(
+                    label: g.string(), value: g.optional { $0.number() }, unit: g.string(), warning: g.string(), critical: g.string(),
+                    min: g.optional { $0.number() }, max: g.optional { $0.number() })
+            }
+            var r = CheckResultMessage(
+                id: g.optional { $0.string() }, tenant: g.optional { $0.string() }, mode: g.optional { $0.string() }, labels: labels,
+                status: g.string(), exitCode: g.below(7) - 3, output: g.string(), summary: g.string(), perfdata: metrics,
+                reportDate: g.string(), checkedAt: g.string(), durationMs: g.number(), worker: g.string(), attempt: g.below(1_000_000),
+                cache: .init(token: g.string(), report: g.string()),
+                error: g.optional { .init(kind: .invalidRequest, message: $0.string()) })
+            r.reportAgeSeconds = g.optional { Int(truncatingIfNeeded: $0.next()) }
+            r.truncated = [nil, false, true][g.below(3)]
+            r.warnings = [nil, [], [g.string()], [g.string(), g.string()]][g.below(4)]
+            if g.below(4) == 0 { r.error = .init(kind: .graph, message: "x") }
+            let mine = r.encoded()
+            let reference = Self.reference(r)
+            #expect(mine == reference, "seed \(seed): \(String(decoding: mine, as: UTF8.self)) vs \(String(decoding: reference, as: UTF8.self))")
+            if mine != reference { return }
+        }
+    }
+
+    @Test("a number that is not finite fails the whole encoding (empty), as JSONEncoder does")
+    func nonFiniteFails() {
+        for bad in [Double.nan, .infinity, -.infinity] {
+            let r = CheckResultMessage(
+                id: "x", tenant: "t", mode: "m", labels: [:], status: "OK", exitCode: 0, output: "", summary: "", perfdata: [],
+                reportDate: "", checkedAt: "", durationMs: bad, worker: "w", attempt: 1, cache: .init(token: "none", report: "none"),
+                error: nil)
+            #expect(r.encoded().isEmpty)
+            #expect(Self.reference(r).isEmpty)
+        }
+    }
+}
+
+/// `JSONValue` as it decoded before the attempts were reordered (the reference of
+/// `JSONValueOrderTests`).
+private enum ReferenceJSONValue: Decodable, Equatable {
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+    case array([ReferenceJSONValue])
+    case object([String: ReferenceJSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .number(String(i))
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d.description)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([ReferenceJSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: ReferenceJSONValue].self))
+        }
+    }
+
+    func same(_ v: JSONValue) -> Bool {
+        switch (self, v) {
+        case (.string(let a), .string(let b)), (.number(let a), .number(let b)): return a == b
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.null, .null): return true
+        case (.array(let a), .array(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.same($1) }
+        case (.object(let a), .object(let b)): return a.count == b.count && a.allSatisfy { k, x in b[k].map { x.same($0) } ?? false }
+        default: return false
+        }
+    }
+}
+
+@Suite("JSON tree decoding")
+struct JSONValueOrderTests {
+    static let scalars = [
+        #""s""#, #""""#, #""1""#, #""true""#, #""\u0061\n""#, "0", "-0", "1", "-1", "1.0", "1.5", "1e2", "1E-2", "-1.25e+3", "9223372036854775807",
+        "9223372036854775808", "-9223372036854775809", "1e400", "0.1", "true", "false", "null", "123456789012345678901234567890",
+    ]
+
+    @Test("the reordered attempts decode every document to the same tree as before (types are disjoint), and refuse the same documents")
+    func sameTreeAsBefore() throws {
+        var docs: [String] = Self.scalars
+        for a in Self.scalars {
+            docs.append("[\(a)]")
+            docs.append(#"{"k":\#(a)}"#)
+            for b in Self.scalars.prefix(4) {
+                docs.append("[\(a),\(b),{\"x\":[\(b)]}]")
+                docs.append(#"{"a":\#(a),"b":[\#(b),{}],"c":{"d":\#(b)}}"#)
+            }
+        }
+        // Bad documents, and nesting at and past the decoder's limit.
+        docs += ["", "[", "{\"a\"}", "[1,]", "{\"a\":1,}", "tru", "01", "1.", "\"\\x\"", "[\"\u{0}\"]"]
+        docs += [String(repeating: "[", count: 400) + String(repeating: "]", count: 400)]
+        docs += [String(repeating: "[", count: 600) + String(repeating: "]", count: 600)]
+        docs += [String(repeating: "{\"a\":", count: 400) + "1" + String(repeating: "}", count: 400)]
+        docs += [String(repeating: "{\"a\":", count: 600) + "1" + String(repeating: "}", count: 600)]
+        for doc in docs {
+            let reference = try? JSONDecoder().decode(ReferenceJSONValue.self, from: Data(doc.utf8))
+            let now = try? JSONDecoder().decode(JSONValue.self, from: Data(doc.utf8))
+            switch (reference, now) {
+            case (nil, nil): break
+            case (let r?, let n?): #expect(r.same(n), "\(doc.prefix(80))")
+            default: Issue.record("accepted differently: \(doc.prefix(80))")
+            }
+        }
+    }
+
+    @Test("duplicate keys are found with and without escapes, and keys of different objects do not collide")
+    func duplicateKeys() {
+        #expect(JSONValue.hasDuplicateKeys(Array(#"{"a":1,"a":2}"#.utf8)))
+        #expect(JSONValue.hasDuplicateKeys(Array(#"{"a":1,"\u0061":2}"#.utf8)))
+        #expect(JSONValue.hasDuplicateKeys(Array(#"{"é":1,"\u00e9":2}"#.utf8)))
+        #expect(!JSONValue.hasDuplicateKeys(Array(#"{"a":{"a":1},"b":[{"a":2}]}"#.utf8)))
+        #expect(!JSONValue.hasDuplicateKeys(Array(#"{"a\"":1,"a":2}"#.utf8)))
+    }
+}

@@ -1,0 +1,50 @@
+import ExchangeChecks
+import Testing
+
+@testable import CheckWorker
+
+@Suite("Parsed options by shape (CheckSpecMemo)")
+struct CheckSpecMemoTests {
+    @Test("a kept option set comes back as it was parsed: configuration and shape, or the refusal's text")
+    func keepsWhatWasParsed() throws {
+        let memo = CheckSpecMemo()
+        let args = ["--filter-counters=^active", "--warning-active-mailboxes=5"]
+        let spec = try CheckSpec(mode: .mailboxUsage, options: CentreonArguments(args))
+        let key = try #require(memo.key(mode: .mailboxUsage, arguments: args))
+        #expect(memo.lookup(key) == nil)
+        memo.store(key, .check(spec.configuration, shape: spec.shape))
+        guard case .check(_, let shape) = memo.lookup(key) else {
+            Issue.record("not kept")
+            return
+        }
+        #expect(shape == spec.shape)
+        // Another mode with the same arguments is another key.
+        let other = try #require(memo.key(mode: .emailActivity, arguments: args))
+        #expect(memo.lookup(other) == nil)
+        memo.store(other, .refused("bad option"))
+        guard case .refused(let text) = memo.lookup(other) else {
+            Issue.record("refusal not kept")
+            return
+        }
+        #expect(text == "bad option")
+    }
+
+    @Test("limit: argument lists over maxKeyBytes are never kept (hostile requests cannot fill memory with keys)")
+    func longArgumentsNotKept() {
+        let memo = CheckSpecMemo(maxEntries: 8, maxKeyBytes: 100)
+        #expect(memo.key(mode: .mailboxUsage, arguments: [String(repeating: "a", count: 100)]) != nil)
+        #expect(memo.key(mode: .mailboxUsage, arguments: [String(repeating: "a", count: 60), String(repeating: "b", count: 41)]) == nil)
+    }
+
+    @Test("limit: at maxEntries the memo starts again empty, so it never holds more")
+    func boundedEntries() throws {
+        let memo = CheckSpecMemo(maxEntries: 8, maxKeyBytes: 100)
+        for i in 0..<20 {
+            let key = try #require(memo.key(mode: .mailboxUsage, arguments: ["--warning-items=\(i)"]))
+            memo.store(key, .refused("\(i)"))
+            #expect(memo.count <= 8)
+        }
+        let last = try #require(memo.key(mode: .mailboxUsage, arguments: ["--warning-items=19"]))
+        #expect(memo.lookup(last) != nil)
+    }
+}
