@@ -83,10 +83,21 @@ public struct CheckProcessor: Sendable {
         public var key: String?
         /// Set for bad input: a copy of the request goes to the dead-letter topic with this reason.
         public var deadLetterReason: String?
+        /// `result.encoded()` when it was computed already (by `ResultSizePolicy.fitEncoded`);
+        /// nil means encode `result`. Only `process` sets it, together with `result`.
+        var encoded: [UInt8]? = nil
+
+        /// The record's value: the result as JSON.
+        var value: [UInt8] { encoded ?? result.encoded() }
     }
 
     /// Bytes of all headers of one request record; a record with more is refused.
     public static let maxHeaderBytes = 16384
+
+    /// A request value of at most this many bytes is decoded where the check runs: that takes
+    /// microseconds (its nesting is bounded by its size and by the decoder's depth limit), less
+    /// than the hop to the evaluation pool, where larger values are decoded under the time limit.
+    public static let smallRequestBytes = 4_096
 
     /// Decodes one request record and runs its check (decoding, parsing and rendering on `pool`).
     /// Bad input (a value over `worker.maxRequestBytes`, headers over `maxHeaderBytes`, an invalid
@@ -103,8 +114,12 @@ public struct CheckProcessor: Sendable {
         let maxBytes = configuration.worker.maxRequestBytes
         var decoded: Result<CheckRequest, RequestRejection>
         do {
-            decoded = try await pool.evaluate(deadline: refusalDeadline) {
-                CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
+            if value.count <= Self.smallRequestBytes {
+                decoded = CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
+            } else {
+                decoded = try await pool.evaluate(deadline: refusalDeadline) {
+                    CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
+                }
             }
         } catch {
             decoded = .failure(
@@ -277,16 +292,16 @@ public struct CheckProcessor: Sendable {
         // Cut to fit one record (ResultSizePolicy): encoding megabytes is CPU work, so on the pool;
         // a small result (most) is encoded here, which costs less than the hop to the pool.
         let policy = resultPolicy
-        let result: CheckResultMessage
+        let (result, encoded): (CheckResultMessage, [UInt8])
         if ResultSizePolicy.isSmall(rendered.text) {
-            result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+            (result, encoded) = policy.fitEncoded(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
         } else {
             do {
-                result = try await pool.evaluate(deadline: refusalDeadline) {
-                    policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
+                (result, encoded) = try await pool.evaluate(deadline: refusalDeadline) {
+                    policy.fitEncoded(whole, shortOutput: rendered.shortOutput, perfdata: rendered.perfdata, text: rendered.text)
                 }
             } catch {
-                result = policy.fit(whole, shortOutput: rendered.shortOutput, perfdata: [], text: rendered.shortOutput)
+                (result, encoded) = policy.fitEncoded(whole, shortOutput: rendered.shortOutput, perfdata: [], text: rendered.shortOutput)
             }
         }
         if result.truncated == true {
@@ -298,7 +313,7 @@ public struct CheckProcessor: Sendable {
                 "status": "\(rendered.status.rawValue)", "duration.ms": "\(result.durationMs)",
                 "cache.report": "\(result.cache.report)",
             ])
-        return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil)
+        return Outcome(result: result, topic: topic, key: request.tenant, deadLetterReason: nil, encoded: encoded)
     }
 
     var refusalDeadline: ContinuousClock.Instant {

@@ -672,7 +672,7 @@ public final class CheckWorkerService: Service, Sendable {
         }
         let result = OutgoingMessage(
             topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
-            value: outcome.result.encoded(), headers: headers)
+            value: outcome.value, headers: headers)
         switch await send(result, producer: producer, what: "result") {
         case .delivered: break
         case .cancelled: return .cancelled

@@ -49,13 +49,21 @@ public struct ResultSizePolicy: Sendable, Equatable {
     /// What a rendered check becomes on the wire: `base` holds every field except `output`,
     /// `summary`, `perfdata` and `truncated`, which come from the rendering (cut to fit).
     public func fit(_ base: CheckResultMessage, shortOutput: String, perfdata: [Perfdatum], text: String) -> CheckResultMessage {
+        fitEncoded(base, shortOutput: shortOutput, perfdata: perfdata, text: text).result
+    }
+
+    /// `fit`, with the result's encoding (`CheckResultMessage.encoded()`), which fitting computes
+    /// anyway: the record's value, so that publishing does not encode it again.
+    public func fitEncoded(
+        _ base: CheckResultMessage, shortOutput: String, perfdata: [Perfdatum], text: String
+    ) -> (result: CheckResultMessage, encoded: [UInt8]) {
         var whole = base
         whole.output = text
         whole.summary = CheckProcessor.summary(shortOutput)
         whole.perfdata = CheckResultMessage.metrics(perfdata)
         whole.truncated = nil
         let encodedWhole = whole.encoded()
-        if !encodedWhole.isEmpty, encodedWhole.count <= maxValueBytes { return whole }
+        if !encodedWhole.isEmpty, encodedWhole.count <= maxValueBytes { return (whole, encodedWhole) }
 
         // The parts of the text: short output, perfdata (as rendered), long output lines.
         let perfText = perfdata.isEmpty ? "" : "|" + perfdata.map { " " + $0.rendered }.joined()
@@ -128,12 +136,14 @@ public struct ResultSizePolicy: Sendable, Equatable {
             instanceKept += 1
         }
         var result = build(instanceKept: instanceKept, linesKept: linesKept)
-        while result.encoded().count > maxValueBytes, instanceKept + linesKept > 0 {
+        var encoded = result.encoded()
+        while encoded.count > maxValueBytes, instanceKept + linesKept > 0 {
             instanceKept /= 2
             linesKept /= 2
             result = build(instanceKept: instanceKept, linesKept: linesKept)
+            encoded = result.encoded()
         }
-        return result
+        return (result, encoded)
     }
 
     /// An upper bound of what one perfdata item adds: its text in `output` and its object in

@@ -268,6 +268,14 @@ struct HostileInputWorkerTests {
                    kind: "invalid-request"),
             Record(id: "nested-json", value: Array(#"{"id":"nested-json","x":"#.utf8) + Array(repeating: UInt8(ascii: "["), count: 50_000),
                    kind: "invalid-request"),
+            // Small requests (CheckProcessor.smallRequestBytes) are decoded where the check runs,
+            // not on the pool: as deep as such a value can be, open and closed.
+            Record(id: "nested-small", value: Array(#"{"id":"nested-small","x":"#.utf8) + Array(repeating: UInt8(ascii: "["), count: 4_000),
+                   kind: "invalid-request"),
+            Record(id: "nested-small-closed",
+                   value: Array(#"{"id":"nested-small-closed","tenant":"t0","mode":"email-activity","labels":{"host":"#.utf8)
+                       + Array(repeating: UInt8(ascii: "["), count: 1_900) + Array(repeating: UInt8(ascii: "]"), count: 1_900) + Array("}}".utf8),
+                   kind: "invalid-request"),
             Record(id: "big-traceparent", value: Self.request("big-traceparent", tenant: "t0", mode: "email-activity"),
                    headers: [KafkaHeader("traceparent", String(repeating: "0", count: 600_000))], kind: "invalid-request"),
             Record(id: "unknown-option-name", value: Self.request("unknown-option-name", tenant: "t0", mode: "email-activity",
