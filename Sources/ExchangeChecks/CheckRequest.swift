@@ -155,8 +155,10 @@ public enum CheckRequestDecoder {
                     reason: "request of \(bytes.count) bytes exceeds the limit of \(maxBytes) bytes"))
         }
         // Decoded into a typed JSON tree (JSONValue, Codable): strings, numbers and booleans are
-        // told apart by the decoder, not by the runtime type of a Foundation object.
-        guard let object = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
+        // told apart by the decoder, not by the runtime type of a Foundation object. The common
+        // form is read without the decoder (CommonJSON: the same tree, keys known distinct).
+        let common = CommonJSON.parse(bytes)
+        guard let object = common ?? (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))) else {
             return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:], reason: "the request is not valid JSON"))
         }
         guard case .object(let o) = object else {
@@ -174,7 +176,7 @@ public enum CheckRequestDecoder {
         if let raw = o["labels"], case .success(let l) = labels(raw) { rejection.labels = l }
         // A name twice in one object is ambiguous: this decoder keeps the first, most others the
         // last, so a validator in front of the workers could read another tenant than they do.
-        if JSONValue.hasDuplicateKeys(bytes) {
+        if common == nil, JSONValue.hasDuplicateKeys(bytes) {
             return reject("a field name appears twice in one object (not shown): each name may appear once")
         }
 

@@ -600,3 +600,100 @@ struct JSONValueOrderTests {
         #expect(!JSONValue.hasDuplicateKeys(Array(#"{"a\"":1,"a":2}"#.utf8)))
     }
 }
+
+@Suite("Common JSON subset")
+struct CommonJSONTests {
+    /// Random JSON-ish documents: mostly in the common subset, often just outside it.
+    struct Maker {
+        var g: ResultEncodingTests.Generator
+        static let strings = [
+            #""a""#, #""""#, #""host-01.example""#, #""é😀""#, #""\n""#, #""\u0041""#, #""a\"b""#, "\"\u{7F}\"", "\"\u{1}\"", "\"tab\tx\"",
+        ]
+        static let numbers = ["0", "1", "-1", "42", "-0", "01", "1.5", "1e3", "123456789012345678", "1234567890123456789", "-", "1.", ".5"]
+        static let spaces = ["", " ", "\n", "\t", "\r\n", "\u{C}"]
+
+        mutating func space() -> String { Self.spaces[g.below(g.below(8) == 0 ? Self.spaces.count : 2)] }
+        mutating func value(_ depth: Int) -> String {
+            switch g.below(depth > 34 ? 4 : 7) {
+            case 0: return Self.strings[g.below(Self.strings.count)]
+            case 1: return Self.numbers[g.below(Self.numbers.count)]
+            case 2: return ["true", "false", "null", "tru", "nul"][g.below(g.below(6) == 0 ? 5 : 3)]
+            case 3: return Self.strings[g.below(3)]
+            case 4: return "[" + (0..<g.below(3)).map { _ in space() + value(depth + 1) + space() }.joined(separator: ",") + "]"
+            default: return object(depth + 1)
+            }
+        }
+        mutating func object(_ depth: Int) -> String {
+            let keys = ["a", "b", "id", "tenant", "a", "\\u0061", "é"]
+            let members = (0..<g.below(4)).map { _ in "\"\(keys[g.below(g.below(4) == 0 ? keys.count : 4)])\"" + space() + ":" + space() + value(depth) }
+            return "{" + space() + members.joined(separator: "," + space()) + space() + "}"
+        }
+    }
+
+    static func decoderTree(_ bytes: [UInt8]) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    }
+
+    @Test("whatever the common reader accepts, JSONDecoder reads as the same tree and without a repeated key; the rest is left to the decoder (8,000 generated and mutated documents)")
+    func commonSubsetMatchesDecoder() {
+        var maker = Maker(g: .init(state: 5))
+        var common = 0
+        var total = 0
+        for seed in 0..<4_000 {
+            let doc = Array((maker.space() + maker.object(0) + maker.space()).utf8)
+            var mutated = doc
+            if !mutated.isEmpty {
+                let at = maker.g.below(mutated.count)
+                switch maker.g.below(4) {
+                case 0: mutated[at] = UInt8(truncatingIfNeeded: maker.g.next())
+                case 1: mutated.remove(at: at)
+                case 2: mutated.insert([0xC3, 0xFF, 0x22, 0x5C, 0x7D, 0x2C, 0x00, 0xEF][maker.g.below(8)], at: at)
+                default: mutated = Array(mutated.prefix(at))
+                }
+            }
+            for bytes in [doc, mutated] {
+                total += 1
+                guard let mine = CommonJSON.parse(bytes) else { continue }
+                common += 1
+                let reference = Self.decoderTree(bytes)
+                #expect(reference == mine, "seed \(seed): \(String(decoding: bytes, as: UTF8.self))")
+                #expect(!JSONValue.hasDuplicateKeys(bytes), "seed \(seed): \(String(decoding: bytes, as: UTF8.self))")
+                if reference != mine { return }
+            }
+        }
+        // Not vacuous: a good share of the documents took the common path.
+        #expect(common * 4 > total, "\(common) of \(total)")
+    }
+
+    @Test("the edges of the subset: nesting up to maxDepth, 18-digit integers, UTF-8; -0, 01, escapes, floats, a BOM, a repeated key, a top-level array and trailing bytes go to the decoder")
+    func edges() {
+        func deep(_ n: Int) -> [UInt8] { Array((String(repeating: #"{"a":"#, count: n) + "1" + String(repeating: "}", count: n)).utf8) }
+        #expect(CommonJSON.parse(deep(CommonJSON.maxDepth)) == Self.decoderTree(deep(CommonJSON.maxDepth)))
+        #expect(CommonJSON.parse(deep(CommonJSON.maxDepth + 1)) == nil)
+        #expect(CommonJSON.parse(Array(#"{"n":123456789012345678,"m":-5,"z":0,"s":"é😀","t":true,"f":false,"x":null,"l":[1,[]],"o":{}}"#.utf8)) == Self.decoderTree(Array(#"{"n":123456789012345678,"m":-5,"z":0,"s":"é😀","t":true,"f":false,"x":null,"l":[1,[]],"o":{}}"#.utf8)))
+        for outside in [
+            #"{"n":-0}"#, #"{"n":01}"#, #"{"n":1.0}"#, #"{"n":1e2}"#, #"{"n":1234567890123456789}"#, #"{"s":"\u0041"}"#, #"{"s":"a\nb"}"#,
+            "\u{FEFF}{}", #"{"a":1,"a":2}"#, "[1]", "{} x", "{", "",
+        ] {
+            #expect(CommonJSON.parse(Array(outside.utf8)) == nil, "\(outside)")
+        }
+        #expect(CommonJSON.parse([0x7B, 0x22, 0xC3, 0x22, 0x3A, 0x31, 0x7D]) == nil)  // invalid UTF-8 in a key
+    }
+
+    @Test("a request in the common form decodes to the same request as through the decoder, and a repeated key is still refused")
+    func sameRequest() {
+        let json = #"{"id":"r-1","tenant":"contoso.onmicrosoft.com","mode":"mailbox-usage","options":{"warning-items":5,"verbose":true,"filter-counters":"^total"},"labels":{"host":"h","service":"s"}}"#
+        #expect(CommonJSON.parse(Array(json.utf8)) != nil)
+        guard case .success(let r) = CheckRequestDecoder.decode(Array(json.utf8), maxBytes: 65_536) else {
+            Issue.record("rejected")
+            return
+        }
+        #expect(r.arguments == ["--filter-counters=^total", "--verbose", "--warning-items=5"])
+        #expect(r.labels == ["host": "h", "service": "s"])
+        guard case .failure(let rejection) = CheckRequestDecoder.decode(Array(#"{"id":"r-2","tenant":"a","tenant":"b","mode":"mailbox-usage"}"#.utf8), maxBytes: 65_536) else {
+            Issue.record("a repeated key was accepted")
+            return
+        }
+        #expect(rejection.reason.contains("appears twice"))
+    }
+}
