@@ -99,6 +99,8 @@ public enum CheckRequestDecoder {
     public static func isSafeText(_ text: String, maxBytes: Int) -> Bool {
         let n = text.utf8.count
         guard n >= 1, n <= maxBytes else { return false }
+        // Printable ASCII (most text) needs no look-up of Unicode properties.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return true }
         return !text.unicodeScalars.contains { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }
     }
 

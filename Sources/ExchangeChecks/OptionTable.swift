@@ -77,11 +77,18 @@ public enum OptionTable {
         return nil
     }
 
+    /// The words `looksSecret` looks for, as UTF-8.
+    static let secretWords: [[UInt8]] = [
+        "secret", "password", "passwd", "token", "private-key", "privatekey", "certificate", "credential", "apikey", "api-key",
+    ].map { Array($0.utf8) }
+
     /// Options whose names suggest a secret, even if exocheck does not know them.
     public static func looksSecret(_ name: String) -> Bool {
-        let n = name.lowercased()
-        return ["secret", "password", "passwd", "token", "private-key", "privatekey", "certificate", "credential", "apikey", "api-key"]
-            .contains { n.contains($0) }
+        // Compared as UTF-8 bytes (the words are ASCII), not through Foundation's string search.
+        let n = Array(name.lowercased().utf8)
+        return secretWords.contains { word in
+            n.count >= word.count && (0...(n.count - word.count)).contains { start in n[start..<(start + word.count)].elementsEqual(word) }
+        }
     }
 
     /// Why a check request may not carry option `name` (nil: it may, if the mode knows it).

@@ -48,3 +48,28 @@ struct CheckSpecMemoTests {
         #expect(memo.lookup(last) != nil)
     }
 }
+
+@Suite("Request text rules, fast paths")
+struct RequestTextRuleTests {
+    @Test("safe text: printable ASCII at once; DEL, C0 controls, C1 controls and line separators refused; other Unicode allowed")
+    func safeText() {
+        #expect(CheckRequestDecoder.isSafeText("host-01 ~!", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("a\u{7F}", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("a\u{1F}", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("a\u{85}", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("a\u{2028}", maxBytes: 64))
+        #expect(CheckRequestDecoder.isSafeText("mailbox é😀", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("", maxBytes: 64))
+        #expect(!CheckRequestDecoder.isSafeText("abc", maxBytes: 2))
+    }
+
+    @Test("names that look secret, in any case and anywhere in the name; others not")
+    func looksSecret() {
+        for name in ["client-secret", "PASSWORD", "x-api-key-y", "my_token", "Certificate-File", "credential", "passwd", "privatekey"] {
+            #expect(OptionTable.looksSecret(name), "\(name)")
+        }
+        for name in ["warning-items", "filter-counters", "tok", "secre", "", "api_key"] {
+            #expect(!OptionTable.looksSecret(name), "\(name)")
+        }
+    }
+}
