@@ -476,9 +476,11 @@ public final class CheckWorkerService: Service, Sendable {
                                 TraceSpan.consume, context: RequestTrace.context(of: message.headers), ofKind: .consumer
                             ) { span in
                                 TraceSpan.messaging(span, operation: "process", topic: message.topic)
-                                span.attributes[TraceSpan.Attribute.partition] = String(message.partition)
-                                span.attributes[TraceSpan.Attribute.offset] = message.offset
-                                span.attributes[TraceSpan.Attribute.attempt] = attempt
+                                if span.isRecording {
+                                    span.attributes[TraceSpan.Attribute.partition] = String(message.partition)
+                                    span.attributes[TraceSpan.Attribute.offset] = message.offset
+                                    span.attributes[TraceSpan.Attribute.attempt] = attempt
+                                }
                                 let outcome =
                                     mode == .poisoned
                                     ? self.processor.poisoned(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
@@ -656,6 +658,7 @@ public final class CheckWorkerService: Service, Sendable {
     /// tenant and mode when they were valid, its status and error kind (closed sets). Never its
     /// output or labels.
     static func describe(_ span: any Span, _ result: CheckResultMessage) {
+        guard span.isRecording else { return }
         if let id = result.id { span.attributes[TraceSpan.Attribute.requestId] = PersonalData.redactUserNames(id) }
         if let tenant = result.tenant { span.attributes[TraceSpan.Attribute.tenant] = tenant }
         if let mode = result.mode { span.attributes[TraceSpan.Attribute.mode] = mode }

@@ -462,9 +462,9 @@ public struct CachedReports: ReportSource {
     /// than `deadline`; a failure comes back in the answer.
     public func report(_ request: ReportRequest, deadline: ContinuousClock.Instant) async -> ReportAnswer {
         await withSpan(TraceSpan.fetch) { span in
-            span.attributes[TraceSpan.Attribute.report] = request.report
+            if span.isRecording { span.attributes[TraceSpan.Attribute.report] = request.report }
             let answer = await cache.answer(request, tenant: tenant, session: session, deadline: deadline, parser: parser)
-            if let origin = answer.origin { span.attributes[TraceSpan.Attribute.reportOrigin] = origin.rawValue }
+            if let origin = answer.origin, span.isRecording { span.attributes[TraceSpan.Attribute.reportOrigin] = origin.rawValue }
             if case .failure(let error) = answer.body { TraceSpan.fail(span, kind: error.kind) }
             return answer
         }

@@ -70,6 +70,8 @@ public enum TraceSpan {
 
     /// The messaging attributes of a Kafka span: `operation` (`process`, `send`) on `topic`.
     public static func messaging(_ span: any Span, operation: String, topic: String) {
+        // Spans that record nothing (tracing off) are not given attributes: that was per-check work.
+        guard span.isRecording else { return }
         span.attributes[Attribute.messagingSystem] = "kafka"
         span.attributes[Attribute.messagingOperation] = operation
         span.attributes[Attribute.destination] = topic
@@ -77,6 +79,7 @@ public enum TraceSpan {
 
     /// Marks `span` failed with an error kind (a closed set: never a message, which may name a user).
     public static func fail(_ span: any Span, kind: CheckErrorKind) {
+        guard span.isRecording else { return }
         span.attributes[Attribute.errorKind] = kind.rawValue
         span.setStatus(SpanStatus(code: .error, message: kind.rawValue))
     }
