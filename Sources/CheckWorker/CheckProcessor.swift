@@ -76,7 +76,7 @@ public struct CheckProcessor: Sendable {
     /// What to publish for one request record.
     public struct Outcome: Sendable {
         /// The result to publish; for a refused request an UNKNOWN with `error` set.
-        public var result: CheckResultMessage
+        public private(set) var result: CheckResultMessage
         /// Topic of the result (`results`, or an allowed `replyTo`).
         public var topic: String
         /// Kafka key of the result: the tenant.
@@ -94,9 +94,10 @@ public struct CheckProcessor: Sendable {
     /// Bytes of all headers of one request record; a record with more is refused.
     public static let maxHeaderBytes = 16384
 
-    /// A request value of at most this many bytes is decoded where the check runs: that takes
-    /// microseconds (its nesting is bounded by its size and by the decoder's depth limit), less
-    /// than the hop to the evaluation pool, where larger values are decoded under the time limit.
+    /// A request value of at most this many bytes in the common JSON form (`CommonJSON`: nesting
+    /// at most 32 deep) is decoded where the check runs: that takes microseconds, less than the
+    /// hop to the evaluation pool. Anything else (larger, or needing `JSONDecoder`, which
+    /// recurses up to 512 levels) is decoded on the pool's large stacks under the time limit.
     public static let smallRequestBytes = 4_096
 
     /// Decodes one request record and runs its check (decoding, parsing and rendering on `pool`).
@@ -114,8 +115,8 @@ public struct CheckProcessor: Sendable {
         let maxBytes = configuration.worker.maxRequestBytes
         var decoded: Result<CheckRequest, RequestRejection>
         do {
-            if value.count <= Self.smallRequestBytes {
-                decoded = CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
+            if value.count <= Self.smallRequestBytes, let common = CheckRequestDecoder.decodeCommon(value, maxBytes: maxBytes, headerId: headerId) {
+                decoded = common
             } else {
                 decoded = try await pool.evaluate(deadline: refusalDeadline) {
                     CheckRequestDecoder.decode(value, maxBytes: maxBytes, headerId: headerId)
@@ -208,8 +209,9 @@ public struct CheckProcessor: Sendable {
         // A shape parsed before comes from the memo (CheckSpecMemo), without the pool.
         let (mode, arguments) = (request.mode, request.arguments)
         let memoKey = specs.key(mode: mode, arguments: arguments)
+        let generation = RegexCache.generation
         let parsedOutcome: CheckSpecMemo.Parsed
-        if let memoKey, let known = specs.lookup(memoKey) {
+        if let memoKey, let known = specs.lookup(memoKey, generation: generation) {
             parsedOutcome = known
         } else {
             do {
@@ -221,7 +223,7 @@ public struct CheckProcessor: Sendable {
                         return .refused(error.redacted)
                     }
                 }
-                if let memoKey { specs.store(memoKey, parsedOutcome) }
+                if let memoKey { specs.store(memoKey, parsedOutcome, generation: generation) }
             } catch {
                 parsedOutcome = .refused("its options could not be read within the time limit.")
             }

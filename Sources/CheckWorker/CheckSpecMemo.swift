@@ -6,11 +6,14 @@ import Synchronization
 /// of a warm worker's CPU plus a hop to the evaluation pool).
 ///
 /// The parse of a mode and an argument list is a pure function of them, so its outcome (the
-/// configuration and memo shape, or the refusal's text) is kept and reused. Bounded twice: only
-/// argument lists of at most `maxKeyBytes` are kept, and the memo is emptied when it holds
-/// `maxEntries`, so hostile requests with ever new options cost at most `maxEntries` ×
-/// `maxKeyBytes` of keys (2 MiB by default) and get no slower than without the memo. A parse
-/// that did not finish in time is never kept (the caller does not store it).
+/// configuration and memo shape, or the refusal's text) is kept and reused. Bounded:
+/// - keys are the arguments' UTF-8 bytes (String equality is canonical equivalence, and two
+///   canonically equal patterns match different text), only lists of at most `maxKeyBytes`;
+/// - at `maxEntries` the memo empties;
+/// - the configurations hold compiled patterns: the memo empties whenever the process-wide
+///   pattern cache does (`RegexCache.generation`), so it never keeps alive more compiled patterns
+///   than that cache's capacity, however many distinct ones requests bring.
+/// A parse that did not finish in time is never kept (the caller does not store it).
 final class CheckSpecMemo: Sendable {
     /// What parsing a request's options gave.
     enum Parsed: Sendable {
@@ -20,12 +23,12 @@ final class CheckSpecMemo: Sendable {
 
     struct Key: Hashable, Sendable {
         var mode: CheckMode
-        var arguments: [String]
+        var arguments: [[UInt8]]
     }
 
     let maxEntries: Int
     let maxKeyBytes: Int
-    private let entries = Mutex<[Key: Parsed]>([:])
+    private let state = Mutex<(generation: UInt64, entries: [Key: Parsed])>((0, [:]))
 
     init(maxEntries: Int = 1_024, maxKeyBytes: Int = 2_048) {
         self.maxEntries = maxEntries
@@ -39,19 +42,33 @@ final class CheckSpecMemo: Sendable {
             bytes += a.utf8.count
             if bytes > maxKeyBytes { return nil }
         }
-        return Key(mode: mode, arguments: arguments)
+        return Key(mode: mode, arguments: arguments.map { Array($0.utf8) })
     }
 
-    func lookup(_ key: Key) -> Parsed? {
-        entries.withLock { $0[key] }
-    }
-
-    func store(_ key: Key, _ parsed: Parsed) {
-        entries.withLock {
-            if $0.count >= maxEntries { $0.removeAll(keepingCapacity: true) }
-            $0[key] = parsed
+    /// The kept parse, if any, made while the pattern cache is at `generation` (read it before
+    /// parsing and pass the same value to `store`).
+    func lookup(_ key: Key, generation: UInt64 = RegexCache.generation) -> Parsed? {
+        state.withLock { s in
+            if s.generation != generation {
+                s.entries.removeAll(keepingCapacity: true)
+                s.generation = generation
+            }
+            return s.entries[key]
         }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    /// Keeps a parse made from `generation` on; dropped when the pattern cache has emptied since.
+    func store(_ key: Key, _ parsed: Parsed, generation: UInt64, now: UInt64 = RegexCache.generation) {
+        state.withLock { s in
+            guard generation == now else { return }
+            if s.generation != now {
+                s.entries.removeAll(keepingCapacity: true)
+                s.generation = now
+            }
+            if s.entries.count >= maxEntries { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[key] = parsed
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
 }

@@ -149,6 +149,17 @@ public enum CheckRequestDecoder {
     /// reason: option values, unknown modes, positional arguments and unknown names are not
     /// echoed. `headerId` is the record's `exocheck-id` header, used when the body is unreadable.
     public static func decode(_ bytes: [UInt8], maxBytes: Int, headerId: String? = nil) -> Result<CheckRequest, RequestRejection> {
+        decode(bytes, maxBytes: maxBytes, headerId: headerId, commonOnly: false)
+            ?? .failure(RequestRejection(id: nil, labels: [:], reason: "the request is not valid JSON"))
+    }
+
+    /// `decode` when the value is in the common JSON form (`CommonJSON`, bounded nesting, no
+    /// `JSONDecoder`); nil when it is not (then `decode` it, on a thread with a large stack).
+    public static func decodeCommon(_ bytes: [UInt8], maxBytes: Int, headerId: String? = nil) -> Result<CheckRequest, RequestRejection>? {
+        decode(bytes, maxBytes: maxBytes, headerId: headerId, commonOnly: true)
+    }
+
+    static func decode(_ bytes: [UInt8], maxBytes: Int, headerId: String?, commonOnly: Bool) -> Result<CheckRequest, RequestRejection>? {
         let fallbackId = headerId.flatMap { isSafeText($0, maxBytes: maxIdBytes) ? $0 : nil }
         if bytes.count > maxBytes {
             return .failure(
@@ -160,6 +171,7 @@ public enum CheckRequestDecoder {
         // told apart by the decoder, not by the runtime type of a Foundation object. The common
         // form is read without the decoder (CommonJSON: the same tree, keys known distinct).
         let common = CommonJSON.parse(bytes)
+        if commonOnly, common == nil { return nil }
         guard let object = common ?? (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))) else {
             return .failure(RequestRejection(id: fallbackId ?? recoverId(bytes), labels: [:], reason: "the request is not valid JSON"))
         }

@@ -12,34 +12,45 @@ public enum PersonalData {
     /// `text` with the local part of every e-mail-like address (`local@domain.tld`) replaced by
     /// `<user>`; the domain stays (it names the tenant, not a person).
     public static func redactUserNames(_ text: String) -> String {
-        // Fast path: no '@', nothing to do.
-        guard text.utf8.contains(UInt8(ascii: "@")) else { return text }
+        // Fast path: no '@' and no '%' (of a URL-encoded '@', `%40`), nothing to do.
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "@") || $0 == UInt8(ascii: "%") }) else { return text }
         let scalars = Array(text.unicodeScalars)
+        // The length of the separator at `i`: `@`, or `%40` in a URL or a URL-encoded id.
+        func separator(_ i: Int) -> Int {
+            if scalars[i] == "@" { return 1 }
+            if scalars[i] == "%", i + 2 < scalars.count, scalars[i + 1] == "4", scalars[i + 2] == "0" { return 3 }
+            return 0
+        }
         var out = String.UnicodeScalarView()
         out.reserveCapacity(scalars.count)
         var copied = 0  // scalars[..<copied] are in `out`
+        var previous = 0  // just after the last separator: a name never reaches back past it
         var i = 0
         while i < scalars.count {
-            guard scalars[i] == "@" else {
+            let width = separator(i)
+            guard width > 0 else {
                 i += 1
                 continue
             }
             var start = i
-            while start > copied, isLocal(scalars[start - 1]) { start -= 1 }
+            // Bounded by the previous separator: `%40` is made of name characters, and scanning
+            // back to the last redaction each time would be quadratic on `%40%40%40…`.
+            while start > max(copied, previous), isLocal(scalars[start - 1]) { start -= 1 }
+            previous = i + width
             // A name starts with a letter or digit: a quote or bracket before it is the text's.
             while start < i, !isLetterOrDigit(scalars[start]) { start += 1 }
-            var end = i + 1
+            var end = i + width
             var dots = 0
             while end < scalars.count, isDomain(scalars[end]) {
                 if scalars[end] == "." { dots += 1 }
                 end += 1
             }
             // Trailing dots, hyphens or backslashes end a sentence, not a domain.
-            while end > i + 1, scalars[end - 1] == "." || scalars[end - 1] == "-" || scalars[end - 1] == "\\" {
+            while end > i + width, scalars[end - 1] == "." || scalars[end - 1] == "-" || scalars[end - 1] == "\\" {
                 if scalars[end - 1] == "." { dots -= 1 }
                 end -= 1
             }
-            if start < i, dots > 0, end > i + 1 {
+            if start < i, dots > 0, end > i + width {
                 out.append(contentsOf: scalars[copied..<start])
                 out.append(contentsOf: placeholder.unicodeScalars)
                 out.append(contentsOf: scalars[i..<end])

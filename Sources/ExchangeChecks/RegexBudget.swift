@@ -113,25 +113,36 @@ enum BudgetedMatch {
 /// patterns at or under that.) The cache holds at most
 /// `capacity` entries (it is emptied when full); a pattern is at most
 /// `CheckLimits.maxRegexLength` UTF-16 units.
-enum RegexCache {
+public enum RegexCache {
+    /// A pattern by its UTF-8 bytes: Swift's `String` equality is canonical equivalence (`é`
+    /// and `e` + U+0301 are equal), while ICU compiles the code points as given, so two patterns
+    /// equal as Strings may match different text.
     struct Key: Hashable {
-        let pattern: String
+        let pattern: [UInt8]
         let options: UInt
     }
     /// Compiled ICU patterns can be large (a Unicode property class: hundreds of KB), so few.
     static let capacity = 256
-    private static let entries = Mutex<[Key: NSRegularExpression]>([:])
+    private static let entries = Mutex<(generation: UInt64, patterns: [Key: NSRegularExpression])>((0, [:]))
 
     struct TooLong: Error {}
 
+    /// Goes up each time the cache empties itself. Whoever keeps compiled patterns beyond one
+    /// check (CheckSpecMemo) lets them go when it changes, so that no more than `capacity`
+    /// patterns stay alive however many distinct ones requests bring.
+    public static var generation: UInt64 { entries.withLock { $0.generation } }
+
     static func compile(_ pattern: String, options: NSRegularExpression.Options) throws -> NSRegularExpression {
         guard pattern.utf16.count <= CheckLimits.maxRegexLength else { throw TooLong() }
-        let key = Key(pattern: pattern, options: options.rawValue)
-        if let hit = entries.withLock({ $0[key] }) { return hit }
+        let key = Key(pattern: Array(pattern.utf8), options: options.rawValue)
+        if let hit = entries.withLock({ $0.patterns[key] }) { return hit }
         let regex = try NSRegularExpression(pattern: pattern, options: options)
         entries.withLock { e in
-            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
-            e[key] = regex
+            if e.patterns.count >= capacity {
+                e.patterns.removeAll(keepingCapacity: true)
+                e.generation &+= 1
+            }
+            e.patterns[key] = regex
         }
         return regex
     }

@@ -177,6 +177,19 @@ public struct MemoKey: Hashable, Sendable {
         self.snapshots = snapshots
         self.derivation = derivation
     }
+
+    /// Equal by the derivation's UTF-8 bytes, not by `String` equality (canonical equivalence:
+    /// `é` and `e` + U+0301 are equal Strings, yet as patterns they match different names).
+    public static func == (a: MemoKey, b: MemoKey) -> Bool {
+        a.snapshots == b.snapshots && a.derivation.utf8.elementsEqual(b.derivation.utf8)
+    }
+
+    /// Hashes the snapshots and the derivation's UTF-8 bytes (as `==` compares them).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(snapshots)
+        hasher.combine(derivation.utf8.count)
+        for byte in derivation.utf8 { hasher.combine(byte) }
+    }
 }
 
 /// A value derived from snapshots that a report source may keep (`ReportSource.remember`).

@@ -272,6 +272,12 @@ struct HostileInputWorkerTests {
             // not on the pool: as deep as such a value can be, open and closed.
             Record(id: "nested-small", value: Array(#"{"id":"nested-small","x":"#.utf8) + Array(repeating: UInt8(ascii: "["), count: 4_000),
                    kind: "invalid-request"),
+            // Just under JSONDecoder's depth limit, closed, small: not in the common form, so
+            // decoded on the pool (JSONDecoder recurses once per level).
+            Record(id: "nested-510",
+                   value: Array(#"{"id":"nested-510","tenant":"t0","mode":"email-activity","labels":{"host":"#.utf8)
+                       + Array(repeating: UInt8(ascii: "["), count: 510) + Array(repeating: UInt8(ascii: "]"), count: 510) + Array("}}".utf8),
+                   kind: "invalid-request"),
             Record(id: "nested-small-closed",
                    value: Array(#"{"id":"nested-small-closed","tenant":"t0","mode":"email-activity","labels":{"host":"#.utf8)
                        + Array(repeating: UInt8(ascii: "["), count: 1_900) + Array(repeating: UInt8(ascii: "]"), count: 1_900) + Array("}}".utf8),

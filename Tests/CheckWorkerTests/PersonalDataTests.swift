@@ -18,6 +18,12 @@ struct PersonalDataTests {
         // or the name's start left in clear).
         #expect(PersonalData.redactUserNames(#"--filter-user=^jane\.doe@contoso\.com$"#) == #"--filter-user=^<user>@contoso\.com$"#)
         #expect(PersonalData.redactUserNames("je\u{301}ro\u{302}me@x.fr") == "<user>@x.fr")
+        // URL-encoded, as in a logged URL or a request id (was: left in clear).
+        #expect(PersonalData.redactUserNames("GET /users/jane.doe%40contoso.com/x") == "GET /users/<user>%40contoso.com/x")
+        #expect(PersonalData.redactUserNames("id=a%2Bb%40x.io&y") == "id=<user>%40x.io&y")
+        for unchanged in ["50%40", "100%", "%40contoso.com", "a%4", "a%41b.c"] {
+            #expect(PersonalData.redactUserNames(unchanged) == unchanged, "\(unchanged)")
+        }
         for unchanged in ["no address here", "@contoso.com", "user@localhost", "50%@", "a@b", "", "@@@", "x@.", "x@-.-"] {
             #expect(PersonalData.redactUserNames(unchanged) == unchanged, "\(unchanged)")
         }
@@ -25,6 +31,8 @@ struct PersonalDataTests {
 
     @Test("hostile text: many '@', long runs, no quadratic time on 1 MB")
     func hostile() {
+        let encoded = String(repeating: "%40", count: 300_000) + "b.c"
+        #expect(PersonalData.redactUserNames(encoded).hasSuffix("%40b.c"))
         let many = String(repeating: "a@", count: 200_000) + "b.c"
         let out = PersonalData.redactUserNames(many)
         #expect(out.hasSuffix("<user>@b.c"))
