@@ -46,12 +46,14 @@ public struct CheckProcessor: Sendable {
     }
 
     /// Applies a configuration read again (SIGHUP): its tenants and credential warning window
-    /// replace the running ones; `plan` says what changed (other sections need a restart).
-    public func apply(_ loaded: WorkerConfiguration) {
+    /// replace the running ones; `plan` says what changed (other sections need a restart). The
+    /// report cache lets go of the data of tenants removed or re-pointed.
+    public func apply(_ loaded: WorkerConfiguration) async {
         let old = tenants.current
         let new = TenantDirectory.Snapshot(tenants: loaded.tenants, warningDays: loaded.graph.credentialExpiryWarningDays)
         tenants.replace(new)
         announceCredentials(new, replacing: old)
+        await reports.keepOnly(tenants: Set(new.tenants.values.map(\.reportCacheName)))
     }
 
     /// Exports each tenant's credential expiry (dropping the series of tenants no longer there)

@@ -36,12 +36,12 @@ public struct ConfigReloader: Service {
         var current = running
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            current = reload(current)
+            current = await reload(current)
         }
     }
 
     /// Reads the file again and applies it over `current`; returns what runs now.
-    public func reload(_ current: WorkerConfiguration) -> WorkerConfiguration {
+    public func reload(_ current: WorkerConfiguration) async -> WorkerConfiguration {
         let loaded: WorkerConfiguration
         do {
             loaded = try WorkerConfiguration.load(path: path, environment: environment())
@@ -51,7 +51,7 @@ public struct ConfigReloader: Service {
             return current
         }
         let plan = ReloadPlan(running: current, loaded: loaded)
-        processor.apply(loaded)
+        await processor.apply(loaded)
         metrics.configReload(applied: true)
         logger.notice("configuration reloaded: \(plan.summary)", metadata: ["config.path": "\(path)", "tenants": "\(loaded.tenants.count)"])
         // What runs now: the new tenants and warning window, every other section as started.

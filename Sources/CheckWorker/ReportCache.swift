@@ -146,6 +146,22 @@ public actor ReportCache {
         evict(keeping: nil)
     }
 
+    /// Drops every entry, memoised value and learnt schedule of a tenant name not in `tenants`
+    /// (`Tenant.reportCacheName`): after a configuration reload, the data of a removed or
+    /// re-pointed tenant (another Microsoft tenant, app or Graph endpoint) is not kept until
+    /// evicted. Downloads in flight finish as they are. Returns the entries dropped.
+    @discardableResult
+    public func keepOnly(tenants: Set<String>) -> Int {
+        let gone = entries.keys.filter { !tenants.contains($0.tenant) }
+        for key in gone {
+            guard let e = entries.removeValue(forKey: key) else { continue }
+            bytes -= e.snapshot.bytes
+            forgetMemos(of: e.snapshot.id)
+        }
+        for key in schedules.keys where !tenants.contains(key.tenant) { schedules[key] = nil }
+        return gone.count
+    }
+
     /// Drops the memoised values derived from snapshot `id`.
     private func forgetMemos(of id: UInt64) {
         guard let keys = memosBySnapshot.removeValue(forKey: id) else { return }

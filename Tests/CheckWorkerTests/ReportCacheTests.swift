@@ -66,6 +66,28 @@ struct ReportCacheTests {
         }
     }
 
+    @Test("after a reload, the data of tenants no longer configured (removed or re-pointed) goes with its memos; the rest stays (was: kept until evicted)")
+    func keepOnlyConfiguredTenants() async throws {
+        try await withSession("contoso.onmicrosoft.com") { session, _ in
+            let cache = ReportCache(ttl: .seconds(60))
+            let (kept, _) = try await cache.report(Self.d7, tenant: "stays", session: session, deadline: deadline)
+            let (gone, _) = try await cache.report(Self.d7, tenant: "goes", session: session, deadline: deadline)
+            await cache.remember(MemoKey(snapshots: [kept.id], derivation: "check:a"), Self.memo(bytes: 1_000))
+            await cache.remember(MemoKey(snapshots: [gone.id], derivation: "check:a"), Self.memo(bytes: 1_000))
+            #expect(await cache.count == 2)
+            #expect(await cache.memoCount == 2)
+            #expect(await cache.keepOnly(tenants: ["stays"]) == 1)
+            #expect(await cache.count == 1)
+            #expect(await cache.memoCount == 1)
+            #expect(await cache.bytes == kept.bytes + Self.memo(bytes: 1_000).bytes)
+            #expect(await cache.memoised(MemoKey(snapshots: [kept.id], derivation: "check:a")) != nil)
+            let (_, again) = try await cache.report(Self.d7, tenant: "stays", session: session, deadline: deadline)
+            #expect(again == .hit)
+            let (_, refetched) = try await cache.report(Self.d7, tenant: "goes", session: session, deadline: deadline)
+            #expect(refetched == .miss)
+        }
+    }
+
     @Test("memoised values live as long as their snapshot: a revalidated copy keeps them; an evicted snapshot takes them along")
     func memoLifetime() async throws {
         try await withSession("contoso-direct.onmicrosoft.com") { session, _ in
