@@ -188,7 +188,8 @@ public struct MemoKey: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(snapshots)
         hasher.combine(derivation.utf8.count)
-        for byte in derivation.utf8 { hasher.combine(byte) }
+        var text = derivation
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
 
