@@ -123,25 +123,22 @@ public struct WorkerMetrics: Sendable {
         }
 
         func counter(_ family: Family, _ labels: [(String, String)], make: () -> Counter) -> Counter {
-            let key = Self.key(family, labels)
-            if let known = counters.withLock({ $0[key] }) { return known }
-            let made = make()
-            counters.withLock { $0[key] = made }
-            return made
+            Self.cached(counters, Self.key(family, labels), make)
         }
 
         func gauge(_ family: Family, make: () -> Gauge) -> Gauge {
-            if let known = gauges.withLock({ $0[family.name] }) { return known }
-            let made = make()
-            gauges.withLock { $0[family.name] = made }
-            return made
+            Self.cached(gauges, family.name, make)
         }
 
         func histogram(_ family: Family, _ labels: [(String, String)], make: () -> DurationHistogram) -> DurationHistogram {
-            let key = Self.key(family, labels)
-            if let known = histograms.withLock({ $0[key] }) { return known }
+            Self.cached(histograms, Self.key(family, labels), make)
+        }
+
+        /// The series kept under `key` in `store`, made and kept on first use.
+        private static func cached<T: Sendable>(_ store: borrowing Mutex<[String: T]>, _ key: String, _ make: () -> T) -> T {
+            if let known = store.withLock({ $0[key] }) { return known }
             let made = make()
-            histograms.withLock { $0[key] = made }
+            store.withLock { $0[key] = made }
             return made
         }
     }
