@@ -28,8 +28,11 @@ import Kafka
 /// * an offset is stored only when every record before it on its partition has its answer
 ///   published (OffsetTracker), and never for a partition's older assignment;
 /// * the poison-record quarantine (PoisonGuard) decides what runs alone or is dead-lettered;
-/// * on stop: pause, drop the backlog, wait for the checks in flight, then exit; a grace timer
-///   cancels what is left.
+/// * on stop: pause, drop the backlog records above every started record of their partition,
+///   run the others (a partition's commit cannot pass a record that was not answered, so
+///   dropping one below an answered record made the next owner answer that record again), wait
+///   for the checks in flight and their delivery reports, then exit; a grace timer cancels what
+///   is left.
 struct WorkerLoop<Item: Sendable> {
     struct Configuration: Sendable, Equatable {
         var concurrency: Int
@@ -115,6 +118,8 @@ struct WorkerLoop<Item: Sendable> {
     private(set) var backlogByTenant: [String: Int] = [:]
     private(set) var paused = false
     private(set) var stopping = false
+    /// The highest offset started on each partition in its current assignment (for stop).
+    private var highestStarted: [TopicPartition: Int64] = [:]
     /// (partition, offset) → times received in this process, for `attempt`.
     private var deliveries: [DeliveryKey: Int] = [:]
     static var maxRememberedDeliveries: Int { 200_000 }
@@ -159,6 +164,7 @@ struct WorkerLoop<Item: Sendable> {
             return []
         case .assigned(let parts, let epochFloor):
             tracker.assign(parts)
+            for tp in parts { highestStarted[tp] = nil }
             var out: [Action] = []
             for tp in parts {
                 let verdict = quarantine.assign(tp, start: starts.removeValue(forKey: tp), epochFloor: epochFloor)
@@ -179,6 +185,7 @@ struct WorkerLoop<Item: Sendable> {
         case .revoked(let parts):
             // In-flight checks of these partitions finish or are abandoned; nothing is committed for them.
             tracker.revoke(parts)
+            for tp in parts { highestStarted[tp] = nil }
             var actions: [PoisonGuard<Job>.Action] = []
             var out: [Action] = []
             for tp in parts {
@@ -206,7 +213,7 @@ struct WorkerLoop<Item: Sendable> {
             out += apply(actions)
             out += fillFromBacklog()
             out += resumeIfLight()
-            if stopping, inFlight == 0, publishing == 0 { out.append(.exit) }
+            if stopping, inFlight == 0, publishing == 0, backlog.isEmpty { out.append(.exit) }
             return out
         case .markWritten(let tp, let mark, let failed, let permanent):
             guard failed else { return apply(quarantine.written(tp, mark)) }
@@ -222,13 +229,19 @@ struct WorkerLoop<Item: Sendable> {
             guard !stopping else { return [] }
             stopping = true
             var out = setPaused(true)
-            removeFromBacklog { _ in true }
-            out.append(.log(.info, "graceful shutdown: waiting for \(inFlight) in-flight check(s) and \(publishing) awaiting delivery"))
-            out.append(inFlight == 0 && publishing == 0 ? .exit : .startGraceTimer)
+            let started = highestStarted
+            removeFromBacklog { $0.offset > (started[$0.partition] ?? -1) }
+            out += fillFromBacklog()
+            out.append(
+                .log(
+                    .info,
+                    "graceful shutdown: waiting for \(inFlight) in-flight check(s), \(backlog.count) waiting below them on their partitions, and \(publishing) awaiting delivery"
+                ))
+            out.append(inFlight == 0 && publishing == 0 && backlog.isEmpty ? .exit : .startGraceTimer)
             return out
         case .graceExpired:
             return [
-                .log(.warning, "grace period over: abandoning \(inFlight) check(s) and \(publishing) awaiting delivery; their requests stay uncommitted"),
+                .log(.warning, "grace period over: abandoning \(inFlight) check(s), \(backlog.count) waiting and \(publishing) awaiting delivery; their requests stay uncommitted"),
                 .cancelAll, .exit,
             ]
         }
@@ -241,6 +254,7 @@ struct WorkerLoop<Item: Sendable> {
     private mutating func start(_ job: Job, _ mode: Mode) -> [Action] {
         inFlight += 1
         inFlightByTenant[job.tenant, default: 0] += 1
+        if job.offset > (highestStarted[job.partition] ?? -1) { highestStarted[job.partition] = job.offset }
         let key = DeliveryKey(partition: job.partition, offset: job.offset)
         var attempt = (deliveries[key] ?? 0) + 1
         deliveries[key] = attempt
@@ -276,7 +290,8 @@ struct WorkerLoop<Item: Sendable> {
         return out + resumeIfLight()
     }
 
-    /// Starts waiting records, in order, skipping those whose tenant is at its cap.
+    /// Starts waiting records, in order, skipping those whose tenant is at its cap. While stopping,
+    /// the backlog holds only records below a started one of their partition (see `.stop`).
     private mutating func fillFromBacklog() -> [Action] {
         var out: [Action] = []
         var i = 0
@@ -285,7 +300,7 @@ struct WorkerLoop<Item: Sendable> {
         // every event step over the whole backlog: 17 % of a worker's CPU, and throughput fell
         // to about 100 checks/s).
         var startable = anyWaitingTenantCanStart
-        while startable, !stopping, inFlight < configuration.concurrency, i < backlog.count {
+        while startable, inFlight < configuration.concurrency, i < backlog.count {
             if canStart(backlog[i]) {
                 out += start(takeFromBacklog(at: i), .normal)
                 startable = anyWaitingTenantCanStart

@@ -302,6 +302,32 @@ import Testing
         #expect(h.pausedAtAssign[.p1] == true)
     }
 
+    @Test("stop runs the backlog records below a started record of their partition, so that the committed offset covers every answered record (was: dropped, the commit stopped at them and the next owner answered the later records again: WorkerFleetTests/sigterm's intermittent duplicates)")
+    func stopRunsBacklogBelowStarted() {
+        var h = Harness(concurrency: 4, perTenant: 1)
+        h.assign()
+        h.receive("a0", offset: 0, tenant: "a")
+        h.receive("a1", offset: 1, tenant: "a")
+        h.receive("b2", offset: 2, tenant: "b")
+        h.receive("a3", offset: 3, tenant: "a")
+        h.receive("c0", .p1, offset: 0, tenant: "c")
+        h.receive("a4", .p1, offset: 1, tenant: "a")
+        #expect(h.runningIds == ["a0", "b2", "c0"])
+        h.send(.stop)
+        #expect(h.loop.backlog.map(\.item) == ["a1"], "a1 is below b2, which started; a3 and a4 are above every started record of their partitions")
+        #expect(h.loop.backlogByTenant == ["a": 1])
+        h.finish("b2")
+        h.finish("c0")
+        #expect(h.stored[.p0] == nil && h.stored[.p1] == 1)
+        h.finish("a0")
+        #expect(h.runningIds == ["a1"], "a1 starts while stopping")
+        #expect(!h.exited)
+        h.finish("a1")
+        #expect(h.stored[.p0] == 3, "every answered record of p0 is committed: the next owner starts at a3")
+        #expect(h.exited)
+        #expect(h.runningIds.isEmpty && h.loop.backlog.isEmpty)
+    }
+
     @Test("stop: pause, drop the backlog, exit when the checks in flight end; a grace timer; grace expiry cancels and exits")
     func stopAndGrace() {
         var h = Harness(concurrency: 1)
