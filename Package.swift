@@ -41,7 +41,9 @@ let package = Package(
     ],
     targets: [
         // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
-        .target(name: "ExchangeChecks"),
+        .target(name: "ExchangeChecks", dependencies: ["CICURegex"]),
+        // The ICU regular-expression C API of the ICU Foundation uses (see its shim.h).
+        .systemLibrary(name: "CICURegex"),
         // Microsoft identity + Graph reports over HTTP: tokens, token caches, report fetcher.
         .target(
             name: "GraphReports",

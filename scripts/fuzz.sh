@@ -85,6 +85,8 @@ build() {
     local inputs=("$SOURCES"/*.swift "$ROOT/fuzz/FuzzSupport.swift" "$ROOT/fuzz/Harness$name.swift")
     local flags=(-sanitize=fuzzer,address -parse-as-library -module-name ExchangeChecks "$OPT" -g
                  "${LINKER_FLAGS[@]}")
+    # ExchangeChecks imports the ICU regex shim (Sources/CICURegex) when the sources use it.
+    grep -q "import CICURegex" "$SOURCES"/*.swift 2> /dev/null && flags+=(-I "$ROOT/Sources/CICURegex")
     # Harnesses bind the regex time budget of a check when the sources have one (FuzzSupport.swift).
     grep -q "class RegexBudget" "$SOURCES"/*.swift 2> /dev/null && flags+=(-D FUZZ_REGEX_BUDGET)
     local want

@@ -37,9 +37,9 @@ public enum EmailActivityCheck {
         // Last occurrence wins, as in the plugin's hash of users.
         var users: [String: UInt32] = [:]
         for (tableIndex, table) in [period, daily].enumerated() {
+            let keep = filter?.matchMask(table.user)
             for i in 0..<table.count {
-                let name = table.user[i]
-                if let filter, !filter.matches(name) { continue }
+                if let keep, !keep[i] { continue }
                 // `Report Period != 1` (numeric): rows of the period report only count towards total.
                 guard table.isActive(i) else {
                     total += 1
@@ -49,7 +49,7 @@ public enum EmailActivityCheck {
                 sums.send += table.send[i]
                 sums.receive += table.receive[i]
                 sums.read += table.read[i]
-                users[name] = EmailActivityAggregate.ref(daily: tableIndex == 1, row: i)
+                users[table.user[i]] = EmailActivityAggregate.ref(daily: tableIndex == 1, row: i)
             }
         }
         return EmailActivityAggregate(
@@ -129,9 +129,9 @@ public enum MailboxUsageCheck {
         var usedActive = 0.0
         var usedInactive = 0.0
         var mailboxes: [String: UInt32] = [:]
+        let keep = filter?.matchMask(period.user)
         for i in 0..<period.count {
-            let name = period.user[i]
-            if let filter, !filter.matches(name) { continue }
+            if let keep, !keep[i] { continue }
             total += 1
             // Inactive mailboxes only add to the inactive usage; their quotas are never checked (quirk 4).
             guard activeCode[period.lastActivity.code(i)] else {
@@ -140,7 +140,7 @@ public enum MailboxUsageCheck {
             }
             active += 1
             usedActive += period.storageUsedValue[i]
-            mailboxes[name] = UInt32(truncatingIfNeeded: i)
+            mailboxes[period.user[i]] = UInt32(truncatingIfNeeded: i)
         }
         return MailboxUsageAggregate(
             active: active, total: total, totals: Totals(usedActive: usedActive, usedInactive: usedInactive), instances: Array(mailboxes.values))

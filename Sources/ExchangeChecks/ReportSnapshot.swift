@@ -35,6 +35,13 @@ public struct PackedStrings: Sendable, Equatable {
         return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
     }
 
+    /// Calls `body` with the `i`th string's UTF-8 bytes (0-based; `i` must be below `count`).
+    func withUTF8<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let start = i == 0 ? 0 : Int(ends[i - 1])
+        let end = Int(ends[i])
+        return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<end])) }
+    }
+
     /// Bytes held (buffer and offsets).
     public var storageBytes: Int { bytes.capacity + ends.capacity * 4 }
 }
