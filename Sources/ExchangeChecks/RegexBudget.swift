@@ -118,7 +118,7 @@ public enum RegexCache {
     /// and `e` + U+0301 are equal), while ICU compiles the code points as given, so two patterns
     /// equal as Strings may match different text.
     struct Key: Hashable {
-        let pattern: [UInt8]
+        let pattern: UTF8Key
         let options: UInt
     }
     /// Compiled ICU patterns can be large (a Unicode property class: hundreds of KB), so few.
@@ -134,7 +134,7 @@ public enum RegexCache {
 
     static func compile(_ pattern: String, options: NSRegularExpression.Options) throws -> NSRegularExpression {
         guard pattern.utf16.count <= CheckLimits.maxRegexLength else { throw TooLong() }
-        let key = Key(pattern: Array(pattern.utf8), options: options.rawValue)
+        let key = Key(pattern: UTF8Key(pattern), options: options.rawValue)
         if let hit = entries.withLock({ $0.patterns[key] }) { return hit }
         let regex = try NSRegularExpression(pattern: pattern, options: options)
         entries.withLock { e in

@@ -20,8 +20,12 @@ public struct PackedStrings: Sendable, Equatable {
 
     /// Appends `s`; false (and nothing appended) when the buffer would pass 4 GiB.
     @discardableResult
-    mutating func append(_ s: String) -> Bool {
-        let utf8 = s.utf8
+    mutating func append(_ s: String) -> Bool { append(utf8: s.utf8[...]) }
+
+    /// Appends a string given by its UTF-8 bytes; false (and nothing appended) when the buffer
+    /// would pass 4 GiB.
+    @discardableResult
+    mutating func append(utf8: Substring.UTF8View) -> Bool {
         guard let end = UInt32(exactly: bytes.count + utf8.count) else { return false }
         bytes.append(contentsOf: utf8)
         ends.append(end)
@@ -88,19 +92,31 @@ public struct InternedColumn: Sendable, Equatable {
     public var storageBytes: Int { codes.capacityBytes + values.reduce(values.capacity * 16) { $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0) } }
 
     /// Builds a column, remembering which code each value got; `finish` narrows the codes.
+    /// Values are told apart by their bytes (`UTF8Key`), so each row reads back as written.
     struct Builder {
         var values: [String] = []
         var codes: [UInt32] = []
-        var lookup: [String: UInt32] = [:]
+        var lookup: [UTF8Key: UInt32] = [:]
 
-        mutating func append(_ s: String) {
-            if let code = lookup[s] {
+        mutating func append(_ s: String) { append(utf8: s.utf8[...]) { s } }
+
+        /// Appends the value whose UTF-8 bytes are `utf8`; `text` makes its String, only when the
+        /// value is new. Most rows repeat the previous row's value (one report date, a few
+        /// quotas and domains): that is checked first, without hashing.
+        mutating func append(utf8: Substring.UTF8View, _ text: () -> String) {
+            if let last = codes.last, values[Int(last)].utf8.elementsEqual(utf8) {
+                codes.append(last)
+                return
+            }
+            let s = text()
+            let key = UTF8Key(s)
+            if let code = lookup[key] {
                 codes.append(code)
                 return
             }
             // At most one code per row: a report has far fewer than 2^32 rows.
             let code = UInt32(truncatingIfNeeded: values.count)
-            lookup[s] = code
+            lookup[key] = code
             values.append(s)
             codes.append(code)
         }
@@ -142,10 +158,10 @@ public struct UserNames: Sendable, Equatable {
         mutating func append(_ name: String) {
             let utf8 = name.utf8
             if let at = utf8.lastIndex(of: UInt8(ascii: "@")) {
-                locals.append(String(name[..<at]))
-                domains.append(String(name[at...]))
+                locals.append(utf8: name[..<at].utf8)
+                domains.append(utf8: name[at...].utf8) { String(name[at...]) }
             } else {
-                locals.append(name)
+                locals.append(utf8: name[...].utf8)
                 domains.append("")
             }
         }

@@ -181,15 +181,13 @@ public struct MemoKey: Hashable, Sendable {
     /// Equal by the derivation's UTF-8 bytes, not by `String` equality (canonical equivalence:
     /// `é` and `e` + U+0301 are equal Strings, yet as patterns they match different names).
     public static func == (a: MemoKey, b: MemoKey) -> Bool {
-        a.snapshots == b.snapshots && a.derivation.utf8.elementsEqual(b.derivation.utf8)
+        a.snapshots == b.snapshots && UTF8Key(a.derivation) == UTF8Key(b.derivation)
     }
 
     /// Hashes the snapshots and the derivation's UTF-8 bytes (as `==` compares them).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(snapshots)
-        hasher.combine(derivation.utf8.count)
-        var text = derivation
-        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(UTF8Key(derivation))
     }
 }
 

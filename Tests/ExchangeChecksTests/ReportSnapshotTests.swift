@@ -1,4 +1,4 @@
-import ExchangeChecks
+@testable import ExchangeChecks
 import Foundation
 import Synchronization
 import Testing
@@ -103,6 +103,28 @@ struct ReportSnapshotTests {
                 reportRefreshDate: "d", userPrincipalName: name, lastActivityDate: "", sendCount: 1, receiveCount: 2, readCount: 3, reportPeriod: "7")
             #expect(EmailActivityTable(rows: [row]).row(0) == row, "\(name)")
         }
+    }
+
+    @Test("interned values keep their bytes: canonically equal but different texts (é and e + U+0301) are two values (was: interned by String equality, so a later row read back the first row's form, and a filter matched the wrong name)")
+    func internedByBytes() throws {
+        let composed = "a@contos\u{E9}.example"
+        let decomposed = "b@contose\u{301}.example"
+        let rows = [composed, decomposed].map {
+            EmailActivityRow(
+                reportRefreshDate: "2025-06-28", userPrincipalName: $0, lastActivityDate: "2025-06-2\u{37}", sendCount: 1, receiveCount: 2,
+                readCount: 3, reportPeriod: "7")
+        }
+        let table = EmailActivityTable(rows: rows)
+        #expect(table.user.count == 2)
+        for i in 0..<2 {
+            #expect(Array(table.user[i].utf8) == Array(rows[i].userPrincipalName.utf8), "row \(i)")
+        }
+        #expect(try FilterRegex("e\u{301}").matchMask(table.user) == [false, true])
+        var column = InternedColumn.Builder()
+        for text in ["\u{E9}", "e\u{301}", "\u{E9}", "e\u{301}", "e\u{301}"] { column.append(text) }
+        let finished = column.finish()
+        #expect(finished.values.map { Array($0.utf8) } == [Array("\u{E9}".utf8), Array("e\u{301}".utf8)])
+        #expect((0..<5).map { finished.code($0) } == [0, 1, 0, 1, 1])
     }
 
     @Test("a body that is not a report is a snapshot of its parse error, naming the report, as the row parser words it")
