@@ -241,7 +241,10 @@ struct WorkerLoop<Item: Sendable> {
             return out
         case .graceExpired:
             return [
-                .log(.warning, "grace period over: abandoning \(inFlight) check(s), \(backlog.count) waiting and \(publishing) awaiting delivery; their requests stay uncommitted"),
+                .log(
+                    .warning,
+                    "grace period over: abandoning \(inFlight) check(s), \(backlog.count) waiting and \(publishing) awaiting delivery; their requests stay uncommitted"
+                ),
                 .cancelAll, .exit,
             ]
         }
