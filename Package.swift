@@ -41,9 +41,9 @@ let package = Package(
     ],
     targets: [
         // Pure check logic: CSV, ranges, status expressions, modes, rendering. No I/O.
-        .target(name: "ExchangeChecks", dependencies: ["CICURegex"]),
-        // The ICU regular-expression C API of the ICU Foundation uses (see its shim.h).
-        .systemLibrary(name: "CICURegex"),
+        // It calls ICU's regex C API directly (ICUMatcher.swift): the toolchain's own ICU, the one
+        // Foundation uses, whose module (_FoundationICU) does not link itself.
+        .target(name: "ExchangeChecks", linkerSettings: [.linkedLibrary("_FoundationICU")]),
         // Microsoft identity + Graph reports over HTTP: tokens, token caches, report fetcher.
         .target(
             name: "GraphReports",

@@ -85,8 +85,10 @@ build() {
     local inputs=("$SOURCES"/*.swift "$ROOT/fuzz/FuzzSupport.swift" "$ROOT/fuzz/Harness$name.swift")
     local flags=(-sanitize=fuzzer,address -parse-as-library -module-name ExchangeChecks "$OPT" -g
                  "${LINKER_FLAGS[@]}")
-    # ExchangeChecks imports the ICU regex shim (Sources/CICURegex) when the sources use it.
-    grep -q "import CICURegex" "$SOURCES"/*.swift 2> /dev/null && flags+=(-I "$ROOT/Sources/CICURegex")
+    # ExchangeChecks calls the toolchain's ICU directly when the sources import it (ICUMatcher).
+    grep -q "import _FoundationICU" "$SOURCES"/*.swift 2> /dev/null && flags+=(-l_FoundationICU)
+    # The csv harness checks snapshots and one-pass filters when the sources have them.
+    grep -q "func matchMask" "$SOURCES"/*.swift 2> /dev/null && flags+=(-D FUZZ_SNAPSHOTS)
     # Harnesses bind the regex time budget of a check when the sources have one (FuzzSupport.swift).
     grep -q "class RegexBudget" "$SOURCES"/*.swift 2> /dev/null && flags+=(-D FUZZ_REGEX_BUDGET)
     local want

@@ -1,5 +1,5 @@
-import CICURegex
 import Foundation
+import _FoundationICU
 
 /// One pattern matched against many short texts on one thread: ICU's regex C API directly, as
 /// NSRegularExpression would run it, without its per-call costs.
@@ -12,11 +12,13 @@ import Foundation
 /// match is `uregex_setText` + `uregex_find`.
 ///
 /// The same as NSRegularExpression (swift-corelibs-foundation's CFRegularExpression): the same
-/// ICU library (Foundation's own, see Sources/CICURegex/shim.h), the same flags, an unanchored
-/// `find` over the whole text, and the same time limit: ICU calls back every few thousand steps
-/// and while a find advances, and the callback stops the match once the deadline has passed (it
-/// then counts as no match, and `timedOut` says so). `FilterRegexBulkTests` compares the two on
-/// hostile patterns and names.
+/// ICU library (swift-foundation-icu, the toolchain's `_FoundationICU` module, whose functions
+/// carry a `swift_` prefix), the same flags, an unanchored `find` over the whole text, and the
+/// same time limit: ICU calls back every 10,000 steps of a find (the count runs across start
+/// positions) and as a find moves its start, and the callback stops the match once the deadline
+/// has passed (it then counts as no match, and `timedOut` says so). `FilterRegexBulkTests`
+/// compares the two on hostile patterns and names. Only case-insensitivity is translated: a
+/// filter with any other option is matched through NSRegularExpression.
 ///
 /// Not Sendable, not copyable: the ICU regex holds the text and match state of one thread.
 struct ICUMatcher: ~Copyable {
@@ -24,6 +26,8 @@ struct ICUMatcher: ~Copyable {
     struct Progress {
         var deadline: ContinuousClock.Instant
         var stopped = false
+        /// Find-progress calls since the clock was last read.
+        var moves: UInt32 = 0
     }
 
     private let regex: OpaquePointer
@@ -37,20 +41,19 @@ struct ICUMatcher: ~Copyable {
     init?(pattern: String, caseInsensitive: Bool, deadline: ContinuousClock.Instant) {
         let units = Array(pattern.utf16)
         guard !units.isEmpty, let count = Int32(exactly: units.count) else { return nil }
-        var status: Int32 = 0
-        let opened = units.withUnsafeBufferPointer {
-            swift_uregex_open($0.baseAddress, count, caseInsensitive ? UInt32(EXO_UREGEX_CASE_INSENSITIVE) : 0, nil, &status)
-        }
+        var status = U_ZERO_ERROR
+        let flags = caseInsensitive ? UInt32(UREGEX_CASE_INSENSITIVE.rawValue) : 0
+        let opened = units.withUnsafeBufferPointer { swift_uregex_open($0.baseAddress, count, flags, nil, &status) }
         guard let opened else { return nil }
-        guard status <= 0 else {
+        guard Self.succeeded(status) else {
             swift_uregex_close(opened)
             return nil
         }
         let progress = UnsafeMutablePointer<Progress>.allocate(capacity: 1)
         progress.initialize(to: Progress(deadline: deadline))
-        swift_uregex_setMatchCallback(opened, Self.matchCallback, UnsafeRawPointer(progress), &status)
-        swift_uregex_setFindProgressCallback(opened, Self.findCallback, UnsafeRawPointer(progress), &status)
-        guard status <= 0 else {
+        swift_uregex_setMatchCallback(opened, { context, _ in ICUMatcher.keepGoing(context) }, UnsafeRawPointer(progress), &status)
+        swift_uregex_setFindProgressCallback(opened, { context, _ in ICUMatcher.keepFinding(context) }, UnsafeRawPointer(progress), &status)
+        guard Self.succeeded(status) else {
             swift_uregex_close(opened)
             progress.deinitialize(count: 1)
             progress.deallocate()
@@ -114,12 +117,15 @@ struct ICUMatcher: ~Copyable {
     /// at the deadline: `timedOut`, or when ICU failed, as NSRegularExpression answers then).
     mutating func find() -> Bool {
         guard !progress.pointee.stopped, let count = Int32(exactly: length) else { return false }
-        var status: Int32 = 0
+        var status = U_ZERO_ERROR
         swift_uregex_setText(regex, UnsafePointer(buffer.baseAddress), count, &status)
-        guard status <= 0 else { return false }
+        guard Self.succeeded(status) else { return false }
         let found = swift_uregex_find(regex, 0, &status)
-        return status <= 0 && found != 0 && !progress.pointee.stopped
+        return Self.succeeded(status) && found != 0 && !progress.pointee.stopped
     }
+
+    /// ICU's U_SUCCESS: no error (warnings are below zero).
+    private static func succeeded(_ status: UErrorCode) -> Bool { status.rawValue <= U_ZERO_ERROR.rawValue }
 
     private mutating func reserve(_ more: Int) {
         let needed = length + more
@@ -130,12 +136,14 @@ struct ICUMatcher: ~Copyable {
         buffer = grown
     }
 
-    private static let matchCallback: exo_uregex_match_callback = { context, _ in
-        ICUMatcher.keepGoing(context)
-    }
-
-    private static let findCallback: exo_uregex_find_progress_callback = { context, _ in
-        ICUMatcher.keepGoing(context)
+    /// Called at every start position of an unanchored find (about 25 times per name for
+    /// `contoso\.com$`): the clock is read every 64th call; the step count of the match callback
+    /// bounds a long find anyway.
+    private static func keepFinding(_ context: UnsafeRawPointer?) -> Int8 {
+        guard let context else { return 1 }
+        let progress = UnsafeMutableRawPointer(mutating: context).assumingMemoryBound(to: Progress.self)
+        progress.pointee.moves &+= 1
+        return progress.pointee.moves & 63 == 0 ? keepGoing(context) : 1
     }
 
     /// 1 to go on, 0 (and `stopped`) once the deadline has passed.
@@ -158,7 +166,8 @@ extension FilterRegex {
     public func matchMask(_ names: UserNames) -> [Bool] {
         var mask = [Bool](repeating: false, count: names.count)
         guard names.count > 0, let (budget, deadline) = BudgetedMatch.start(option) else { return mask }
-        guard var matcher = ICUMatcher(pattern: pattern, caseInsensitive: regex.options.contains(.caseInsensitive), deadline: deadline)
+        guard regex.options.subtracting(.caseInsensitive).isEmpty,
+            var matcher = ICUMatcher(pattern: pattern, caseInsensitive: regex.options.contains(.caseInsensitive), deadline: deadline)
         else {
             for i in 0..<names.count { mask[i] = matches(names[i]) }
             return mask
@@ -167,8 +176,9 @@ extension FilterRegex {
         let perMatchLimit = budget == nil
         let domains = names.domains.values.map { Array($0.utf16) }
         for i in 0..<names.count {
-            // Short matches never reach ICU's callback: the deadline is also checked between
-            // rows (every 16th: a clock read costs about a tenth of a short match).
+            // An anchored pattern's short matches never reach ICU's callbacks: the deadline is
+            // also checked between rows (every 16th: a clock read costs about a tenth of a short
+            // match), and once more after the last row.
             if !perMatchLimit, i & 15 == 0, ContinuousClock.now >= deadline {
                 budget?.markExceeded(option)
                 break
@@ -180,9 +190,10 @@ extension FilterRegex {
             mask[i] = matcher.find()
             if matcher.timedOut, !perMatchLimit {
                 budget?.markExceeded(option)
-                break
+                return mask
             }
         }
+        if !perMatchLimit, ContinuousClock.now >= deadline { budget?.markExceeded(option) }
         return mask
     }
 }

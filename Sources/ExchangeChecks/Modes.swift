@@ -35,7 +35,8 @@ public enum EmailActivityCheck {
         var active = 0
         var sums = (send: 0.0, receive: 0.0, read: 0.0)
         // Last occurrence wins, as in the plugin's hash of users.
-        var users: [String: UInt32] = [:]
+        // Keyed by bytes (UTF8Key), as Perl's hash keys are: canonically equal names are two users.
+        var users: [UTF8Key: UInt32] = [:]
         for (tableIndex, table) in [period, daily].enumerated() {
             let keep = filter?.matchMask(table.user)
             for i in 0..<table.count {
@@ -49,7 +50,7 @@ public enum EmailActivityCheck {
                 sums.send += table.send[i]
                 sums.receive += table.receive[i]
                 sums.read += table.read[i]
-                users[table.user[i]] = EmailActivityAggregate.ref(daily: tableIndex == 1, row: i)
+                users[UTF8Key(table.user[i])] = EmailActivityAggregate.ref(daily: tableIndex == 1, row: i)
             }
         }
         return EmailActivityAggregate(
@@ -128,7 +129,7 @@ public enum MailboxUsageCheck {
         var active = 0
         var usedActive = 0.0
         var usedInactive = 0.0
-        var mailboxes: [String: UInt32] = [:]
+        var mailboxes: [UTF8Key: UInt32] = [:]  // by bytes, as for email-activity's users
         let keep = filter?.matchMask(period.user)
         for i in 0..<period.count {
             if let keep, !keep[i] { continue }
@@ -140,7 +141,7 @@ public enum MailboxUsageCheck {
             }
             active += 1
             usedActive += period.storageUsedValue[i]
-            mailboxes[period.user[i]] = UInt32(truncatingIfNeeded: i)
+            mailboxes[UTF8Key(period.user[i])] = UInt32(truncatingIfNeeded: i)
         }
         return MailboxUsageAggregate(
             active: active, total: total, totals: Totals(usedActive: usedActive, usedInactive: usedInactive), instances: Array(mailboxes.values))

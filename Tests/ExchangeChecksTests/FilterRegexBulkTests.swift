@@ -26,6 +26,8 @@ import Testing
             "a@b@c.com", "x\ny@contoso.com", "line\u{2028}sep@contoso.com", "crlf\r\n@x.com", "straße@contoso.de",
             "STRASSE@contoso.de", "İstanbul@contoso.com.tr", "aab@x", "xb@y", "doe@x", "aa@x", "12345@x",
             "\u{0}nul@x", "tab\t@x", String(repeating: "long.name.", count: 60) + "@contoso.com",
+            "a@\u{301}b", "nul@x\u{0}y", String(repeating: "é", count: 80) + "@contoso.com",
+            String(repeating: "x", count: 10_000) + "@" + String(repeating: "ü", count: 70), "e\u{301}@x",
         ]
         for local in ["james.a", "mary.zz9", "john.", "Mary.Q7", "é.é"] {
             for domain in ["@contoso.com", "@fabrikam.com", "", "@😀.example"] { out.append(local + domain) }
@@ -42,7 +44,7 @@ import Testing
     @Test("matchMask answers as matches does, name by name, for every pattern, with and without case-insensitivity")
     func sameAsNSRegularExpression() throws {
         let table = Self.userNames(Self.names)
-        #expect((0..<table.count).map { table[$0] } == Self.names, "the names survive packing")
+        #expect((0..<table.count).map { Array(table[$0].utf8) } == Self.names.map { Array($0.utf8) }, "the names survive packing, byte for byte")
         var compared = 0
         for pattern in Self.patterns {
             for caseInsensitive in [false, true] {
@@ -86,10 +88,10 @@ import Testing
     @Test("many quick matches past the deadline stop too (the deadline is checked between rows, not only in ICU's callback)")
     func deadlineBetweenRows() throws {
         let filter = try FilterRegex("x", option: "filter-user")
-        // A million one-step matches take far longer than 5 ms (about 0.1 µs each at best), and
-        // none of them runs long enough for ICU to call back.
+        // A million one-step matches take far longer than 50 ms (about 0.25 µs each in a release
+        // build), and none of them runs long enough for ICU to call back.
         let table = Self.userNames((0..<1_000_000).map { "x\($0)@y" })
-        let budget = RegexBudget(limit: .milliseconds(5))
+        let budget = RegexBudget(limit: .milliseconds(50))
         let mask = RegexBudget.$current.withValue(budget) { filter.matchMask(table) }
         #expect(mask.first == true, "the first rows ran")
         #expect(mask.last == false, "the rows after the deadline count as no match")
@@ -110,9 +112,29 @@ import Testing
         #expect(budget.exceededOption == "warning-status")
     }
 
-    @Test("without a bound budget each row gets its own fallback limit, as matches gives each name")
+    @Test("without a bound budget each row gets its own fallback limit, as matches gives each name: a row that ran out of time does not stop the next")
     func noBudget() throws {
         let filter = try FilterRegex("^mary")
         #expect(filter.matchMask(Self.userNames(["mary@x", "john@x"])) == [true, false])
+        // The catastrophic row stops at RegexBudget.fallbackLimit (2 s); the next still matches.
+        let slow = try FilterRegex(RegexTimeLimitTests.catastrophic + "|^Z")
+        #expect(slow.matchMask(Self.userNames([String(repeating: "a", count: 40) + "@x", "Z@x"])) == [false, true])
+    }
+
+    @Test("canonically equal but different names are two instances, as in the plugin's hash of names (was: one, keyed by String equality)")
+    func canonicallyEqualNamesAreTwoInstances() throws {
+        let names = ["jos\u{E9}@contoso.com", "jose\u{301}@contoso.com"]
+        let mailboxes = MailboxUsageTable(rows: names.map {
+            MailboxUsageRow(
+                reportRefreshDate: "2025-06-28", userPrincipalName: $0, lastActivityDate: "2025-06-28", itemCount: 1, storageUsed: "10",
+                issueWarningQuota: "100", prohibitSendQuota: "200", prohibitSendReceiveQuota: "300")
+        })
+        #expect(MailboxUsageCheck.aggregate(period: mailboxes, filter: nil).instances.count == 2)
+        let users = EmailActivityTable(rows: names.map {
+            EmailActivityRow(
+                reportRefreshDate: "2025-06-28", userPrincipalName: $0, lastActivityDate: "2025-06-28", sendCount: 1, receiveCount: 1,
+                readCount: 1, reportPeriod: "1")
+        })
+        #expect(EmailActivityCheck.aggregate(period: users, daily: EmailActivityTable(rows: []), filter: nil).instances.count == 2)
     }
 }
