@@ -196,6 +196,14 @@ struct PoisonGuard<Item> {
     var waiting: Int { partitions.values.reduce(0) { $0 + $1.held.count } }
     var suspectCount: Int { suspects.count + (slot.map { if case .marking = $0.phase { 1 } else { 0 } } ?? 0) }
 
+    /// Whether a suspect still waits (for the slot, or in it for its mark) below
+    /// `limits[partition]`: stopping waits for those (WorkerLoop), since records above them were
+    /// answered and the commit cannot pass a suspect without an answer.
+    func hasSuspect(below limits: [TopicPartition: Int64]) -> Bool {
+        if let s = slot, case .marking = s.phase, s.offset < (limits[s.partition] ?? -1) { return true }
+        return suspects.contains { $0.offset < (limits[$0.partition] ?? -1) }
+    }
+
     /// The partition whose suspect runs alone right now, if any.
     var runningAlone: TopicPartition? {
         guard let s = slot, case .running = s.phase else { return nil }

@@ -30,9 +30,10 @@ import Kafka
 /// * the poison-record quarantine (PoisonGuard) decides what runs alone or is dead-lettered;
 /// * on stop: pause, drop the backlog records above every started record of their partition,
 ///   run the others (a partition's commit cannot pass a record that was not answered, so
-///   dropping one below an answered record made the next owner answer that record again), wait
-///   for the checks in flight and their delivery reports, then exit; a grace timer cancels what
-///   is left.
+///   dropping one below an answered record made the next owner answer that record again), and
+///   so the quarantine's suspects below a started record too (one at a time, as always); wait
+///   for the checks in flight and their delivery reports, then exit (`drained`); a grace timer
+///   cancels what is left.
 struct WorkerLoop<Item: Sendable> {
     struct Configuration: Sendable, Equatable {
         var concurrency: Int
@@ -144,6 +145,12 @@ struct WorkerLoop<Item: Sendable> {
     var oldestUncommittedSince: ContinuousClock.Instant? { tracker.oldestUncommittedSince }
     var runningAlone: TopicPartition? { quarantine.runningAlone }
     var suspects: Int { quarantine.suspectCount }
+    /// Nothing left that must run here before a stop ends: no check in flight or awaiting its
+    /// delivery report, no waiting record, and no suspect below a started record of its partition.
+    private var drained: Bool {
+        inFlight == 0 && publishing == 0 && backlog.isEmpty && !quarantine.hasSuspect(below: highestStarted)
+    }
+
     /// Work is waiting or running (for liveness: the loop must make progress then).
     var busy: Bool { inFlight > 0 || publishing > 0 || !backlog.isEmpty }
 
@@ -194,7 +201,7 @@ struct WorkerLoop<Item: Sendable> {
             }
             let gone = Set(parts)
             removeFromBacklog { gone.contains($0.partition) }
-            return out + apply(actions)
+            return out + apply(actions) + exitIfDrained()
         case .evaluated(let tenant):
             inFlight -= 1
             publishing += 1
@@ -213,16 +220,16 @@ struct WorkerLoop<Item: Sendable> {
             out += apply(actions)
             out += fillFromBacklog()
             out += resumeIfLight()
-            if stopping, inFlight == 0, publishing == 0, backlog.isEmpty { out.append(.exit) }
+            if stopping, drained { out.append(.exit) }
             return out
         case .markWritten(let tp, let mark, let failed, let permanent):
-            guard failed else { return apply(quarantine.written(tp, mark)) }
+            guard failed else { return apply(quarantine.written(tp, mark)) + exitIfDrained() }
             if !permanent {
                 quarantine.writeFailed(tp, mark)
                 return [.log(.warning, "a quarantine mark could not be written, retrying")]
             }
             return [.log(.error, "quarantine marks cannot be written: the quarantine is off until the worker restarts"), .quarantineOff]
-                + apply(quarantine.disable())
+                + apply(quarantine.disable()) + exitIfDrained()
         case .tick:
             return apply(quarantine.tick())
         case .stop:
@@ -237,7 +244,7 @@ struct WorkerLoop<Item: Sendable> {
                     .info,
                     "graceful shutdown: waiting for \(inFlight) in-flight check(s), \(backlog.count) waiting below them on their partitions, and \(publishing) awaiting delivery"
                 ))
-            out.append(inFlight == 0 && publishing == 0 && backlog.isEmpty ? .exit : .startGraceTimer)
+            out.append(drained ? .exit : .startGraceTimer)
             return out
         case .graceExpired:
             return [
@@ -249,6 +256,10 @@ struct WorkerLoop<Item: Sendable> {
             ]
         }
     }
+
+    /// `.exit` when stopping and drained (after events that can end the last waiting work
+    /// without a check finishing: a revocation, a mark written, the quarantine turned off).
+    private func exitIfDrained() -> [Action] { stopping && drained ? [.exit] : [] }
 
     private func canStart(_ job: Job) -> Bool {
         inFlight < configuration.concurrency && (inFlightByTenant[job.tenant] ?? 0) < configuration.maxInFlightPerTenant

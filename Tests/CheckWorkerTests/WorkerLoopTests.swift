@@ -21,6 +21,8 @@ import Testing
         var cancelled = false
         var pausedAtAssign: [TopicPartition: Bool] = [:]
         var writes: [(TopicPartition, PartitionMark)] = []
+        /// Records started alone in the quarantine slot (their end is reported as such).
+        var alone: Set<String> = []
         /// The time received records are stamped with.
         var clock = ContinuousClock.Instant.now
 
@@ -33,9 +35,10 @@ import Testing
         mutating func send(_ event: Loop.Event) {
             for action in loop.handle(event) {
                 switch action {
-                case .start(let job, _, let attempt):
+                case .start(let job, let mode, let attempt):
                     running.append(job)
                     attempts[job.item] = attempt
+                    if mode == .alone { alone.insert(job.item) }
                 case .storeOffset(let tp, let next): stored[tp] = next
                 case .pauseAll: paused = true
                 case .resumeAll: paused = false
@@ -65,7 +68,10 @@ import Testing
             }
             let job = running.remove(at: i)
             send(.evaluated(tenant: job.tenant))
-            send(.finished(job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published, alone: false))
+            send(
+                .finished(
+                    job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published,
+                    alone: alone.contains(id)))
         }
 
         /// Checks evaluated whose delivery reports have not come.
@@ -418,6 +424,43 @@ import Testing
         h.assign([.p0])
         h.receive("again", offset: 0)
         #expect(h.attempts["again"] == 2)
+    }
+
+    @Test("stop waits for a takeover's suspects that are below answered records: they run alone, and the commit covers everything answered (was: the loop exited between two suspects, and the next owner answered the later records again)")
+    func stopRunsSuspectsBelowAnswered() {
+        var h = Harness(concurrency: 8, quarantine: true)
+        // The previous owner died with offsets 0..<10 reserved: they are suspects here.
+        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
+        h.assign([.p0])
+        for i in 0..<16 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
+        h.confirmWrites()
+        #expect(h.runningIds.first == "r0", "the first suspect runs alone")
+        #expect(Set(h.runningIds) == Set(["r0"] + (10..<16).map { "r\($0)" }), "records after the suspects run normally")
+        for i in 10..<16 { h.finish("r\(i)") }
+        h.send(.stop)
+        var rounds = 0
+        while !h.exited, rounds < 50 {
+            rounds += 1
+            h.confirmWrites()
+            if let alone = h.runningIds.first { h.finish(alone) }
+        }
+        #expect(h.exited)
+        #expect(h.stored[.p0] == 16, "every answered record is committed: nothing is answered again")
+    }
+
+    @Test("stop does not wait for suspects above everything started: they are left to the next owner")
+    func stopLeavesSuspectsAboveStarted() {
+        var h = Harness(concurrency: 8, quarantine: true)
+        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
+        h.assign([.p0])
+        for i in 0..<10 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
+        h.confirmWrites()
+        #expect(h.runningIds == ["r0"])
+        h.send(.stop)
+        h.finish("r0")
+        h.confirmWrites()
+        #expect(h.exited, "only r0 started: the waiting suspects are not below anything answered")
+        #expect(h.stored[.p0] == 1)
     }
 
     @Test("with the quarantine on, records run only below a reservation the broker acknowledged")
