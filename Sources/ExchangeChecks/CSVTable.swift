@@ -36,38 +36,121 @@ public struct CSVTable: Sendable {
     public static func parse(_ bytes: UnsafeRawBufferPointer, columns: [String]) throws(CSVError) -> CSVTable {
         var start = 0
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
-        try rejectNonCSV(bytes, from: start)
 
-        var scanner = Scanner(bytes: bytes, position: start)
-        guard let headerRecord = try scanner.nextRecord(keep: nil) else { throw .empty }
-        let header = headerRecord.fields.map { $0.trimmingASCIIWhitespace() }
-        if header.count == 1, header[0].isEmpty { throw .empty }
-
-        var indexOf: [String: Int] = [:]
-        for (i, name) in header.enumerated() where indexOf[name] == nil { indexOf[name] = i }
-        let missing = columns.filter { indexOf[$0] == nil }
-        if !missing.isEmpty { throw .missingColumns(missing, found: header) }
-
-        // Map file column index -> output slot.
-        var slotOf = [Int](repeating: -1, count: header.count)
-        for (slot, name) in columns.enumerated() {
-            if let i = indexOf[name] { slotOf[i] = slot }
-        }
-
+        var scanner = try Scanner(body: bytes, from: start, columns: columns)
         var rows: [[String]] = []
-        while let record = try scanner.nextRecord(keep: (slotOf, columns.count)) {
-            if record.fieldCount == 1, record.isBlankLine { continue }  // tolerate blank lines
-            guard record.fieldCount == header.count else {
-                throw .wrongFieldCount(line: record.line, found: record.fieldCount, expected: header.count)
-            }
-            guard record.terminated else { throw .truncated(line: record.line) }
-            rows.append(record.fields)
+        var sink = StringSink(slots: columns.count)
+        while try scanner.nextRow(into: &sink) { rows.append(sink.fields) }
+        return CSVTable(header: scanner.header, rows: rows)
+    }
+
+    /// The kept fields of one row as bytes, for `scanRows` (valid during its callback only).
+    struct RowBytes {
+        fileprivate let body: UnsafeRawBufferPointer
+        fileprivate let scratch: UnsafeRawBufferPointer
+        fileprivate let ranges: [RangeSink.Field]
+
+        /// The field in `slot` (the position of its column in `columns`) as read: unquoted
+        /// fields as in the body, quoted ones with their quotes and doubled quotes undone.
+        func bytes(_ slot: Int) -> UnsafeRawBufferPointer {
+            let f = ranges[slot]
+            return UnsafeRawBufferPointer(rebasing: (f.quoted ? scratch : body)[f.start..<(f.start + f.count)])
         }
-        return CSVTable(header: header, rows: rows)
+
+        /// The field as the `String` that `parse` makes of it (invalid UTF-8 repaired).
+        func string(_ slot: Int) -> String { String(decoding: bytes(slot), as: UTF8.self) }
+    }
+
+    /// `parse` without a `String` per field: the same checks and errors, each data row handed to
+    /// `row` (with its 0-based index) as bytes. For the snapshot builders, which keep bytes.
+    static func scanRows<E: Error>(
+        _ body: [UInt8], columns: [String], _ row: (RowBytes, Int) throws(E) -> Void
+    ) throws(ScanError<E>) {
+        try body.withUnsafeBufferPointer { buffer throws(ScanError<E>) in
+            let bytes = UnsafeRawBufferPointer(buffer)
+            var start = 0
+            if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
+            var scanner: Scanner
+            do throws(CSVError) { scanner = try Scanner(body: bytes, from: start, columns: columns) } catch { throw .csv(error) }
+            var sink = RangeSink(slots: columns.count)
+            var index = 0
+            while true {
+                let more: Bool
+                do throws(CSVError) { more = try scanner.nextRow(into: &sink) } catch { throw .csv(error) }
+                guard more else { break }
+                let fields = sink
+                do throws(E) {
+                    try fields.scratch.withUnsafeBufferPointer { scratch throws(E) in
+                        try row(RowBytes(body: bytes, scratch: UnsafeRawBufferPointer(scratch), ranges: fields.fields), index)
+                    }
+                } catch { throw .row(error) }
+                index += 1
+            }
+        }
+    }
+
+    /// Why `scanRows` stopped: the body is not a well-formed report, or the row callback threw.
+    enum ScanError<E: Error>: Error {
+        case csv(CSVError)
+        case row(E)
+    }
+
+    /// Where the scanner puts a record's kept fields.
+    protocol FieldSink {
+        /// A new record begins.
+        mutating func begin()
+        /// An unquoted field: `body[range]`; `slot` is its column's slot, or `Int.max` when
+        /// every field is kept in order (the header).
+        mutating func unquoted(_ slot: Int, _ body: UnsafeRawBufferPointer, _ range: Range<Int>)
+        /// A quoted field, its quotes and doubled quotes undone.
+        mutating func quoted(_ slot: Int, _ bytes: [UInt8])
+    }
+
+    /// Fields as Strings (what `parse` returns).
+    struct StringSink: FieldSink {
+        let slots: Int?
+        var fields: [String] = []
+
+        /// `slots` fields per record, by slot; nil: every field, in order.
+        init(slots: Int?) { self.slots = slots }
+
+        mutating func begin() { fields = slots.map { [String](repeating: "", count: $0) } ?? [] }
+        mutating func unquoted(_ slot: Int, _ body: UnsafeRawBufferPointer, _ range: Range<Int>) {
+            put(slot, String(decoding: UnsafeRawBufferPointer(rebasing: body[range]), as: UTF8.self))
+        }
+        mutating func quoted(_ slot: Int, _ bytes: [UInt8]) { put(slot, String(decoding: bytes, as: UTF8.self)) }
+        private mutating func put(_ slot: Int, _ value: String) {
+            if slots == nil { fields.append(value) } else { fields[slot] = value }
+        }
+    }
+
+    /// Fields as byte ranges: of the body, or of `scratch` for quoted fields.
+    struct RangeSink: FieldSink {
+        struct Field {
+            var start = 0
+            var count = 0
+            var quoted = false
+        }
+        var fields: [Field]
+        var scratch: [UInt8] = []
+
+        init(slots: Int) { fields = [Field](repeating: Field(), count: slots) }
+
+        mutating func begin() {
+            for i in fields.indices { fields[i] = Field() }
+            scratch.removeAll(keepingCapacity: true)
+        }
+        mutating func unquoted(_ slot: Int, _ body: UnsafeRawBufferPointer, _ range: Range<Int>) {
+            fields[slot] = Field(start: range.lowerBound, count: range.count, quoted: false)
+        }
+        mutating func quoted(_ slot: Int, _ bytes: [UInt8]) {
+            fields[slot] = Field(start: scratch.count, count: bytes.count, quoted: true)
+            scratch.append(contentsOf: bytes)
+        }
     }
 
     /// Recognises bodies that are clearly not a CSV report, to give a useful message.
-    private static func rejectNonCSV(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(CSVError) {
+    fileprivate static func rejectNonCSV(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(CSVError) {
         var i = start
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0D || bytes[i] == 0x0A { i += 1 }
         if i == bytes.count { throw .empty }
@@ -86,7 +169,6 @@ public struct CSVTable: Sendable {
     }
 
     struct Record {
-        var fields: [String]
         var fieldCount: Int
         var line: Int
         var terminated: Bool
@@ -98,30 +180,68 @@ public struct CSVTable: Sendable {
         let bytes: UnsafeRawBufferPointer
         var position: Int
         var line = 1
+        /// The header names, trimmed (set by `init(body:from:columns:)`).
+        private(set) var header: [String] = []
+        /// Per file column: the slot it is kept in, or -1.
+        private var slotOf: [Int] = []
 
         init(bytes: UnsafeRawBufferPointer, position: Int) {
             self.bytes = bytes
             self.position = position
         }
 
-        /// Reads one record. `keep` = (slot per column index, slot count) selects which fields
-        /// become strings; nil keeps every field (used for the header).
-        mutating func nextRecord(keep: ([Int], Int)?) throws(CSVError) -> Record? {
+        /// A scanner past the header of a body (after a BOM, which `parse` skips), keeping
+        /// `columns`: checks that the body looks like CSV and that the header names every column.
+        init(body bytes: UnsafeRawBufferPointer, from start: Int, columns: [String]) throws(CSVError) {
+            try CSVTable.rejectNonCSV(bytes, from: start)
+            self.init(bytes: bytes, position: start)
+            var names = StringSink(slots: nil)
+            guard try nextRecord(keep: nil, into: &names) != nil else { throw .empty }
+            header = names.fields.map { $0.trimmingASCIIWhitespace() }
+            if header.count == 1, header[0].isEmpty { throw .empty }
+
+            var indexOf: [String: Int] = [:]
+            for (i, name) in header.enumerated() where indexOf[name] == nil { indexOf[name] = i }
+            let missing = columns.filter { indexOf[$0] == nil }
+            if !missing.isEmpty { throw .missingColumns(missing, found: header) }
+
+            // Map file column index -> output slot.
+            slotOf = [Int](repeating: -1, count: header.count)
+            for (slot, name) in columns.enumerated() {
+                if let i = indexOf[name] { slotOf[i] = slot }
+            }
+        }
+
+        /// Reads the next data row into `sink`, skipping blank lines; false at the end. Throws on
+        /// a row whose field count is not the header's, or that has no line end.
+        mutating func nextRow<S: FieldSink>(into sink: inout S) throws(CSVError) -> Bool {
+            while let record = try nextRecord(keep: slotOf, into: &sink) {
+                if record.fieldCount == 1, record.isBlankLine { continue }  // tolerate blank lines
+                guard record.fieldCount == header.count else {
+                    throw .wrongFieldCount(line: record.line, found: record.fieldCount, expected: header.count)
+                }
+                guard record.terminated else { throw .truncated(line: record.line) }
+                return true
+            }
+            return false
+        }
+
+        /// Reads one record into `sink`. `keep` = slot per column index selects which fields are
+        /// kept; nil keeps every field (used for the header).
+        mutating func nextRecord<S: FieldSink>(keep: [Int]?, into sink: inout S) throws(CSVError) -> Record? {
             if position >= bytes.count { return nil }
             let startLine = line
-            var fields: [String]
-            if let keep { fields = [String](repeating: "", count: keep.1) } else { fields = [] }
+            sink.begin()
             var fieldIndex = 0
             var blank = true
             while true {
                 // One field.
                 let wanted: Int  // slot, or -1 when the field is not needed
                 if let keep {
-                    wanted = fieldIndex < keep.0.count ? keep.0[fieldIndex] : -1
+                    wanted = fieldIndex < keep.count ? keep[fieldIndex] : -1
                 } else {
                     wanted = Int.max
                 }
-                var value: String? = nil
                 if position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
                     blank = false
                     let quoteLine = line
@@ -157,7 +277,7 @@ public struct CSVTable: Sendable {
                             throw .textAfterQuote(line: line)
                         }
                     }
-                    if wanted >= 0 { value = String(decoding: chunk, as: UTF8.self) }
+                    if wanted >= 0 { sink.quoted(wanted, chunk) }
                 } else {
                     let fieldStart = position
                     while position < bytes.count {
@@ -167,17 +287,12 @@ public struct CSVTable: Sendable {
                         position += 1
                     }
                     if position > fieldStart { blank = false }
-                    if wanted >= 0 {
-                        value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[fieldStart..<position]), as: UTF8.self)
-                    }
-                }
-                if let value {
-                    if keep == nil { fields.append(value) } else { fields[wanted] = value }
+                    if wanted >= 0 { sink.unquoted(wanted, bytes, fieldStart..<position) }
                 }
                 fieldIndex += 1
                 // Separator or end of record.
                 if position >= bytes.count {
-                    return Record(fields: fields, fieldCount: fieldIndex, line: startLine, terminated: false, isBlankLine: blank)
+                    return Record(fieldCount: fieldIndex, line: startLine, terminated: false, isBlankLine: blank)
                 }
                 let b = bytes[position]
                 if b == UInt8(ascii: ",") {
@@ -192,7 +307,7 @@ public struct CSVTable: Sendable {
                     position += 1  // LF
                 }
                 line += 1
-                return Record(fields: fields, fieldCount: fieldIndex, line: startLine, terminated: true, isBlankLine: blank)
+                return Record(fieldCount: fieldIndex, line: startLine, terminated: true, isBlankLine: blank)
             }
         }
     }

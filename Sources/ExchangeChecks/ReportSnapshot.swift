@@ -39,6 +39,16 @@ public struct PackedStrings: Sendable, Equatable {
         return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
     }
 
+    /// Appends valid UTF-8 `bytes` (ASCII, from `UserNames.Builder`); false (and nothing
+    /// appended) when the buffer would pass 4 GiB.
+    @discardableResult
+    mutating func append(bytes raw: UnsafeRawBufferPointer) -> Bool {
+        guard let end = UInt32(exactly: bytes.count + raw.count) else { return false }
+        bytes.append(contentsOf: raw)
+        ends.append(end)
+        return true
+    }
+
     /// Calls `body` with the `i`th string's UTF-8 bytes (0-based; `i` must be below `count`).
     func withUTF8<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         let start = i == 0 ? 0 : Int(ends[i - 1])
@@ -99,6 +109,16 @@ public struct InternedColumn: Sendable, Equatable {
         var lookup: [UTF8Key: UInt32] = [:]
 
         mutating func append(_ s: String) { append(utf8: s.utf8[...]) { s } }
+
+        /// Appends the field `bytes` as `CSVTable.parse` would read it (`String(decoding:)`).
+        mutating func append(field bytes: UnsafeRawBufferPointer) {
+            if let last = codes.last, values[Int(last)].utf8.elementsEqual(bytes) {
+                codes.append(last)
+                return
+            }
+            let s = String(decoding: bytes, as: UTF8.self)
+            append(utf8: s.utf8[...]) { s }
+        }
 
         /// Appends the value whose UTF-8 bytes are `utf8`; `text` makes its String, only when the
         /// value is new. Most rows repeat the previous row's value (one report date, a few
@@ -164,6 +184,18 @@ public struct UserNames: Sendable, Equatable {
                 locals.append(utf8: name[...].utf8)
                 domains.append("")
             }
+        }
+
+        /// Appends the field `bytes` as `CSVTable.parse` would read it: ASCII names are split and
+        /// packed from the bytes, others go through their `String`.
+        mutating func append(field bytes: UnsafeRawBufferPointer) {
+            guard bytes.allSatisfy({ $0 < 0x80 }) else {
+                append(String(decoding: bytes, as: UTF8.self))
+                return
+            }
+            let split = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.count
+            locals.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[..<split]))
+            domains.append(field: UnsafeRawBufferPointer(rebasing: bytes[split...]))
         }
 
         func finish() -> UserNames { UserNames(locals: locals, domains: domains.finish()) }
@@ -273,15 +305,27 @@ public struct EmailActivityTable: Sendable, Equatable {
     /// checks them).
     public static func parse(_ body: [UInt8]) throws(ReportError) -> EmailActivityTable {
         let columns = ReportParser.emailActivityColumns
-        let table: CSVTable
-        do { table = try CSVTable.parse(body, columns: columns) } catch { throw .csv(error) }
         var b = Builder()
-        b.reserve(table.rows.count)
-        for (i, f) in table.rows.enumerated() {
-            b.append(
-                refreshDate: f[0], user: f[1], lastActivity: f[2],
-                send: try ReportParser.count(f[3], columns[3], i), receive: try ReportParser.count(f[4], columns[4], i),
-                read: try ReportParser.count(f[5], columns[5], i), period: f[6])
+        b.reserve(body.count / 120)
+        do {
+            // From the fields' bytes (no String per field), with `ReportParser`'s checks and errors.
+            try CSVTable.scanRows(body, columns: columns) { (f, i) throws(ReportError) in
+                let send = try ReportParser.count(field: f, 3, columns[3], i)
+                let receive = try ReportParser.count(field: f, 4, columns[4], i)
+                let read = try ReportParser.count(field: f, 5, columns[5], i)
+                b.refreshDate.append(field: f.bytes(0))
+                b.user.append(field: f.bytes(1))
+                b.lastActivity.append(field: f.bytes(2))
+                b.send.append(send)
+                b.receive.append(receive)
+                b.read.append(read)
+                b.period.append(field: f.bytes(6))
+            }
+        } catch {
+            switch error {
+            case .csv(let e): throw .csv(e)
+            case .row(let e): throw e
+            }
         }
         return b.finish()
     }
@@ -399,20 +443,34 @@ public struct MailboxUsageTable: Sendable, Equatable {
     /// like counts and kept as written).
     public static func parse(_ body: [UInt8]) throws(ReportError) -> MailboxUsageTable {
         let columns = ReportParser.mailboxUsageColumns
-        let table: CSVTable
-        do { table = try CSVTable.parse(body, columns: columns) } catch { throw .csv(error) }
         var b = Builder()
-        b.reserve(table.rows.count)
-        for (i, f) in table.rows.enumerated() {
-            // Checked in the order the row parser checks them: the byte columns, then the count.
-            let used = try ReportParser.count(f[4], columns[4], i)
-            for c in 5...7 where !f[c].isEmpty { _ = try ReportParser.count(f[c], columns[c], i) }
-            b.append(
-                MailboxUsageRow(
-                    reportRefreshDate: f[0], userPrincipalName: f[1], lastActivityDate: f[2],
-                    itemCount: try ReportParser.count(f[3], columns[3], i), storageUsed: f[4], issueWarningQuota: f[5],
-                    prohibitSendQuota: f[6], prohibitSendReceiveQuota: f[7]),
-                usedValue: used)
+        b.reserve(body.count / 170)
+        do {
+            // From the fields' bytes (no String per field), with `ReportParser`'s checks and errors.
+            try CSVTable.scanRows(body, columns: columns) { (f, i) throws(ReportError) in
+                // Checked in the order the row parser checks them: the byte columns, then the count.
+                let used = try ReportParser.count(field: f, 4, columns[4], i)
+                for c in 5...7 where f.bytes(c).count > 0 { _ = try ReportParser.count(field: f, c, columns[c], i) }
+                let items = try ReportParser.count(field: f, 3, columns[3], i)
+                b.refreshDate.append(field: f.bytes(0))
+                b.user.append(field: f.bytes(1))
+                b.lastActivity.append(field: f.bytes(2))
+                b.itemCount.append(items)
+                let usedBytes = f.bytes(4)
+                if !ReportParser.isPlainForm(usedBytes) {
+                    let text = f.string(4)
+                    if text != MailboxUsageTable.plainText(used) { b.table.storageUsedTexts[b.table.storageUsedValue.count] = text }
+                }
+                b.table.storageUsedValue.append(used)
+                b.warning.append(field: f.bytes(5))
+                b.send.append(field: f.bytes(6))
+                b.sendReceive.append(field: f.bytes(7))
+            }
+        } catch {
+            switch error {
+            case .csv(let e): throw .csv(e)
+            case .row(let e): throw e
+            }
         }
         return b.finish()
     }

@@ -192,6 +192,32 @@ public enum ReportParser {
         return v
     }
 
+    /// `count` of a field read as bytes (`CSVTable.scanRows`): plain digits directly, anything
+    /// else through the field's `String` and `count`, so values and errors are the same.
+    static func count(field f: CSVTable.RowBytes, _ slot: Int, _ column: String, _ index: Int) throws(ReportError) -> Double {
+        let bytes = f.bytes(slot)
+        if bytes.count > 0, bytes.count <= 15 {
+            var whole: UInt64 = 0
+            var digitsOnly = true
+            for b in bytes {
+                guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else {
+                    digitsOnly = false
+                    break
+                }
+                whole = whole * 10 + UInt64(b - UInt8(ascii: "0"))  // 15 digits: far below 2^64
+            }
+            if digitsOnly { return Double(whole) }
+        }
+        return try count(f.string(slot), column, index)
+    }
+
+    /// Whether `bytes` is a whole number's plain decimal form, as `MailboxUsageTable.plainText`
+    /// writes it: digits, no leading zero (except "0" itself), at most 15 of them.
+    static func isPlainForm(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let first = bytes.first, bytes.count <= 15, first != UInt8(ascii: "0") || bytes.count == 1 else { return false }
+        return bytes.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
     static func isPlainNumber(_ text: String) -> Bool {
         var sawDigit = false
         var sawDot = false

@@ -1,0 +1,106 @@
+@testable import ExchangeChecks
+import Testing
+
+/// The snapshot builders read fields as bytes (`CSVTable.scanRows`), the row parser as Strings
+/// (`CSVTable.parse`): on every body both must read the same rows, byte for byte, or fail with
+/// the same error.
+@Suite struct SnapshotScanTests {
+    static let mailboxHeader =
+        "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte),Report Period\r\n"
+    static let emailHeader =
+        "\u{FEFF}Report Refresh Date,User Principal Name,Display Name,Last Activity Date,Send Count,Receive Count,Read Count,Report Period\r\n"
+
+    /// Mailbox rows (after the header), each a body of its own and all together.
+    static let mailboxRows: [String] = [
+        "2025-06-28,john@contoso.com,John,2025-06-28,12,1024,100,200,300,7\r\n",
+        "2025-06-28,\"quoted\"\"name\"\"@contoso.com\",\"Doe, J\",2025-06-27,0,007,,,,7\r\n",
+        "2025-06-28,\"multi\r\nline@x\",X,,,,100,200,300,7\r\n",
+        "2025-06-28,jos\u{E9}@contos\u{E9}.com,J,2025-06-28,1,0,100,200,300,7\r\n",
+        "2025-06-28,jose\u{301}@contose\u{301}.com,J,2025-06-28,1,-0,100,200,300,7\r\n",
+        "2025-06-28,no-at-sign,N,2025-06-28,999999999999999,9007199254740992,100,200,300,7\r\n",
+        "2025-06-28,@,N,2025-06-28,1000000000000000,12.0,100,200,300,7\r\n",
+        "2025-06-28,a@b@c,N,,1,1,1e3,200,300,7\r\n",
+        "\r\n",
+        "2025-06-28,\"\",N,,1,1,100,200,300,7\r\n",
+    ]
+    static let mailboxBad: [String] = [
+        "2025-06-28,x@y,N,,1,1.5,100,200,300,7\r\n",
+        "2025-06-28,x@y,N,,abc,1,100,200,300,7\r\n",
+        "2025-06-28,x@y,N,,1,1,100,200,300\r\n",
+        "2025-06-28,x@y,N,,1,1,100,200,300,7",
+        "2025-06-28,x\"y@z,N,,1,1,100,200,300,7\r\n",
+        "2025-06-28,x@y,N,,1,99999999999999999999,100,200,300,7\r\n",
+        "2025-06-28,x@y,N,,1,1,100,x,300,7\r\n",
+    ]
+
+    static func same(_ a: MailboxUsageRow, _ b: MailboxUsageRow) -> Bool {
+        [a.reportRefreshDate, a.userPrincipalName, a.lastActivityDate, a.storageUsed, a.issueWarningQuota, a.prohibitSendQuota, a.prohibitSendReceiveQuota]
+            .map { Array($0.utf8) }
+            == [b.reportRefreshDate, b.userPrincipalName, b.lastActivityDate, b.storageUsed, b.issueWarningQuota, b.prohibitSendQuota, b.prohibitSendReceiveQuota]
+            .map { Array($0.utf8) } && a.itemCount == b.itemCount && a.storageUsedValue == b.storageUsedValue
+    }
+
+    static func compareMailbox(_ body: [UInt8], _ label: String) {
+        let rows = Result { () throws(ReportError) in try ReportParser.mailboxUsage(body) }
+        let table = Result { () throws(ReportError) in try MailboxUsageTable.parse(body) }
+        switch (rows, table) {
+        case (.success(let rows), .success(let table)):
+            #expect(table.count == rows.count, "\(label)")
+            for (i, r) in rows.enumerated() where i < table.count && !same(table.row(i), r) {
+                Issue.record("\(label): row \(i) reads back as \(table.row(i)), the row parser read \(r)")
+            }
+            #expect(table.storageUsedValue == rows.map(\.storageUsedValue), "\(label)")
+        case (.failure(let a), .failure(let b)):
+            #expect(a == b, "\(label): errors differ: \(a) / \(b)")
+        default:
+            Issue.record("\(label): one parser failed and the other did not: \(rows) / \(table)")
+        }
+    }
+
+    @Test("mailbox usage: every row and body (quoting, line breaks in quotes, both normal forms, numbers at their limits, blank lines, invalid UTF-8) reads the same through bytes as through Strings; bad bodies fail with the same error")
+    func mailboxSameAsRowParser() {
+        for (i, row) in Self.mailboxRows.enumerated() {
+            Self.compareMailbox(Array((Self.mailboxHeader + row).utf8), "row \(i)")
+        }
+        Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxRows.joined()).utf8), "all rows")
+        for (i, row) in Self.mailboxBad.enumerated() {
+            Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxRows[0] + row).utf8), "bad \(i)")
+        }
+        // Invalid UTF-8 in a name, a domain and a quota (repaired as String(decoding:) repairs it).
+        var body = Array((Self.mailboxHeader + "2025-06-28,ab").utf8) + [0xC3] + Array("@x".utf8) + [0xFF, 0xFE]
+        body += Array(",N,,1,1,".utf8) + [0xE2, 0x82] + Array(",200,300,7\r\n".utf8)
+        Self.compareMailbox(body, "invalid UTF-8")
+        Self.compareMailbox(Array("<html></html>".utf8), "not CSV")
+        Self.compareMailbox(Array("Report Refresh Date\r\n".utf8), "missing columns")
+    }
+
+    @Test("email activity: the same through bytes as through Strings, rows and errors")
+    func emailSameAsRowParser() {
+        let rows = [
+            "2025-06-28,john@contoso.com,John,2025-06-28,1,2,3,7\r\n",
+            "2025-06-28,\"x,\"\"y\"\"@z\",N,,0,,010,1\r\n",
+            "2025-06-28,jose\u{301}@x,N,,1,2,3,01\r\n",
+            "2025-06-28,x@y,N,,1.5,2,3,7\r\n",
+        ]
+        for (i, row) in rows.enumerated() {
+            let body = Array((Self.emailHeader + row).utf8)
+            let parsed = Result { () throws(ReportError) in try ReportParser.emailActivity(body) }
+            let table = Result { () throws(ReportError) in try EmailActivityTable.parse(body) }
+            switch (parsed, table) {
+            case (.success(let rows), .success(let table)):
+                #expect(table.count == rows.count)
+                for (k, r) in rows.enumerated() {
+                    let t = table.row(k)
+                    #expect(
+                        [t.reportRefreshDate, t.userPrincipalName, t.lastActivityDate, t.reportPeriod].map { Array($0.utf8) }
+                            == [r.reportRefreshDate, r.userPrincipalName, r.lastActivityDate, r.reportPeriod].map { Array($0.utf8) }, "row \(i)")
+                    #expect(t.sendCount == r.sendCount && t.receiveCount == r.receiveCount && t.readCount == r.readCount, "row \(i)")
+                }
+            case (.failure(let a), .failure(let b)):
+                #expect(a == b, "row \(i)")
+            default:
+                Issue.record("row \(i): one parser failed and the other did not")
+            }
+        }
+    }
+}
