@@ -106,39 +106,58 @@ public struct InternedColumn: Sendable, Equatable {
     struct Builder {
         var values: [String] = []
         var codes: [UInt32] = []
-        var lookup: [UTF8Key: UInt32] = [:]
+        /// Codes by the hash of their value's UTF-8 bytes (values are told apart by bytes, and
+        /// found without making a String of the field).
+        var byHash: [Int: [UInt32]] = [:]
 
-        mutating func append(_ s: String) { append(utf8: s.utf8[...]) { s } }
-
-        /// Appends the field `bytes` as `CSVTable.parse` would read it (`String(decoding:)`).
-        mutating func append(field bytes: UnsafeRawBufferPointer) {
-            if let last = codes.last, values[Int(last)].utf8.elementsEqual(bytes) {
-                codes.append(last)
-                return
-            }
-            let s = String(decoding: bytes, as: UTF8.self)
-            append(utf8: s.utf8[...]) { s }
+        mutating func append(_ s: String) {
+            var s = s
+            s.withUTF8 { append(field: UnsafeRawBufferPointer($0)) }
         }
 
-        /// Appends the value whose UTF-8 bytes are `utf8`; `text` makes its String, only when the
-        /// value is new. Most rows repeat the previous row's value (one report date, a few
-        /// quotas and domains): that is checked first, without hashing.
-        mutating func append(utf8: Substring.UTF8View, _ text: () -> String) {
-            if let last = codes.last, values[Int(last)].utf8.elementsEqual(utf8) {
+        /// Appends the field `bytes` as `CSVTable.parse` would read it (`String(decoding:)`).
+        /// Most rows repeat the previous row's value (one report date, a few quotas and domains):
+        /// that is checked first, then the values with the same hash; a String is made only for
+        /// a new value.
+        mutating func append(field bytes: UnsafeRawBufferPointer) {
+            if let last = codes.last, Self.equal(values[Int(last)], bytes) {
                 codes.append(last)
                 return
             }
-            let s = text()
-            let key = UTF8Key(s)
-            if let code = lookup[key] {
+            if let code = find(bytes) {
                 codes.append(code)
                 return
             }
+            var s = String(decoding: bytes, as: UTF8.self)
+            // Invalid UTF-8 is repaired: the value is the repaired text, found by its own bytes.
+            if s.utf8.count != bytes.count || !Self.equal(s, bytes) {
+                if let code = s.withUTF8({ find(UnsafeRawBufferPointer($0)) }) {
+                    codes.append(code)
+                    return
+                }
+            }
             // At most one code per row: a report has far fewer than 2^32 rows.
             let code = UInt32(truncatingIfNeeded: values.count)
-            lookup[key] = code
+            byHash[s.withUTF8 { Self.hash(UnsafeRawBufferPointer($0)) }, default: []].append(code)
             values.append(s)
             codes.append(code)
+        }
+
+        private func find(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
+            byHash[Self.hash(bytes)]?.first { Self.equal(values[Int($0)], bytes) }
+        }
+
+        private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
+            var hasher = Hasher()
+            hasher.combine(bytes: bytes)
+            return hasher.finalize()
+        }
+
+        /// Whether `value`'s UTF-8 bytes are `bytes`.
+        private static func equal(_ value: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+            guard value.utf8.count == bytes.count else { return false }
+            return value.utf8.withContiguousStorageIfAvailable { UnsafeRawBufferPointer($0).elementsEqual(bytes) }
+                ?? value.utf8.elementsEqual(bytes)
         }
 
         func finish() -> InternedColumn {
@@ -179,7 +198,7 @@ public struct UserNames: Sendable, Equatable {
             let utf8 = name.utf8
             if let at = utf8.lastIndex(of: UInt8(ascii: "@")) {
                 locals.append(utf8: name[..<at].utf8)
-                domains.append(utf8: name[at...].utf8) { String(name[at...]) }
+                domains.append(String(name[at...]))
             } else {
                 locals.append(utf8: name[...].utf8)
                 domains.append("")
