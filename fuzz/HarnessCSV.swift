@@ -18,6 +18,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         checkSnapshot(try? MailboxUsageTable.parse(body), rows)
         #endif
     }
+    #if FUZZ_SNAPSHOTS
+    // A body the row parser refuses is refused by the snapshot builder with the same error.
+    sameError({ () throws(ReportError) in _ = try ReportParser.emailActivity(body) }, { () throws(ReportError) in _ = try EmailActivityTable.parse(body) })
+    sameError({ () throws(ReportError) in _ = try ReportParser.mailboxUsage(body) }, { () throws(ReportError) in _ = try MailboxUsageTable.parse(body) })
+    #endif
     // Every row, no column kept; and the first header name kept (header-driven slots).
     if let table = attempt({ try CSVTable.parse(body, columns: []) }), let first = table.header.first {
         _ = attempt({ try CSVTable.parse(body, columns: [first, first]) })
@@ -69,6 +74,14 @@ func checkSnapshot(_ table: MailboxUsageTable?, _ rows: [MailboxUsageRow]) {
         else { fatalError("mailbox snapshot row \(i) reads back differently") }
     }
     checkFilters(table.user, rows.map(\.userPrincipalName))
+}
+
+func sameError(_ rows: () throws(ReportError) -> Void, _ snapshot: () throws(ReportError) -> Void) {
+    var a: ReportError? = nil
+    var b: ReportError? = nil
+    do { try rows() } catch { a = error }
+    do { try snapshot() } catch { b = error }
+    if a != b { fatalError("the row parser and the snapshot builder disagree on the error: \(String(describing: a)) / \(String(describing: b))") }
 }
 
 func checkFilters(_ packed: UserNames, _ names: [String]) {

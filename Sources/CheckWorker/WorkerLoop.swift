@@ -242,7 +242,7 @@ struct WorkerLoop<Item: Sendable> {
             out.append(
                 .log(
                     .info,
-                    "graceful shutdown: waiting for \(inFlight) in-flight check(s), \(backlog.count) waiting below them on their partitions, and \(publishing) awaiting delivery"
+                    "graceful shutdown: waiting for \(inFlight) in-flight check(s), \(backlog.count) waiting below them on their partitions, \(quarantine.suspectCount) suspect(s) of a takeover, and \(publishing) awaiting delivery"
                 ))
             out.append(drained ? .exit : .startGraceTimer)
             return out
@@ -250,7 +250,7 @@ struct WorkerLoop<Item: Sendable> {
             return [
                 .log(
                     .warning,
-                    "grace period over: abandoning \(inFlight) check(s), \(backlog.count) waiting and \(publishing) awaiting delivery; their requests stay uncommitted"
+                    "grace period over: abandoning \(inFlight) check(s), \(backlog.count) waiting, \(quarantine.suspectCount) suspect(s) and \(publishing) awaiting delivery; their requests stay uncommitted"
                 ),
                 .cancelAll, .exit,
             ]
@@ -287,7 +287,9 @@ struct WorkerLoop<Item: Sendable> {
         for action in actions {
             switch action {
             case .run(let job):
-                if stopping { continue }
+                // While stopping only what lies below a started record runs (see `.stop`): here
+                // the suspects a quarantine that turned off hands back as normal records.
+                if stopping, job.offset > (highestStarted[job.partition] ?? -1) { continue }
                 if canStart(job) { out += start(job, .normal) } else { enqueue(job) }
             case .runAlone(let job):
                 // The quarantine slot: one suspect at a time, next to normal checks. Started even

@@ -63,6 +63,9 @@ public struct CSVTable: Sendable {
 
     /// `parse` without a `String` per field: the same checks and errors, each data row handed to
     /// `row` (with its 0-based index) as bytes. For the snapshot builders, which keep bytes.
+    /// Errors come in the order of `parse` followed by a pass over its rows: a CSV error anywhere
+    /// in the body first, then the first row that `row` refused (after a refusal the rest of the
+    /// body is only scanned).
     static func scanRows<E: Error>(
         _ body: [UInt8], columns: [String], _ row: (RowBytes, Int) throws(E) -> Void
     ) throws(ScanError<E>) {
@@ -74,18 +77,21 @@ public struct CSVTable: Sendable {
             do throws(CSVError) { scanner = try Scanner(body: bytes, from: start, columns: columns) } catch { throw .csv(error) }
             var sink = RangeSink(slots: columns.count)
             var index = 0
+            var refused: E? = nil
             while true {
                 let more: Bool
                 do throws(CSVError) { more = try scanner.nextRow(into: &sink) } catch { throw .csv(error) }
                 guard more else { break }
+                if refused != nil { continue }
                 let fields = sink
                 do throws(E) {
                     try fields.scratch.withUnsafeBufferPointer { scratch throws(E) in
                         try row(RowBytes(body: bytes, scratch: UnsafeRawBufferPointer(scratch), ranges: fields.fields), index)
                     }
-                } catch { throw .row(error) }
+                } catch { refused = error }
                 index += 1
             }
+            if let refused { throw .row(refused) }
         }
     }
 

@@ -6,6 +6,12 @@ import Synchronization
 // the tenant reads the same snapshot; the worker's cache keeps snapshots (not CSV bytes) and
 // memoises per snapshot what checks derive from them (`MemoKey`).
 
+/// `values` in a buffer of their count: a builder's reserve (estimated from the body's size) is
+/// not kept in the cache, where it would count in the byte budget.
+func exactCapacity<T>(_ values: [T]) -> [T] {
+    values.capacity == values.count ? values : values.withUnsafeBufferPointer { Array($0) }
+}
+
 /// Strings stored back to back in one byte buffer, found by their end offsets: one allocation
 /// for 100,000 user names instead of 100,000.
 public struct PackedStrings: Sendable, Equatable {
@@ -261,7 +267,7 @@ public struct CountColumn: Sendable, Equatable {
         if values.allSatisfy({ $0 >= 0 && $0 <= Double(UInt32.max) && $0 == $0.rounded(.towardZero) }) {
             storage = .small(values.map { UInt32($0) })
         } else {
-            storage = .any(values)
+            storage = .any(exactCapacity(values))
         }
     }
 
@@ -535,6 +541,7 @@ public struct MailboxUsageTable: Sendable, Equatable {
             t.user = user.finish()
             t.lastActivity = lastActivity.finish()
             t.itemCount = CountColumn(itemCount)
+            t.storageUsedValue = exactCapacity(t.storageUsedValue)
             t.issueWarningQuota = warning.finish()
             t.prohibitSendQuota = send.finish()
             t.prohibitSendReceiveQuota = sendReceive.finish()

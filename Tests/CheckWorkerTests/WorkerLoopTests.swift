@@ -448,6 +448,28 @@ import Testing
         #expect(h.stored[.p0] == 16, "every answered record is committed: nothing is answered again")
     }
 
+    @Test("the quarantine turning off during stop hands its suspects back as normal records: those below an answered record still run (was: dropped, and the next owner answered the later records again)")
+    func stopQuarantineOffKeepsSuspectsBelowAnswered() {
+        var h = Harness(concurrency: 8, quarantine: true)
+        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
+        h.assign([.p0])
+        for i in 0..<16 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
+        h.confirmWrites()
+        for i in 10..<16 { h.finish("r\(i)") }
+        h.send(.stop)
+        h.finish("r0")
+        // r0's clearing mark cannot be written, ever: the quarantine turns off.
+        while !h.writes.isEmpty {
+            let (tp, mark) = h.writes.removeFirst()
+            h.send(.markWritten(tp, mark, failed: true, permanent: true))
+        }
+        #expect(h.runningIds == (1..<9).map { "r\($0)" }, "r1..r8 run at once (concurrency 8); r9 waits for a slot")
+        #expect(!h.exited)
+        for i in 1..<10 { h.finish("r\(i)") }
+        #expect(h.exited)
+        #expect(h.stored[.p0] == 16)
+    }
+
     @Test("stop does not wait for suspects above everything started: they are left to the next owner")
     func stopLeavesSuspectsAboveStarted() {
         var h = Harness(concurrency: 8, quarantine: true)

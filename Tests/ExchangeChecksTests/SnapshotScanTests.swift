@@ -66,11 +66,30 @@ import Testing
         for (i, row) in Self.mailboxBad.enumerated() {
             Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxRows[0] + row).utf8), "bad \(i)")
         }
+        // Several problems: a CSV error after a bad number is the error (the row parser reads the
+        // whole CSV first, then the numbers row by row); of two bad numbers, the first row's.
+        Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxBad[0] + Self.mailboxRows[0] + Self.mailboxBad[2]).utf8), "number, then CSV")
+        Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxBad[1] + Self.mailboxBad[0]).utf8), "two numbers")
+        Self.compareMailbox(Array((Self.mailboxHeader + Self.mailboxBad[0] + Self.mailboxBad[3]).utf8), "number, then truncated")
         // Invalid UTF-8 in a name, a domain and a quota (repaired as String(decoding:) repairs it).
-        var body = Array((Self.mailboxHeader + "2025-06-28,ab").utf8) + [0xC3] + Array("@x".utf8) + [0xFF, 0xFE]
+        var body = Array((Self.mailboxHeader + String(repeating: Self.mailboxRows[0], count: 20) + "2025-06-28,ab").utf8) + [0xC3] + Array("@x".utf8) + [0xFF, 0xFE]
         body += Array(",N,,1,1,".utf8) + [0xE2, 0x82] + Array(",200,300,7\r\n".utf8)
         Self.compareMailbox(body, "invalid UTF-8")
         Self.compareMailbox(Array("<html></html>".utf8), "not CSV")
+        // Three spellings of one repaired date (two invalid bytes and U+FFFD itself) are one
+        // interned value, as three rows of Strings would be.
+        // (After the first KiB, which is checked for binary data.)
+        var dates = Array((Self.mailboxHeader + String(repeating: Self.mailboxRows[0], count: 20)).utf8)
+        for q in [[0xFF], [0xFE], [0xEF, 0xBF, 0xBD]] as [[UInt8]] {
+            dates += Array("2025-06-28,x@y,N,".utf8) + q + Array(",1,1,100,200,300,7\r\n".utf8)
+        }
+        Self.compareMailbox(dates, "repaired dates")
+        if let table = try? MailboxUsageTable.parse(dates), let rows = try? ReportParser.mailboxUsage(dates) {
+            #expect(table.lastActivity.values.count == 2, "the date of the first KiB's rows and the repaired one")
+            #expect(table == MailboxUsageTable(rows: rows))
+        } else {
+            Issue.record("the repaired dates did not parse")
+        }
         Self.compareMailbox(Array("Report Refresh Date\r\n".utf8), "missing columns")
     }
 
@@ -82,8 +101,14 @@ import Testing
             "2025-06-28,jose\u{301}@x,N,,1,2,3,01\r\n",
             "2025-06-28,x@y,N,,1.5,2,3,7\r\n",
         ]
-        for (i, row) in rows.enumerated() {
-            let body = Array((Self.emailHeader + row).utf8)
+        let bodies = rows.map { Self.emailHeader + $0 } + [
+            Self.emailHeader + rows.joined(separator: ""),
+            // A bad number, then a row cut short: the CSV error wins, as in the row parser.
+            Self.emailHeader + rows[3] + rows[0] + "2025-06-28,x@y,N,,1,2,3",
+            Self.emailHeader + rows[3] + "2025-06-28,x@y,N,,1,2\r\n",
+        ]
+        for (i, text) in bodies.enumerated() {
+            let body = Array(text.utf8)
             let parsed = Result { () throws(ReportError) in try ReportParser.emailActivity(body) }
             let table = Result { () throws(ReportError) in try EmailActivityTable.parse(body) }
             switch (parsed, table) {
