@@ -26,16 +26,9 @@ public struct PackedStrings: Sendable, Equatable {
 
     /// Appends `s`; false (and nothing appended) when the buffer would pass 4 GiB.
     @discardableResult
-    mutating func append(_ s: String) -> Bool { append(utf8: s.utf8[...]) }
-
-    /// Appends a string given by its UTF-8 bytes; false (and nothing appended) when the buffer
-    /// would pass 4 GiB.
-    @discardableResult
-    mutating func append(utf8: Substring.UTF8View) -> Bool {
-        guard let end = UInt32(exactly: bytes.count + utf8.count) else { return false }
-        bytes.append(contentsOf: utf8)
-        ends.append(end)
-        return true
+    mutating func append(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// The `i`th string (0-based; `i` must be below `count`).
@@ -45,8 +38,8 @@ public struct PackedStrings: Sendable, Equatable {
         return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
     }
 
-    /// Appends valid UTF-8 `bytes` (ASCII, from `UserNames.Builder`); false (and nothing
-    /// appended) when the buffer would pass 4 GiB.
+    /// Appends a string given by its (valid) UTF-8 bytes; false (and nothing appended) when the
+    /// buffer would pass 4 GiB.
     @discardableResult
     mutating func append(bytes raw: UnsafeRawBufferPointer) -> Bool {
         guard let end = UInt32(exactly: bytes.count + raw.count) else { return false }
@@ -201,26 +194,22 @@ public struct UserNames: Sendable, Equatable {
         var domains = InternedColumn.Builder()
 
         mutating func append(_ name: String) {
-            let utf8 = name.utf8
-            if let at = utf8.lastIndex(of: UInt8(ascii: "@")) {
-                locals.append(utf8: name[..<at].utf8)
-                domains.append(String(name[at...]))
-            } else {
-                locals.append(utf8: name[...].utf8)
-                domains.append("")
-            }
+            var name = name
+            name.withUTF8 { split(UnsafeRawBufferPointer($0)) }
         }
 
-        /// Appends the field `bytes` as `CSVTable.parse` would read it: ASCII names are split and
-        /// packed from the bytes, others go through their `String`.
+        /// Appends the field `bytes` as `CSVTable.parse` would read it: ASCII names from the
+        /// bytes, others through their `String` (which repairs invalid UTF-8).
         mutating func append(field bytes: UnsafeRawBufferPointer) {
-            guard bytes.allSatisfy({ $0 < 0x80 }) else {
-                append(String(decoding: bytes, as: UTF8.self))
-                return
-            }
-            let split = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.count
-            locals.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[..<split]))
-            domains.append(field: UnsafeRawBufferPointer(rebasing: bytes[split...]))
+            if bytes.allSatisfy({ $0 < 0x80 }) { split(bytes) } else { append(String(decoding: bytes, as: UTF8.self)) }
+        }
+
+        /// Packs the part before the last `@` and interns the rest (`@domain`, or "" without
+        /// `@`); `bytes` is valid UTF-8.
+        private mutating func split(_ bytes: UnsafeRawBufferPointer) {
+            let at = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.count
+            locals.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[..<at]))
+            domains.append(field: UnsafeRawBufferPointer(rebasing: bytes[at...]))
         }
 
         func finish() -> UserNames { UserNames(locals: locals, domains: domains.finish()) }

@@ -160,20 +160,7 @@ public enum ReportParser {
         if text.isEmpty { return 0 }
         // Fast path for what Graph writes: plain digits, read in one pass (the general path below
         // gives the same value and errors, at several times the cost).
-        var whole: UInt64 = 0
-        var overflow = false
-        var digitsOnly = true
-        for b in text.utf8 {
-            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else {
-                digitsOnly = false
-                break
-            }
-            let (times10, o1) = whole.multipliedReportingOverflow(by: 10)
-            let (sum, o2) = times10.addingReportingOverflow(UInt64(b - UInt8(ascii: "0")))
-            overflow = overflow || o1 || o2
-            whole = sum
-        }
-        if digitsOnly {
+        if let (whole, overflow) = digits(text.utf8) {
             guard !overflow, whole <= UInt64(maxExactInteger) else {
                 throw .outOfRange(column: column, row: index + 1, value: String(text.prefix(40)) + (text.count > 40 ? "…" : ""))
             }
@@ -192,21 +179,26 @@ public enum ReportParser {
         return v
     }
 
-    /// `count` of a field read as bytes (`CSVTable.scanRows`): plain digits directly, anything
-    /// else through the field's `String` and `count`, so values and errors are the same.
+    /// The value of `utf8` when it is only digits (`overflow` when it passes 2^64), else nil.
+    static func digits(_ utf8: some Sequence<UInt8>) -> (value: UInt64, overflow: Bool)? {
+        var whole: UInt64 = 0
+        var overflow = false
+        for b in utf8 {
+            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
+            let (times10, o1) = whole.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(UInt64(b - UInt8(ascii: "0")))
+            overflow = overflow || o1 || o2
+            whole = sum
+        }
+        return (whole, overflow)
+    }
+
+    /// `count` of a field read as bytes (`CSVTable.scanRows`): plain digits in range directly,
+    /// anything else through the field's `String` and `count`, so values and errors are the same.
     static func count(field f: CSVTable.RowBytes, _ slot: Int, _ column: String, _ index: Int) throws(ReportError) -> Double {
         let bytes = f.bytes(slot)
-        if bytes.count > 0, bytes.count <= 15 {
-            var whole: UInt64 = 0
-            var digitsOnly = true
-            for b in bytes {
-                guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else {
-                    digitsOnly = false
-                    break
-                }
-                whole = whole * 10 + UInt64(b - UInt8(ascii: "0"))  // 15 digits: far below 2^64
-            }
-            if digitsOnly { return Double(whole) }
+        if !bytes.isEmpty, let (whole, overflow) = digits(bytes), !overflow, whole <= UInt64(maxExactInteger) {
+            return Double(whole)
         }
         return try count(f.string(slot), column, index)
     }

@@ -100,6 +100,18 @@ import Testing
 
         var runningIds: [String] { running.map(\.item) }
 
+        /// A takeover of p0 (concurrency 8, quarantine on): the previous owner died with offsets
+        /// 0..<10 reserved, so they are suspects here; records r0..<`records` (one tenant each)
+        /// arrive and every mark is acknowledged.
+        static func takeover(records: Int) -> Harness {
+            var h = Harness(concurrency: 8, quarantine: true)
+            h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
+            h.assign([.p0])
+            for i in 0..<records { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
+            h.confirmWrites()
+            return h
+        }
+
         /// The broker acknowledges every mark written so far (and those that follow).
         mutating func confirmWrites() {
             while !writes.isEmpty {
@@ -428,12 +440,7 @@ import Testing
 
     @Test("stop waits for a takeover's suspects that are below answered records: they run alone, and the commit covers everything answered (was: the loop exited between two suspects, and the next owner answered the later records again)")
     func stopRunsSuspectsBelowAnswered() {
-        var h = Harness(concurrency: 8, quarantine: true)
-        // The previous owner died with offsets 0..<10 reserved: they are suspects here.
-        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
-        h.assign([.p0])
-        for i in 0..<16 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
-        h.confirmWrites()
+        var h = Harness.takeover(records: 16)
         #expect(h.runningIds.first == "r0", "the first suspect runs alone")
         #expect(Set(h.runningIds) == Set(["r0"] + (10..<16).map { "r\($0)" }), "records after the suspects run normally")
         for i in 10..<16 { h.finish("r\(i)") }
@@ -450,11 +457,7 @@ import Testing
 
     @Test("the quarantine turning off during stop hands its suspects back as normal records: those below an answered record still run (was: dropped, and the next owner answered the later records again)")
     func stopQuarantineOffKeepsSuspectsBelowAnswered() {
-        var h = Harness(concurrency: 8, quarantine: true)
-        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
-        h.assign([.p0])
-        for i in 0..<16 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
-        h.confirmWrites()
+        var h = Harness.takeover(records: 16)
         for i in 10..<16 { h.finish("r\(i)") }
         h.send(.stop)
         h.finish("r0")
@@ -472,11 +475,7 @@ import Testing
 
     @Test("stop does not wait for suspects above everything started: they are left to the next owner")
     func stopLeavesSuspectsAboveStarted() {
-        var h = Harness(concurrency: 8, quarantine: true)
-        h.send(.starts([.p0: PartitionStart(committed: 0, metadata: "exocheck/1 r=10", end: nil)]))
-        h.assign([.p0])
-        for i in 0..<10 { h.receive("r\(i)", offset: Int64(i), tenant: "t\(i)") }
-        h.confirmWrites()
+        var h = Harness.takeover(records: 10)
         #expect(h.runningIds == ["r0"])
         h.send(.stop)
         h.finish("r0")
