@@ -171,13 +171,14 @@ public final class CheckWorkerService: Service, Sendable {
         let kafkaLog: KafkaLogHandler = { level, facility, message in
             if level <= 4 { log.warning("kafka: \(facility): \(message)") }
         }
-        let (inputs, continuation) = AsyncStream<Input>.makeStream()
+        // The loop's mailbox, drained a batch at a time (InputQueue).
+        let inputs = InputQueue<Input>()
         // A fatal producer error (e.g. the idempotent producer lost its sequence) cannot be
         // recovered in process: the loop exits so that the worker is restarted.
         let producer = try KafkaProducer(
             configuration: producerConfig, log: kafkaLog,
             onError: { error in
-                if error.isFatal { continuation.yield(.fatal(error)) }
+                if error.isFatal { inputs.post(.fatal(error)) }
             })
         // Start-up talks to the broker and may wait for it: SIGTERM/SIGINT here ends the worker
         // at once (exit 0), with nothing consumed.
@@ -248,7 +249,8 @@ public final class CheckWorkerService: Service, Sendable {
             })
         let consumer = try KafkaConsumer(
             configuration: consumerConfig, topics: [configuration.kafka.requests],
-            rebalanceHooks: hooks, handOffLimit: WorkerLoop<KafkaMessage>.Configuration(worker: configuration.worker).maxHeld, log: kafkaLog)
+            rebalanceHooks: hooks, handOffLimit: WorkerLoop<KafkaMessage>.Configuration(worker: configuration.worker).maxHeld, log: kafkaLog,
+            sink: { inputs.post(.kafka($0)) })
         health.set(running: true)
         logger.info(
             "worker consuming",
@@ -257,9 +259,6 @@ public final class CheckWorkerService: Service, Sendable {
                 "concurrency": "\(configuration.worker.concurrency)",
             ])
 
-        let forwarder = Task {
-            for await event in consumer.events { continuation.yield(.kafka(event)) }
-        }
         let pool = processor.pool
         let stuckLimit = configuration.worker.maxStuckThreads == 0 ? pool.threadCount : configuration.worker.maxStuckThreads
         let monitor = Task { [metrics, health, logger] in
@@ -270,7 +269,7 @@ public final class CheckWorkerService: Service, Sendable {
                 let stuck = pool.stuckThreads
                 metrics.stuckThreads(stuck)
                 health.set(stuckThreads: stuck)
-                continuation.yield(.tick)  // retries failed quarantine marks
+                inputs.post(.tick)  // retries failed quarantine marks
                 if stuck >= stuckLimit {
                     // The stuck threads cannot be stopped and a graceful shutdown would wait for them.
                     await Self.exitForRestart(
@@ -304,12 +303,10 @@ public final class CheckWorkerService: Service, Sendable {
         }
         let shutdown = ShutdownDeadline(grace: configuration.worker.shutdownGrace)
         await withGracefulShutdownHandler {
-            await self.loop(
-                inputs: inputs, continuation: continuation, consumer: consumer, producer: producer,
-                store: store, handOver: handOver)
+            await self.loop(inputs: inputs, consumer: consumer, producer: producer, store: store, handOver: handOver)
         } onGracefulShutdown: {
             shutdown.begin()
-            continuation.yield(.stop)
+            inputs.post(.stop)
         }
         monitor.cancel()
         heartbeats.cancel()
@@ -331,8 +328,7 @@ public final class CheckWorkerService: Service, Sendable {
                 await producer.close(timeout: .milliseconds(200))
             }
         }.value
-        continuation.finish()
-        forwarder.cancel()
+        inputs.finish()
         logger.info("worker stopped")
     }
 
@@ -453,8 +449,7 @@ public final class CheckWorkerService: Service, Sendable {
     /// Feeds the inputs to the pure `WorkerLoop` and carries out its actions: starts checks in
     /// the task group, stores offsets, pauses partitions, writes quarantine marks.
     func loop(
-        inputs: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation,
-        consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks
+        inputs: InputQueue<Input>, consumer: KafkaConsumer, producer: KafkaProducer, store: QuarantineStore?, handOver: HandOverMarks
     ) async {
         let worker = configuration.worker
         var machine = WorkerLoop<KafkaMessage>(
@@ -487,13 +482,13 @@ public final class CheckWorkerService: Service, Sendable {
                                     : await self.processor.process(message.value, key: message.keyString, headers: message.headers, attempt: attempt)
                                 Self.describe(span, outcome.result)
                                 // Evaluated: the slot is free while the records await their delivery reports.
-                                continuation.yield(.evaluated(tenant: job.tenant))
+                                inputs.post(.evaluated(tenant: job.tenant))
                                 return await self.publish(outcome, for: message, producer: producer)
                             }
                             if case .failed(let topic, let error) = published {
-                                continuation.yield(.cannotPublish(topic: topic, error))
+                                inputs.post(.cannotPublish(topic: topic, error))
                             }
-                            continuation.yield(
+                            inputs.post(
                                 .finished(
                                     job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant,
                                     published: published == .published, alone: mode == .alone))
@@ -505,7 +500,7 @@ public final class CheckWorkerService: Service, Sendable {
                         group.addTask {
                             var failure: KafkaError? = nil
                             do throws(KafkaError) { _ = try await producer.send(store.record(tp, mark)) } catch { failure = error }
-                            continuation.yield(.markWritten(tp, mark, failure: failure))
+                            inputs.post(.markWritten(tp, mark, failure: failure))
                         }
                     case .storeOffset(let tp, let next):
                         do { try consumer.store(tp, offset: next) } catch { logger.debug("offset not stored: \(error)") }
@@ -541,7 +536,7 @@ public final class CheckWorkerService: Service, Sendable {
                         let forChecks = grace - ShutdownDeadline.closeReserve(grace)
                         group.addTask {
                             try? await Task.sleep(for: forChecks)
-                            if !Task.isCancelled { continuation.yield(.graceExpired) }
+                            if !Task.isCancelled { inputs.post(.graceExpired) }
                         }
                     case .cancelAll:
                         group.cancelAll()
@@ -549,6 +544,10 @@ public final class CheckWorkerService: Service, Sendable {
                         goOn = false
                     }
                 }
+                return goOn
+            }
+            /// What the loop holds, for the consumer's gate, metrics and health: once per batch.
+            func report() {
                 handOver.runningAlone = machine.runningAlone
                 // The consumer's gate: records in transit plus these stay under maxHeld.
                 consumer.holding(machine.held)
@@ -556,69 +555,76 @@ public final class CheckWorkerService: Service, Sendable {
                 metrics.uncommitted(machine.uncommitted)
                 metrics.quarantineWaiting(machine.suspects)
                 health.set(busy: machine.busy)
-                return goOn
             }
 
-            loop: for await input in inputs {
-                let actions: [WorkerLoop<KafkaMessage>.Action]
-                switch input {
-                case .kafka(.message(let m)):
-                    actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? "", at: .now))
-                    // Out of transit only after perform() has reported what the loop holds, so
-                    // that the consumer's count never dips while the record changes hands.
-                    let goOn = perform(actions)
-                    consumer.handled()
-                    if !goOn { break loop }
-                    continue loop
-                case .kafka(.starts(let found)):
-                    actions = machine.handle(.starts(found))
-                case .kafka(.assigned(let parts)):
-                    actions = machine.handle(.assigned(parts, epochFloor: Int64(Date().timeIntervalSince1970 * 1000)))
-                    health.set(joined: true)
-                    logger.info("partitions assigned", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
-                case .kafka(.revoked(let parts)), .kafka(.lost(let parts)):
-                    actions = machine.handle(.revoked(parts))
-                    logger.info("partitions revoked", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
-                case .markWritten(let tp, let mark, let failure):
-                    if let failure { logger.warning("quarantine mark write to \(store?.topic ?? "") failed: \(failure)") }
-                    actions = machine.handle(.markWritten(tp, mark, failed: failure != nil, permanent: failure.map(Self.disablesQuarantine) ?? false))
-                case .kafka(.error(let e)):
-                    if e.isFatal {
+            // Inputs come a batch at a time (everything posted since the last batch): the
+            // bookkeeping above runs once per batch, not once per input.
+            var goOn = true
+            while goOn, let batch = await inputs.next() {
+                var records = 0
+                for input in batch {
+                    let actions: [WorkerLoop<KafkaMessage>.Action]
+                    switch input {
+                    case .kafka(.message(let m)):
+                        actions = machine.handle(.received(m, m.topicPartition, offset: m.offset, tenant: m.keyString ?? "", at: .now))
+                        records += 1
+                    case .kafka(.starts(let found)):
+                        actions = machine.handle(.starts(found))
+                    case .kafka(.assigned(let parts)):
+                        actions = machine.handle(.assigned(parts, epochFloor: Int64(Date().timeIntervalSince1970 * 1000)))
+                        health.set(joined: true)
+                        logger.info("partitions assigned", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
+                    case .kafka(.revoked(let parts)), .kafka(.lost(let parts)):
+                        actions = machine.handle(.revoked(parts))
+                        logger.info("partitions revoked", metadata: ["partitions": "\(parts.sorted().map(\.description).joined(separator: ","))"])
+                    case .markWritten(let tp, let mark, let failure):
+                        if let failure { logger.warning("quarantine mark write to \(store?.topic ?? "") failed: \(failure)") }
+                        actions = machine.handle(.markWritten(tp, mark, failed: failure != nil, permanent: failure.map(Self.disablesQuarantine) ?? false))
+                    case .kafka(.error(let e)):
+                        if e.isFatal {
+                            await Self.exitOnFatal(e, health: health, logger: logger)
+                        }
+                        logger.warning("kafka error: \(e)")
+                        continue
+                    case .kafka(.partitionEnd):
+                        // Only with enable.partition.eof, which a worker does not ask for.
+                        continue
+                    case .fatal(let e):
                         await Self.exitOnFatal(e, health: health, logger: logger)
+                        continue
+                    case .cannotPublish(let topic, let e):
+                        // The loop stops here: no later completion stores an offset, so nothing is
+                        // committed after the record that could not be answered.
+                        await Self.exitForRestart(
+                            code: Self.fatalKafkaExitCode, health: health, logger: logger,
+                            "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)"
+                        )
+                        continue
+                    case .evaluated(let tenant):
+                        actions = machine.handle(.evaluated(tenant: tenant))
+                    case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
+                        health.progressed()
+                        actions = machine.handle(
+                            .finished(
+                                tp, offset: offset, generation: generation, tenant: tenant,
+                                published: published, alone: alone))
+                    case .tick:
+                        actions = machine.handle(.tick)
+                        metrics.oldestUncommittedAge(machine.oldestUncommittedSince.map { $0.duration(to: .now) } ?? .zero)
+                    case .stop:
+                        actions = machine.handle(.stop)
+                    case .graceExpired:
+                        actions = machine.handle(.graceExpired)
                     }
-                    logger.warning("kafka error: \(e)")
-                    continue loop
-                case .kafka(.partitionEnd):
-                    // Only with enable.partition.eof, which a worker does not ask for.
-                    continue loop
-                case .fatal(let e):
-                    await Self.exitOnFatal(e, health: health, logger: logger)
-                    continue loop
-                case .cannotPublish(let topic, let e):
-                    // The loop stops here: no later completion stores an offset, so nothing is
-                    // committed after the record that could not be answered.
-                    await Self.exitForRestart(
-                        code: Self.fatalKafkaExitCode, health: health, logger: logger,
-                        "cannot publish to the topic '\(topic)' (\(e)); exiting so that nothing more is committed (check that the topic exists and this worker may write to it)"
-                    )
-                    continue loop
-                case .evaluated(let tenant):
-                    actions = machine.handle(.evaluated(tenant: tenant))
-                case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
-                    health.progressed()
-                    actions = machine.handle(
-                        .finished(
-                            tp, offset: offset, generation: generation, tenant: tenant,
-                            published: published, alone: alone))
-                case .tick:
-                    actions = machine.handle(.tick)
-                    metrics.oldestUncommittedAge(machine.oldestUncommittedSince.map { $0.duration(to: .now) } ?? .zero)
-                case .stop:
-                    actions = machine.handle(.stop)
-                case .graceExpired:
-                    actions = machine.handle(.graceExpired)
+                    if !perform(actions) {
+                        goOn = false
+                        break
+                    }
                 }
-                if !perform(actions) { break loop }
+                report()
+                // Out of transit only after report() has told the consumer what the loop holds,
+                // so that its count never dips while records change hands.
+                consumer.handled(records)
             }
             // Leaving the group's body: anything still running (a grace timer) is cancelled.
             group.cancelAll()

@@ -107,20 +107,29 @@ public struct RebalanceHooks: Sendable {
 }
 
 final class ConsumerContext: CallbackContext, @unchecked Sendable {
-    // @unchecked: `continuation` and `hooks` are immutable and Sendable; `assignment` is a
-    // Mutex.
+    // @unchecked: `continuation`, `sink` and `hooks` are immutable and Sendable; `assignment`
+    // is a Mutex.
     let continuation: AsyncStream<KafkaConsumerEvent>.Continuation
+    /// Where events go instead of `continuation` (see `KafkaConsumer.init(…, sink:)`).
+    let sink: KafkaEventSink?
     let assignment = Mutex<Set<TopicPartition>>([])
     let hooks: RebalanceHooks?
 
-    init(log: KafkaLogHandler?, continuation: AsyncStream<KafkaConsumerEvent>.Continuation, hooks: RebalanceHooks?) {
+    init(log: KafkaLogHandler?, continuation: AsyncStream<KafkaConsumerEvent>.Continuation, sink: KafkaEventSink?, hooks: RebalanceHooks?) {
         self.continuation = continuation
+        self.sink = sink
         self.hooks = hooks
         super.init(log: log)
+        if sink != nil { continuation.finish() }
+    }
+
+    /// Hands an event to the application: to the sink when there is one, else on `events`.
+    func emit(_ event: KafkaConsumerEvent) {
+        if let sink { sink(event) } else { continuation.yield(event) }
     }
 
     override func emitError(_ error: KafkaError) {
-        continuation.yield(.error(error))
+        emit(.error(error))
     }
 }
 
@@ -147,16 +156,20 @@ public final class KafkaConsumer: Sendable {
     /// A group member subscribed to `topics`.
     /// `rebalanceHooks` let the application look up and leave state as partitions come and go.
     /// `handOffLimit`: messages given out on `events` and not yet `handled()` at most (nil: no limit).
+    /// `sink`: when given, every event goes to it instead of `events` (which then finishes at
+    /// once), called on the poll thread in the same order: it must not block. It spares a
+    /// reader of many small records an `AsyncStream` hand-off and a task wake-up per record
+    /// (the worker posts them into its loop's `InputQueue`, which it drains a batch at a time).
     public convenience init(
         configuration: KafkaConfiguration, topics: [String], rebalanceHooks: RebalanceHooks? = nil,
-        handOffLimit: Int? = nil, log: KafkaLogHandler? = nil
+        handOffLimit: Int? = nil, log: KafkaLogHandler? = nil, sink: KafkaEventSink? = nil
     ) throws(KafkaError) {
         guard configuration.groupId?.isEmpty == false else {
             throw KafkaError(message: "a group consumer needs group.id", isConfiguration: true)
         }
         try self.init(
             configuration: configuration, source: .subscribe(topics), hooks: rebalanceHooks,
-            handOff: handOffLimit.map(HandOff.init), log: log)
+            handOff: handOffLimit.map(HandOff.init), log: log, sink: sink)
     }
 
     /// A reader of explicit partitions from explicit offsets, outside any group (no commits):
@@ -169,7 +182,8 @@ public final class KafkaConsumer: Sendable {
         var config = configuration
         if config.groupId == nil { config.groupId = "exocheck-reader-\(UUID().uuidString.prefix(8))" }
         config.properties["enable.auto.commit"] = "false"
-        try self.init(configuration: config, source: .assign(assignment), hooks: nil, handOff: handOffLimit.map(HandOff.init), log: log)
+        try self.init(
+            configuration: config, source: .assign(assignment), hooks: nil, handOff: handOffLimit.map(HandOff.init), log: log, sink: nil)
     }
 
     enum Source {
@@ -179,14 +193,14 @@ public final class KafkaConsumer: Sendable {
 
     private init(
         configuration: KafkaConfiguration, source: Source, hooks: RebalanceHooks?, handOff: HandOff?,
-        log: KafkaLogHandler?
+        log: KafkaLogHandler?, sink: KafkaEventSink?
     ) throws(KafkaError) {
         var config = configuration
         config.properties["enable.auto.offset.store"] = "false"
         if config.properties["auto.offset.reset"] == nil { config.properties["auto.offset.reset"] = "earliest" }
         let conf = try config.makeConf()
         let (stream, continuation) = AsyncStream<KafkaConsumerEvent>.makeStream(bufferingPolicy: .unbounded)
-        let context = ConsumerContext(log: log, continuation: continuation, hooks: hooks)
+        let context = ConsumerContext(log: log, continuation: continuation, sink: sink, hooks: hooks)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         CallbackInstall.log(conf)
         CallbackInstall.error(conf)
@@ -197,7 +211,7 @@ public final class KafkaConsumer: Sendable {
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
                 if let hooks = context.hooks, let partitions, partitions.pointee.cnt > 0 {
-                    context.continuation.yield(.starts(hooks.onAssign(KafkaConsumer.starts(rk, partitions, timeout: hooks.lookupTimeout))))
+                    context.emit(.starts(hooks.onAssign(KafkaConsumer.starts(rk, partitions, timeout: hooks.lookupTimeout))))
                 }
                 if cooperative {
                     if let e = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(e) }
@@ -205,7 +219,7 @@ public final class KafkaConsumer: Sendable {
                     rd_kafka_assign(rk, partitions)
                 }
                 context.assignment.withLock { $0.formUnion(list) }
-                context.continuation.yield(.assigned(list))
+                context.emit(.assigned(list))
             } else {
                 let lost = rd_kafka_assignment_lost(rk) != 0
                 if !lost, let hooks = context.hooks { hooks.onRevoke(list) }
@@ -215,7 +229,7 @@ public final class KafkaConsumer: Sendable {
                     rd_kafka_assign(rk, nil)
                 }
                 context.assignment.withLock { $0.subtract(list) }
-                context.continuation.yield(lost ? .lost(list) : .revoked(list))
+                context.emit(lost ? .lost(list) : .revoked(list))
             }
         }
         var errstr = [CChar](repeating: 0, count: 512)
@@ -268,7 +282,7 @@ public final class KafkaConsumer: Sendable {
                 rd_kafka_message_destroy(m)
                 if let event {
                     if case .message = event { handOff?.gaveOut() }
-                    continuation.yield(event)
+                    context.emit(event)
                 }
             }
             // Leave the group on this thread: close() serves the final rebalance callback.
@@ -381,7 +395,10 @@ public final class KafkaConsumer: Sendable {
     public static let maxGateWait: Duration = .seconds(5)
 
     /// The application is done with one message from `events` (with a `handOffLimit`).
-    public func handled() { handOff?.handled() }
+    public func handled() { handOff?.handled(1) }
+
+    /// The application is done with `count` messages (with a `handOffLimit`).
+    public func handled(_ count: Int) { handOff?.handled(count) }
 
     /// With a `handOffLimit`: the application holds `records` messages it has taken (`handled()`)
     /// but not yet dealt with (a backlog); they count against the limit, so the poll thread stops
@@ -503,10 +520,11 @@ final class HandOff: Sendable {
 
     func gaveOut() { counter.withLock { $0.given += 1 } }
 
-    func handled() {
+    func handled(_ count: Int) {
+        guard count > 0 else { return }
         let wasFull = counter.withLock { c in
             let full = c.given + c.held >= limit
-            c.given = max(0, c.given - 1)
+            c.given = max(0, c.given - count)
             return full
         }
         if wasFull { wake() }

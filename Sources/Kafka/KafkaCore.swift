@@ -244,6 +244,10 @@ func cString(_ buffer: [CChar]) -> String {
 /// librdkafka log lines → an optional Swift handler.
 public typealias KafkaLogHandler = @Sendable (_ level: Int32, _ facility: String, _ message: String) -> Void
 
+/// Receives a consumer's events on its poll thread, in order, instead of `KafkaConsumer.events`.
+/// It must return quickly and never block: the poll thread serves rebalances too.
+public typealias KafkaEventSink = @Sendable (KafkaConsumerEvent) -> Void
+
 /// Context reachable from C callbacks through `rd_kafka_conf_set_opaque`.
 class CallbackContext: @unchecked Sendable {
     // @unchecked: the only stored property is an immutable Sendable closure; subclasses

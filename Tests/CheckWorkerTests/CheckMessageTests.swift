@@ -709,3 +709,19 @@ struct CommonJSONTests {
         #expect(rejection.reason.contains("appears twice"))
     }
 }
+
+@Suite("A result's summary")
+struct ResultSummaryTests {
+    @Test("summary: trailing spaces are trimmed by Characters, as before the byte fast path; an output that does not end in a space is kept as is")
+    func trailingSpaces() {
+        #expect(CheckProcessor.summary("OK: all good  ") == "OK: all good")
+        #expect(CheckProcessor.summary("OK: all good") == "OK: all good")
+        #expect(CheckProcessor.summary("   ") == "")
+        #expect(CheckProcessor.summary("") == "")
+        // A space that is not a Character of its own is not trimmed.
+        #expect(CheckProcessor.summary("a \u{301}") == "a \u{301}")
+        #expect(CheckProcessor.summary("x\u{0600} ") == "x\u{0600} ", "U+0600 (Prepend) and the space form one Character")
+        #expect(CheckProcessor.summary("x\u{0600} y  ") == "x\u{0600} y")
+        #expect(CheckProcessor.summary("tab\t ") == "tab\t")
+    }
+}

@@ -327,6 +327,52 @@ struct KafkaTests {
         await reader.value
     }
 
+    @Test("a sink receives every event on the poll thread in order (assigned before the messages), events finishes at once, and handled(n) makes room for n at a time")
+    func sinkDelivery() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("sink")
+        try cluster.createTopic(topic, partitions: 2)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        for i in 0..<40 { try await producer.send(OutgoingMessage(topic: topic, key: "k\(i % 2)", value: "\(i)")) }
+        await producer.close()
+        let seen = Mutex<(events: [String], values: [String])>(([], []))
+        let consumer = try KafkaConsumer(
+            configuration: consumerConfiguration(cluster.bootstrapServers, group: uniqueName("g")), topics: [topic], handOffLimit: 10,
+            sink: { event in
+                seen.withLock { s in
+                    switch event {
+                    case .message(let m):
+                        s.events.append("message")
+                        s.values.append(String(decoding: m.value, as: UTF8.self))
+                    case .assigned: s.events.append("assigned")
+                    default: break
+                    }
+                }
+            })
+        // Nothing goes to `events` when there is a sink: the stream ends at once.
+        var onStream = 0
+        for await _ in consumer.events { onStream += 1 }
+        #expect(onStream == 0)
+        // The hand-off limit holds with a sink too; handled(n) releases n at a time.
+        for round in 1...4 {
+            _ = await eventually(timeout: .seconds(15)) { seen.withLock { $0.values.count } >= 10 * round }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(seen.withLock { $0.values.count } == 10 * round, "round \(round)")
+            #expect(consumer.unhandled == 10)
+            consumer.handled(10)
+        }
+        let (events, values) = seen.withLock { ($0.events, $0.values) }
+        #expect(events.first == "assigned", "the assignment comes before its partitions' messages")
+        #expect(Set(values) == Set((0..<40).map(String.init)), "none lost or repeated")
+        #expect(values.count == 40)
+        for k in 0..<2 {
+            let ofKey = values.compactMap(Int.init).filter { $0 % 2 == k }
+            #expect(ofKey == ofKey.sorted(), "per-partition order")
+        }
+        await consumer.close()
+    }
+
     @Test("holding(n): records the application holds count against the hand-off limit; the poll thread stops at the limit and goes on when they drop, without pausing (no re-fetch)")
     func holdingGate() async throws {
         let cluster = try MockCluster(brokers: 1)
