@@ -349,9 +349,14 @@ public struct CheckProcessor: Sendable {
     }
 
     static func summary(_ short: String) -> String {
-        // Most outputs do not end in a space: no grapheme walk then (it was 2 % of a busy
-        // worker's CPU). Otherwise, trimmed by Characters as before.
-        guard short.utf8.last == UInt8(ascii: " ") else { return short }
+        // Without a grapheme walk (it was 2 % of a busy worker's CPU): trailing spaces after an
+        // ASCII byte (or nothing) are Characters of their own, since only a Prepend scalar
+        // (never ASCII) joins a following space into its Character. Otherwise, by Characters.
+        let utf8 = short.utf8
+        var end = utf8.endIndex
+        while end > utf8.startIndex, utf8[utf8.index(before: end)] == UInt8(ascii: " ") { end = utf8.index(before: end) }
+        if end == utf8.endIndex { return short }
+        if end == utf8.startIndex || utf8[utf8.index(before: end)] < 0x80 { return String(short[..<end]) }
         var s = Substring(short)
         while s.last == " " { s = s.dropLast() }
         return String(s)

@@ -138,6 +138,8 @@ public final class CheckWorkerService: Service, Sendable {
         case kafka(KafkaConsumerEvent)
         /// A check's result is computed and about to be published: its slot is free.
         case evaluated(tenant: String)
+        /// The first attempt to publish a result in the background failed.
+        case republish(Republish)
         /// A check's task ended; `published` when its result (and dead-letter copy) were acknowledged.
         case finished(TopicPartition, offset: Int64, generation: Int, tenant: String, published: Bool, alone: Bool)
         /// A quarantine mark was acknowledged (`failure` nil) or not.
@@ -467,7 +469,7 @@ public final class CheckWorkerService: Service, Sendable {
                         if mode == .alone { metrics.quarantined() }
                         group.addTask {
                             // One span per record, continuing the request's trace (RequestTrace).
-                            let published = await withSpan(
+                            let published: PublishResult? = await withSpan(
                                 TraceSpan.consume, context: RequestTrace.context(of: message.headers), ofKind: .consumer
                             ) { span in
                                 TraceSpan.messaging(span, operation: "process", topic: message.topic)
@@ -483,8 +485,16 @@ public final class CheckWorkerService: Service, Sendable {
                                 Self.describe(span, outcome.result)
                                 // Evaluated: the slot is free while the records await their delivery reports.
                                 inputs.post(.evaluated(tenant: job.tenant))
+                                // Most checks: one result record and no span to time its send. Its
+                                // delivery report posts `finished` (no task waits for it); a failed
+                                // first attempt goes on in a task of its own (`.republish`).
+                                if outcome.deadLetterReason == nil, !span.isRecording {
+                                    self.publishInBackground(outcome, for: message, job: job, alone: mode == .alone, producer: producer, inputs: inputs)
+                                    return nil
+                                }
                                 return await self.publish(outcome, for: message, producer: producer)
                             }
+                            guard let published else { return }
                             if case .failed(let topic, let error) = published {
                                 inputs.post(.cannotPublish(topic: topic, error))
                             }
@@ -544,11 +554,13 @@ public final class CheckWorkerService: Service, Sendable {
                         goOn = false
                     }
                 }
+                // At once, not per batch: the revoke hook (poll thread) reads it to decide
+                // whether a partition's suspect still runs here (review finding).
+                handOver.runningAlone = machine.runningAlone
                 return goOn
             }
             /// What the loop holds, for the consumer's gate, metrics and health: once per batch.
             func report() {
-                handOver.runningAlone = machine.runningAlone
                 // The consumer's gate: records in transit plus these stay under maxHeld.
                 consumer.holding(machine.held)
                 metrics.inFlight(machine.inFlight)
@@ -602,6 +614,21 @@ public final class CheckWorkerService: Service, Sendable {
                         continue
                     case .evaluated(let tenant):
                         actions = machine.handle(.evaluated(tenant: tenant))
+                    case .republish(let retry):
+                        // The first attempt of a result sent in the background failed: the
+                        // publishing policy goes on from that failure, as for any other send.
+                        group.addTask {
+                            let published = await self.publishRecords(
+                                retry.outcome, for: retry.message, producer: producer, firstFailure: retry.failure)
+                            if case .failed(let topic, let error) = published {
+                                inputs.post(.cannotPublish(topic: topic, error))
+                            }
+                            inputs.post(
+                                .finished(
+                                    retry.job.partition, offset: retry.job.offset, generation: retry.job.generation, tenant: retry.job.tenant,
+                                    published: published == .published, alone: retry.alone))
+                        }
+                        continue
                     case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
                         health.progressed()
                         actions = machine.handle(
@@ -631,6 +658,35 @@ public final class CheckWorkerService: Service, Sendable {
         }
         // Every check has ended (the group waited for them): nothing runs alone any more.
         handOver.runningAlone = nil
+    }
+
+    /// A result whose background send failed, with what its retries need.
+    struct Republish: Sendable {
+        var outcome: CheckProcessor.Outcome
+        var message: KafkaMessage
+        var job: WorkerLoop<KafkaMessage>.Job
+        var alone: Bool
+        var failure: KafkaError
+    }
+
+    /// Sends a check's result (no dead-letter copy) without a task waiting for its delivery
+    /// report: the report posts `finished`, or `republish` when the first attempt failed.
+    func publishInBackground(
+        _ outcome: CheckProcessor.Outcome, for message: KafkaMessage, job: WorkerLoop<KafkaMessage>.Job, alone: Bool,
+        producer: KafkaProducer, inputs: InputQueue<Input>
+    ) {
+        let metrics = self.metrics
+        producer.send(resultRecord(outcome, for: message)) { delivery in
+            switch delivery {
+            case .success:
+                metrics.resultProduced()
+                inputs.post(
+                    .finished(
+                        job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: true, alone: alone))
+            case .failure(let error):
+                inputs.post(.republish(Republish(outcome: outcome, message: message, job: job, alone: alone, failure: error)))
+            }
+        }
     }
 
     /// How publishing one check's records ended.
@@ -672,17 +728,25 @@ public final class CheckWorkerService: Service, Sendable {
         if let kind = result.error?.kind { TraceSpan.fail(span, kind: kind) }
     }
 
-    func publishRecords(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer) async -> PublishResult {
+    /// The result record of a check: its id and content type, and the request's trace.
+    func resultRecord(_ outcome: CheckProcessor.Outcome, for message: KafkaMessage) -> OutgoingMessage {
         var headers = [KafkaHeader("exocheck-id", outcome.result.id ?? ""), KafkaHeader("content-type", "application/json")]
         // Only a W3C-shaped traceparent is written (RequestTrace): anything else could make the
         // result unpublishable or echo a hostile value.
         if let trace = RequestTrace.resultTraceparent(request: message.headers) {
             headers.append(KafkaHeader(RequestTrace.header, trace))
         }
-        let result = OutgoingMessage(
+        return OutgoingMessage(
             topic: outcome.topic, key: (outcome.key ?? message.keyString).map { Array($0.utf8) },
             value: outcome.value, headers: headers)
-        switch await send(result, producer: producer, what: "result") {
+    }
+
+    /// `firstFailure`: the result's first attempt was made in the background and failed with it.
+    func publishRecords(
+        _ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer, firstFailure: KafkaError? = nil
+    ) async -> PublishResult {
+        let result = resultRecord(outcome, for: message)
+        switch await send(result, producer: producer, what: "result", firstFailure: firstFailure) {
         case .delivered: break
         case .cancelled: return .cancelled
         case .failed(let error): return .failed(topic: result.topic, error)
@@ -757,10 +821,17 @@ public final class CheckWorkerService: Service, Sendable {
         case failed(KafkaError)
     }
 
-    func send(_ message: OutgoingMessage, producer: KafkaProducer, what: String) async -> SendResult {
+    /// `firstFailure`: a first attempt already made (in the background) failed with it; the
+    /// policy goes on from there.
+    func send(_ message: OutgoingMessage, producer: KafkaProducer, what: String, firstFailure: KafkaError? = nil) async -> SendResult {
         var policy = PublishPolicy()
+        var earlier = firstFailure
         while !Task.isCancelled {
-            do {
+            do throws(KafkaError) {
+                if let failure = earlier {
+                    earlier = nil
+                    throw failure
+                }
                 try await producer.send(message)
                 return .delivered
             } catch {

@@ -46,17 +46,19 @@ final class InputQueue<Element: Sendable>: Sendable {
     }
 
     /// Inputs posted since the last call, oldest first, waiting while there are none. Nil when
-    /// the queue is finished and empty, or when the reading task is cancelled. One reader only.
+    /// the queue is finished and empty, and from the moment the reading task is cancelled (what
+    /// waits then is dropped, as later posts are). One reader only.
     func next() async -> [Element]? {
         let batch: [Element] = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<[Element], Never>) in
                 let ready: [Element]? = state.withLock { s in
+                    if s.readerCancelled { return [] }
                     if !s.items.isEmpty {
                         let batch = s.items
                         s.items = []
                         return batch
                     }
-                    if s.finished || s.readerCancelled { return [] }
+                    if s.finished { return [] }
                     precondition(s.waiter == nil, "InputQueue has one reader")
                     s.waiter = continuation
                     return nil
@@ -64,8 +66,12 @@ final class InputQueue<Element: Sendable>: Sendable {
                 if let ready { continuation.resume(returning: ready) }
             }
         } onCancel: {
+            // As an AsyncStream ends for a cancelled reader: nothing more is read, later posts
+            // are dropped.
             let waiter: CheckedContinuation<[Element], Never>? = state.withLock { s in
                 s.readerCancelled = true
+                s.finished = true
+                s.items = []
                 let w = s.waiter
                 s.waiter = nil
                 return w

@@ -13,7 +13,7 @@ import Kafka
 ///   acknowledges it (`finished`): waiting for delivery reports costs no slot; what waits for
 ///   them is bounded by `maxPublishing` (4 × concurrency) and `maxUncommitted`;
 /// * records waiting to start (the backlog and those the quarantine holds back: `held`) are
-///   bounded by the consumer, not by pausing: the service reports `held` after every event and
+///   bounded by the consumer, not by pausing: the service reports `held` after every batch of events and
 ///   the consumer's poll thread stops taking records while `held` plus those in transit reach
 ///   `maxHeld` (`KafkaConsumer.holding`). Pausing made librdkafka 2.0 drop what it had prefetched
 ///   and fetch it again, and a burst spent most of its time waiting for those fetches (bench

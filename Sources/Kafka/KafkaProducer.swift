@@ -51,6 +51,12 @@ final class DeliveryBox: Sendable {
         var done = false
     }
     private let state = Mutex(State())
+    /// Called with the outcome instead of a waiting caller (`KafkaProducer.send(_:onDelivery:)`).
+    private let callback: (@Sendable (Outcome) -> Void)?
+
+    init(callback: (@Sendable (Outcome) -> Void)? = nil) {
+        self.callback = callback
+    }
 
     /// Attaches the waiting caller; false when the outcome is already known (cancelled before
     /// the record was enqueued: it must then not be enqueued).
@@ -72,6 +78,14 @@ final class DeliveryBox: Sendable {
 
     /// Delivers the outcome to the caller, once; later calls are ignored.
     func resume(_ outcome: Outcome) {
+        if let callback {
+            let first = state.withLock { s in
+                defer { s.done = true }
+                return !s.done
+            }
+            if first { callback(outcome) }
+            return
+        }
         let continuation: CheckedContinuation<Outcome, Never>? = state.withLock {
             guard !$0.done else { return nil }
             $0.done = true
@@ -175,38 +189,55 @@ public final class KafkaProducer: Sendable {
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) in
                 guard delivery.attach(continuation) else { return }
-                let box = Unmanaged.passRetained(delivery)
-                var headers: OpaquePointer? = nil
-                if !message.headers.isEmpty {
-                    headers = rd_kafka_headers_new(message.headers.count)
-                    for h in message.headers {
-                        if let v = h.value {
-                            _ = v.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
-                        } else {
-                            _ = rd_kafka_header_add(headers, h.name, -1, nil, 0)
-                        }
-                    }
-                }
-                let keyBytes = message.key ?? []
-                let err = keyBytes.withUnsafeBytes { key in
-                    message.value.withUnsafeBytes { value in
-                        exo_produce(
-                            handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
-                            message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
-                            value.baseAddress, value.count, headers, box.toOpaque())
-                    }
-                }
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    // Not enqueued: librdkafka did not take the headers or the opaque.
-                    if let headers { rd_kafka_headers_destroy(headers) }
-                    box.release()
-                    delivery.resume(.failure(KafkaError(err, context: "cannot enqueue the message")))
-                }
+                Self.enqueue(message, handle: handle, delivery: delivery)
             }
         } onCancel: {
             delivery.resume(.failure(KafkaError(code: Self.cancelledCode, message: "the send was cancelled before its delivery report")))
         }
         return try result.get()
+    }
+
+    /// Sends one record without waiting: `onDelivery` gets its outcome once, on the producer's
+    /// poll thread (at once, on the caller's thread, when it cannot be enqueued), and must not
+    /// block. No task waits for the report, which spares a busy worker a continuation and a task
+    /// resumption per record. Nothing cancels it: `close()` purges what is left, which then
+    /// reports an error.
+    public func send(_ message: OutgoingMessage, onDelivery: @escaping @Sendable (Result<DeliveryReport, KafkaError>) -> Void) {
+        if closed.load(ordering: .acquiring) { return onDelivery(.failure(KafkaError(message: "the producer is closed"))) }
+        if let fatal = context.fatal.withLock({ $0 }) { return onDelivery(.failure(fatal)) }
+        Self.enqueue(message, handle: handle, delivery: DeliveryBox(callback: onDelivery))
+    }
+
+    /// Hands the record to librdkafka with `delivery` as its opaque (resumed by the delivery
+    /// report callback), or resumes it with the error when the record cannot be enqueued.
+    private static func enqueue(_ message: OutgoingMessage, handle: ClientHandle, delivery: DeliveryBox) {
+        let box = Unmanaged.passRetained(delivery)
+        var headers: OpaquePointer? = nil
+        if !message.headers.isEmpty {
+            headers = rd_kafka_headers_new(message.headers.count)
+            for h in message.headers {
+                if let v = h.value {
+                    _ = v.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
+                } else {
+                    _ = rd_kafka_header_add(headers, h.name, -1, nil, 0)
+                }
+            }
+        }
+        let keyBytes = message.key ?? []
+        let err = keyBytes.withUnsafeBytes { key in
+            message.value.withUnsafeBytes { value in
+                exo_produce(
+                    handle.pointer, message.topic, message.partition ?? exo_partition_ua(),
+                    message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
+                    value.baseAddress, value.count, headers, box.toOpaque())
+            }
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            // Not enqueued: librdkafka did not take the headers or the opaque.
+            if let headers { rd_kafka_headers_destroy(headers) }
+            box.release()
+            delivery.resume(.failure(KafkaError(err, context: "cannot enqueue the message")))
+        }
     }
 
     /// Learns `topic`'s partitions now, before the first send. A record for a topic whose

@@ -723,5 +723,23 @@ struct ResultSummaryTests {
         #expect(CheckProcessor.summary("x\u{0600} ") == "x\u{0600} ", "U+0600 (Prepend) and the space form one Character")
         #expect(CheckProcessor.summary("x\u{0600} y  ") == "x\u{0600} y")
         #expect(CheckProcessor.summary("tab\t ") == "tab\t")
+        #expect(CheckProcessor.summary("x\u{0600}  ") == "x\u{0600} ", "one space is its own Character, the other is not")
+        #expect(CheckProcessor.summary("é  ") == "é")
+        #expect(CheckProcessor.summary("e\u{301} ") == "e\u{301}")
+    }
+
+    @Test("summary equals trimming by Characters on generated strings of spaces, ASCII, combining marks and Prepend scalars")
+    func againstCharacters() {
+        func reference(_ short: String) -> String {
+            var s = Substring(short)
+            while s.last == " " { s = s.dropLast() }
+            return String(s)
+        }
+        let pieces = [" ", " ", "a", "\u{0600}", "\u{301}", "é", "\u{1F600}", "\t", "\r\n", "\u{200D}", "\u{0903}"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
+            #expect(CheckProcessor.summary(text) == reference(text), "\(Array(text.unicodeScalars))")
+        }
     }
 }

@@ -61,6 +61,18 @@ struct InputQueueTests {
         #expect(await cancelledFirst.value == nil)
     }
 
+    @Test("a cancelled reader stops: nil even when inputs are waiting, as an AsyncStream ends for a cancelled task")
+    func cancelledWithInputs() async {
+        let queue = InputQueue<Int>()
+        queue.post(1)
+        let reader = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await queue.next()
+        }
+        #expect(await reader.value == nil)
+        #expect(await Task { await queue.next() }.value == nil, "and stays stopped")
+    }
+
     @Test("many posters on many threads: every input arrives exactly once, each poster's in its order")
     func concurrentPosters() async {
         let queue = InputQueue<(poster: Int, n: Int)>()
