@@ -119,6 +119,43 @@ struct KafkaTests {
         await task.value
     }
 
+    @Test("send(onDelivery:): each record's report is called back exactly once with where it landed; a broker error reaches the callback; a closed producer answers at once")
+    func sendWithCallback() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        defer { cluster.close() }
+        let topic = uniqueName("callback")
+        try cluster.createTopic(topic, partitions: 2)
+        let producer = try KafkaProducer(configuration: producerConfiguration(cluster.bootstrapServers))
+        try await producer.send(OutgoingMessage(topic: topic, key: nil, value: "warm-up"))
+        let reports = Mutex<[Int: [Result<DeliveryReport, KafkaError>]]>([:])
+        for i in 0..<200 {
+            producer.send(OutgoingMessage(topic: topic, key: "k\(i % 2)", value: "\(i)")) { outcome in
+                reports.withLock { $0[i, default: []].append(outcome) }
+            }
+        }
+        #expect(await eventually(timeout: .seconds(20)) { reports.withLock { $0.count } == 200 })
+        try await Task.sleep(for: .milliseconds(200))
+        let all = reports.withLock { $0 }
+        #expect(all.values.allSatisfy { $0.count == 1 }, "once per record")
+        let landed = all.values.compactMap { try? $0.first?.get() }
+        #expect(landed.count == 200)
+        #expect(Set(landed.map { "\($0.partition)/\($0.offset)" }).count == 200, "each at its own offset")
+        // A broker error goes to the callback, not to a waiting task.
+        cluster.pushRequestErrors(apiKey: 0, [KafkaError.messageTooLarge])
+        let failure = Mutex<KafkaError?>(nil)
+        producer.send(OutgoingMessage(topic: topic, key: nil, value: "too big")) { outcome in
+            if case .failure(let error) = outcome { failure.withLock { $0 = error } }
+        }
+        #expect(await eventually(timeout: .seconds(20)) { failure.withLock { $0 } != nil })
+        #expect(failure.withLock { $0?.code } == KafkaError.messageTooLarge)
+        await producer.close()
+        let afterClose = Mutex<Bool?>(nil)
+        producer.send(OutgoingMessage(topic: topic, key: nil, value: "late")) { outcome in
+            afterClose.withLock { $0 = (try? outcome.get()) == nil }
+        }
+        #expect(afterClose.withLock { $0 } == true, "answered at once with an error")
+    }
+
     @Test("a non-retriable broker error (message too large) reaches the caller")
     func messageTooLarge() async throws {
         let cluster = try MockCluster(brokers: 1)
