@@ -185,26 +185,62 @@ public struct HTTPTransport: Sendable {
     }
 }
 
-/// An HTTP proxy given as `http://host:port` (the plugin's `--proxyurl`).
-public struct HTTPClientProxy: Sendable, Equatable {
+/// An HTTP proxy given as `http://host:port` or `http://user:password@host:port` (the plugin's
+/// `--proxyurl`). Only plain HTTP proxies (CONNECT for https targets): what the transport can use.
+public struct HTTPClientProxy: Sendable, Equatable, CustomStringConvertible {
     /// Host name or address of the proxy.
     public var host: String
     /// TCP port of the proxy; 3128 when the URL gives none.
     public var port: Int
+    /// Basic authentication for the proxy, from the URL's user and password (percent-decoded).
+    public var username: String?
+    /// The password of `username` (never printed: see `description`).
+    public var password: String?
 
-    /// Parses `url` (e.g. `http://proxy.example:8080`); nil when it has no host. The scheme is not
-    /// checked.
-    public init?(_ url: String) {
-        guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty else { return nil }
+    /// Why a `--proxyurl` cannot be used. Never contains the URL, which may hold a password.
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What is wrong and what to give instead.
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Proxy schemes a user may mean that the transport does not speak (named in the error).
+    static let otherProxySchemes: Set<String> = ["https", "socks4", "socks4a", "socks5", "socks5h"]
+
+    /// Parses `url`; throws a `ParseError` that says what is wrong without repeating the URL.
+    public init(parsing url: String) throws(ParseError) {
+        let usage = "give http://host:port, or http://user:password@host:port for a proxy that asks for a login"
+        guard let c = URLComponents(string: url.trimmingCharacters(in: .whitespaces)) else {
+            throw ParseError("--proxyurl is not a URL: \(usage)")
+        }
+        guard let scheme = c.scheme?.lowercased(), scheme == "http" else {
+            if let scheme = c.scheme?.lowercased(), Self.otherProxySchemes.contains(scheme) {
+                throw ParseError("--proxyurl: \(scheme):// proxies are not supported, only HTTP proxies (https targets go through CONNECT): \(usage)")
+            }
+            throw ParseError("--proxyurl must start with http://: \(usage)")
+        }
+        guard let host = c.host, !host.isEmpty else { throw ParseError("--proxyurl has no host: \(usage)") }
+        let port = c.port ?? 3128
+        guard (1...65_535).contains(port) else { throw ParseError("--proxyurl has a port outside 1 to 65535: \(usage)") }
         self.host = host
-        self.port = c.port ?? 3128
+        self.port = port
+        self.username = c.user.flatMap { $0.isEmpty ? nil : $0 }
+        self.password = c.password
+    }
+
+    /// `host:port`, and whether a login is used; never the password.
+    public var description: String { "\(host):\(port)\(username == nil ? "" : " (with a login)")" }
+
+    /// The transport's proxy setting.
+    var configuration: HTTPClient.Configuration.Proxy {
+        .server(host: host, port: port, authorization: username.map { .basic(username: $0, password: password ?? "") })
     }
 }
 
 extension HTTPTransport {
     /// A transport with its own client (shut it down when done).
     public static func make(proxy: HTTPClientProxy? = nil) -> HTTPTransport {
-        let configuration = defaultConfiguration(proxy: proxy.map { .server(host: $0.host, port: $0.port) })
+        let configuration = defaultConfiguration(proxy: proxy?.configuration)
         return HTTPTransport(client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
     }
 }

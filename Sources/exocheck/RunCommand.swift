@@ -34,11 +34,12 @@ enum RunCommand {
     static func runCheck(_ config: CheckConfiguration, _ connection: ConnectionArguments) async -> Int32 {
         var proxy: HTTPClientProxy? = nil
         if let url = connection.proxyURL {
-            guard let p = HTTPClientProxy(url) else {
-                let result = CheckResult.error("Wrong --proxyurl value '\(url)': give http://host:port.", status: config.output.errorStatus)
-                return emit(result, config.output, isError: true)
+            do {
+                proxy = try HTTPClientProxy(parsing: url)
+            } catch {
+                // The message never repeats the URL: it may hold the proxy's password.
+                return emit(CheckResult.error(error.description, status: config.output.errorStatus), config.output, isError: true)
             }
-            proxy = p
         }
         let credential: ClientCredential
         let expiry: CredentialExpiry?
@@ -119,7 +120,7 @@ enum RunHelp {
               --timeout=SECONDS           per HTTP request (default 10)
               --time-budget=SECONDS       whole check incl. retries on 429/503/5xx (default 20; exocheck only)
               --statefile-dir=DIR         token cache directory (default $XDG_CACHE_HOME/exocheck or ~/.cache/exocheck)
-              --proxyurl=URL              HTTP proxy, http://host:port
+              --proxyurl=URL              HTTP proxy, http://host:port or http://user:password@host:port
 
             Mode options:
               --filter-user=REGEX         (email-activity) users whose UPN matches

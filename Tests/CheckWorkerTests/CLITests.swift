@@ -161,3 +161,19 @@ struct CLITests {
         #expect(out.contains("      1500 "), "the curve reaches the last wave")
     }
 }
+
+@Suite("exocheck run --proxyurl")
+struct RunProxyURLTests {
+    @Test("a proxy URL it cannot use: UNKNOWN (exit 3) saying why, without repeating the URL and its password (was: echoed whole); a socks5:// proxy is refused (was: used as an HTTP proxy)")
+    func refusedProxy() async throws {
+        let base = ["run", "--mode=mailbox-usage", "--tenant=x", "--client-id=y", "--client-secret=z", "--time-budget=1",
+                    "--login-endpoint=http://127.0.0.1:9", "--statefile-dir=\(NSTemporaryDirectory())exocheck-proxy"]
+        let (code, out, err) = try await exocheck(base + ["--proxyurl=http://monitor:Pr0xyS3cret@"])
+        #expect(code == 3)
+        #expect(out.hasPrefix("UNKNOWN: --proxyurl has no host"), "\(out)")
+        #expect(!out.contains("Pr0xyS3cret") && !err.contains("Pr0xyS3cret"))
+        let (socksCode, socksOut, _) = try await exocheck(base + ["--proxyurl=socks5://127.0.0.1:1080"])
+        #expect(socksCode == 3)
+        #expect(socksOut.contains("socks5:// proxies are not supported"), "\(socksOut)")
+    }
+}

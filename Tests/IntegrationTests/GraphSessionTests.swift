@@ -564,3 +564,49 @@ extension GraphSession {
         }
     }
 }
+
+/// `--proxyurl`: what the transport can use, refused clearly otherwise, never echoed.
+@Suite("Proxy URL")
+struct ProxyURLTests {
+    @Test("an http:// proxy is read with its port (3128 by default), in any case of the scheme")
+    func httpProxy() throws {
+        let p = try HTTPClientProxy(parsing: "http://proxy.example:8080")
+        #expect(p.host == "proxy.example" && p.port == 8080 && p.username == nil && p.password == nil)
+        let q = try HTTPClientProxy(parsing: "HTTP://10.0.0.1")
+        #expect(q.host == "10.0.0.1" && q.port == 3128)
+    }
+
+    @Test("user and password in the URL are used for the proxy (percent-decoded) instead of being dropped (was: ignored, so the proxy answered 407)")
+    func credentials() throws {
+        let p = try HTTPClientProxy(parsing: "http://svc%2Dmon:p%40ss%3Aword@proxy.example:3128")
+        #expect(p.username == "svc-mon")
+        #expect(p.password == "p@ss:word")
+        #expect(p.host == "proxy.example")
+    }
+
+    @Test(
+        "a scheme the transport cannot use is refused, naming the scheme (was: socks5:// or https:// used as a plain HTTP proxy)",
+        arguments: ["socks5://proxy.example:1080", "https://proxy.example:8443", "socks4a://p:1", "ftp://p:21"])
+    func unsupportedScheme(url: String) {
+        #expect(throws: HTTPClientProxy.ParseError.self) { try HTTPClientProxy(parsing: url) }
+        do {
+            _ = try HTTPClientProxy(parsing: url)
+        } catch {
+            #expect(error.description.contains("http://host:port"))
+        }
+    }
+
+    @Test(
+        "an unusable URL is refused without echoing it (it may hold a password)",
+        arguments: ["http://user:s3cretPW@", "proxy.example:8080", "http://user:s3cretPW@:8080", "http://p:99999", "http://[::1", "  ", "http://p:0"])
+    func refusedWithoutEcho(url: String) {
+        do {
+            let p = try HTTPClientProxy(parsing: url)
+            Issue.record("accepted \(p.host):\(p.port)")
+        } catch {
+            #expect(!error.description.contains("s3cretPW"))
+            #expect(!error.description.contains(url))
+            #expect(error.description.contains("--proxyurl"))
+        }
+    }
+}
