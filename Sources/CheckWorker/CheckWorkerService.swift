@@ -488,8 +488,14 @@ public final class CheckWorkerService: Service, Sendable {
                                 // Most checks: one result record and no span to time its send. Its
                                 // delivery report posts `finished` (no task waits for it); a failed
                                 // first attempt goes on in a task of its own (`.republish`).
-                                if outcome.deadLetterReason == nil, !span.isRecording {
-                                    self.publishInBackground(outcome, for: message, job: job, alone: mode == .alone, producer: producer, inputs: inputs)
+                                // Not for a check cancelled (grace over): its made-up answer
+                                // is not published (`send` returns `.cancelled`).
+                                if outcome.deadLetterReason == nil, !span.isRecording, !Task.isCancelled {
+                                    // Built in a publish span, as on the awaited path: the
+                                    // result's traceparent names that span (docs/tracing.md).
+                                    let record = withSpan(TraceSpan.publish, ofKind: .producer) { _ in self.resultRecord(outcome, for: message) }
+                                    self.publishInBackground(
+                                        record, outcome: outcome, for: message, job: job, alone: mode == .alone, producer: producer, inputs: inputs)
                                     return nil
                                 }
                                 return await self.publish(outcome, for: message, producer: producer)
@@ -619,7 +625,7 @@ public final class CheckWorkerService: Service, Sendable {
                         // publishing policy goes on from that failure, as for any other send.
                         group.addTask {
                             let published = await self.publishRecords(
-                                retry.outcome, for: retry.message, producer: producer, firstFailure: retry.failure)
+                                retry.outcome, for: retry.message, producer: producer, firstAttempt: (retry.record, retry.failure))
                             if case .failed(let topic, let error) = published {
                                 inputs.post(.cannotPublish(topic: topic, error))
                             }
@@ -662,6 +668,8 @@ public final class CheckWorkerService: Service, Sendable {
 
     /// A result whose background send failed, with what its retries need.
     struct Republish: Sendable {
+        /// The record as first sent (its headers name the span it was built in).
+        var record: OutgoingMessage
         var outcome: CheckProcessor.Outcome
         var message: KafkaMessage
         var job: WorkerLoop<KafkaMessage>.Job
@@ -672,11 +680,11 @@ public final class CheckWorkerService: Service, Sendable {
     /// Sends a check's result (no dead-letter copy) without a task waiting for its delivery
     /// report: the report posts `finished`, or `republish` when the first attempt failed.
     func publishInBackground(
-        _ outcome: CheckProcessor.Outcome, for message: KafkaMessage, job: WorkerLoop<KafkaMessage>.Job, alone: Bool,
-        producer: KafkaProducer, inputs: InputQueue<Input>
+        _ record: OutgoingMessage, outcome: CheckProcessor.Outcome, for message: KafkaMessage, job: WorkerLoop<KafkaMessage>.Job,
+        alone: Bool, producer: KafkaProducer, inputs: InputQueue<Input>
     ) {
         let metrics = self.metrics
-        producer.send(resultRecord(outcome, for: message)) { delivery in
+        producer.send(record) { delivery in
             switch delivery {
             case .success:
                 metrics.resultProduced()
@@ -684,7 +692,7 @@ public final class CheckWorkerService: Service, Sendable {
                     .finished(
                         job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: true, alone: alone))
             case .failure(let error):
-                inputs.post(.republish(Republish(outcome: outcome, message: message, job: job, alone: alone, failure: error)))
+                inputs.post(.republish(Republish(record: record, outcome: outcome, message: message, job: job, alone: alone, failure: error)))
             }
         }
     }
@@ -741,12 +749,14 @@ public final class CheckWorkerService: Service, Sendable {
             value: outcome.value, headers: headers)
     }
 
-    /// `firstFailure`: the result's first attempt was made in the background and failed with it.
+    /// `firstAttempt`: the result record was first sent in the background and failed: the same
+    /// record is sent again, the policy going on from that failure.
     func publishRecords(
-        _ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer, firstFailure: KafkaError? = nil
+        _ outcome: CheckProcessor.Outcome, for message: KafkaMessage, producer: KafkaProducer,
+        firstAttempt: (record: OutgoingMessage, failure: KafkaError)? = nil
     ) async -> PublishResult {
-        let result = resultRecord(outcome, for: message)
-        switch await send(result, producer: producer, what: "result", firstFailure: firstFailure) {
+        let result = firstAttempt?.record ?? resultRecord(outcome, for: message)
+        switch await send(result, producer: producer, what: "result", firstFailure: firstAttempt?.failure) {
         case .delivered: break
         case .cancelled: return .cancelled
         case .failed(let error): return .failed(topic: result.topic, error)

@@ -132,5 +132,5 @@ enum CounterFormatting {
         "Note: user names are concealed (32-digit hashes) by the tenant's report privacy setting; filters by user see the hashes. To show names: Microsoft 365 admin center > Settings > Org settings > Reports."
 
     /// Instances sorted as Perl's `sort keys` does: by the UTF-8 bytes.
-    static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+    static func byteOrder(_ a: String, _ b: String) -> Bool { UTF8Bytes.precedes(a, b) }
 }

@@ -37,6 +37,8 @@ public enum EmailActivityCheck {
         // Last occurrence wins, as in the plugin's hash of users.
         // Keyed by bytes (UTF8Key), as Perl's hash keys are: canonically equal names are two users.
         var users: [UTF8Key: UInt32] = [:]
+        // Sized once: growing by doubling rehashed every name again (4 % of a 100,000-user evaluation).
+        users.reserveCapacity(filter == nil ? max(period.count, daily.count) : 0)
         for (tableIndex, table) in [period, daily].enumerated() {
             let keep = filter?.matchMask(table.user)
             for i in 0..<table.count {
@@ -131,6 +133,8 @@ public enum MailboxUsageCheck {
         var usedInactive = 0.0
         var mailboxes: [UTF8Key: UInt32] = [:]  // by bytes, as for email-activity's users
         let keep = filter?.matchMask(period.user)
+        // Sized once (as above): to the rows the filter keeps.
+        mailboxes.reserveCapacity(keep.map { $0.reduce(0) { $0 + ($1 ? 1 : 0) } } ?? period.count)
         for i in 0..<period.count {
             if let keep, !keep[i] { continue }
             total += 1

@@ -154,9 +154,7 @@ public struct InternedColumn: Sendable, Equatable {
 
         /// Whether `value`'s UTF-8 bytes are `bytes`.
         private static func equal(_ value: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
-            guard value.utf8.count == bytes.count else { return false }
-            return value.utf8.withContiguousStorageIfAvailable { UnsafeRawBufferPointer($0).elementsEqual(bytes) }
-                ?? value.utf8.elementsEqual(bytes)
+            UTF8Bytes.equal(value, bytes)
         }
 
         func finish() -> InternedColumn {

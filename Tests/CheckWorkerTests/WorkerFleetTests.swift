@@ -242,6 +242,29 @@ struct WorkerFleetTests {
         }
     }
 
+    @Test("a check cancelled when the grace period ends publishes nothing: its made-up UNKNOWN ('cancelled while waiting to retry') is not an answer, the next owner runs it (was: sent in the background and flushed at close)")
+    func cancelledAtGraceNotPublished() async throws {
+        let grace = 3.0
+        let fleet = try await WorkerFleet(
+            tenants: 1, worker: #"{concurrency: 4, listen: "127.0.0.1:0", shutdownGraceSeconds: \#(grace)}"#,
+            faults: ["t0": [FaultRule(on: .report, status: 429, retryAfter: 12)]])
+        try await fleet.use {
+            let w = try fleet.startWorker("w")
+            #expect(await fleet.waitForAssignments(1))
+            try await fleet.submit([CheckRequest(id: "waits-1", tenant: "t0", mode: .mailboxUsage, arguments: [])])
+            // The check is in its 12 s retry wait when the worker is told to stop.
+            try await Task.sleep(for: .seconds(3))
+            w.signal(SIGTERM)
+            let code = await w.wait(timeout: .seconds(60))
+            #expect(code != nil)
+            #expect(w.log.contains("grace period over"), "\(w.log.suffix(2_000))")
+            let sink = ResultSink()
+            _ = try await fleet.collect(into: sink, timeout: .seconds(5)) { await $0.ids.contains("waits-1") }
+            let outputs = await sink.results.map(\.output)
+            #expect(await !sink.ids.contains("waits-1"), "\(outputs)")
+        }
+    }
+
     @Test("SIGTERM while starting with the broker down: the worker stops within its grace period, exit 0 (was: it kept retrying the topic check and ignored the signal)")
     func sigtermDuringStartup() async throws {
         let grace = 4.0

@@ -266,3 +266,30 @@ struct MemoisedCentreonCaseTests {
         #expect(sources.values.contains { $0.hits.contains { $0.hasPrefix("filter:") } })
     }
 }
+
+@Suite("UTF8Bytes: memcmp comparisons equal the generic ones")
+struct UTF8BytesTests {
+    static let pieces = ["", "a", "b", "ab", "é", "e\u{301}", "\u{0}", "\u{7F}", "\u{80}", "\u{FF}", "\u{1F600}", "z", "@", "Z", "\u{FFFF}", String(repeating: "x", count: 40)]
+
+    @Test("equal, precedes and UTF8Key equality and hashing against UTF8View's elementsEqual and lexicographicallyPrecedes, on small and large, ASCII and not")
+    func againstGeneric() {
+        var generator = SystemRandomNumberGenerator()
+        func text() -> String { (0..<Int.random(in: 0...5, using: &generator)).map { _ in Self.pieces.randomElement(using: &generator) ?? "" }.joined() }
+        for _ in 0..<20_000 {
+            let a = text()
+            let b = Bool.random(using: &generator) ? a : text()
+            #expect(UTF8Bytes.equal(a, b) == a.utf8.elementsEqual(b.utf8), "\(Array(a.utf8)) \(Array(b.utf8))")
+            #expect(UTF8Bytes.precedes(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(Array(a.utf8)) \(Array(b.utf8))")
+            #expect(CounterFormatting.byteOrder(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8))
+            #expect((UTF8Key(a) == UTF8Key(b)) == a.utf8.elementsEqual(b.utf8))
+            if a.utf8.elementsEqual(b.utf8) { #expect(UTF8Key(a).hashValue == UTF8Key(b).hashValue) }
+            let bytes = Array(b.utf8)
+            bytes.withUnsafeBytes { #expect(UTF8Bytes.equal(a, $0) == a.utf8.elementsEqual(b.utf8)) }
+        }
+        // Canonically equal, different bytes: never equal here.
+        #expect(!UTF8Bytes.equal("é", "e\u{301}"))
+        #expect(UTF8Key("é") != UTF8Key("e\u{301}"))
+        #expect(UTF8Bytes.precedes("", "a") && !UTF8Bytes.precedes("a", "") && !UTF8Bytes.precedes("", ""))
+        #expect(UTF8Bytes.precedes("a", "\u{80}"), "bytes compare unsigned")
+    }
+}
