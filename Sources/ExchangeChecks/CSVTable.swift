@@ -256,6 +256,9 @@ public struct CSVTable: Sendable {
                     var closed = false
                     var segmentStart = position
                     while position < bytes.count {
+                        // Straight to the next quote or line end (line ends are counted).
+                        position = Self.nextQuoteOrLineFeed(bytes, from: position)
+                        guard position < bytes.count else { break }
                         let b = bytes[position]
                         if b == UInt8(ascii: "\"") {
                             if position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "\"") {
@@ -286,12 +289,9 @@ public struct CSVTable: Sendable {
                     if wanted >= 0 { sink.quoted(wanted, chunk) }
                 } else {
                     let fieldStart = position
-                    while position < bytes.count {
-                        let b = bytes[position]
-                        if b == UInt8(ascii: ",") || b == 0x0A || b == 0x0D { break }
-                        if b == UInt8(ascii: "\"") { throw .quoteInUnquotedField(line: line) }
-                        position += 1
-                    }
+                    // Straight to the next separator, line end or (refused) quote.
+                    position = Self.nextSpecial(bytes, from: position)
+                    if position < bytes.count, bytes[position] == UInt8(ascii: "\"") { throw .quoteInUnquotedField(line: line) }
                     if position > fieldStart { blank = false }
                     if wanted >= 0 { sink.unquoted(wanted, bytes, fieldStart..<position) }
                 }
@@ -316,6 +316,47 @@ public struct CSVTable: Sendable {
                 return Record(fieldCount: fieldIndex, line: startLine, terminated: true, isBlankLine: blank)
             }
         }
+    }
+}
+
+extension CSVTable.Scanner {
+    /// The first index at or after `start` holding `,`, LF, CR or `"`, or `bytes.count`: 16 bytes
+    /// per step (a field of a 17.5 MB report is mostly ordinary bytes; byte by byte with four
+    /// comparisons, the scan ran at 120–200 MB/s).
+    static func nextSpecial(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return bytes.count }
+        let end = bytes.count
+        var i = start
+        while end - i >= 16 {
+            let v = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let hit = (v .== 0x2C) .| (v .== 0x0A) .| (v .== 0x0D) .| (v .== 0x22)
+            if any(hit) { break }
+            i += 16
+        }
+        while i < end {
+            let b = base.load(fromByteOffset: i, as: UInt8.self)
+            if b == 0x2C || b == 0x0A || b == 0x0D || b == 0x22 { return i }
+            i += 1
+        }
+        return end
+    }
+
+    /// The first index at or after `start` holding `"` or LF, or `bytes.count` (inside quotes).
+    static func nextQuoteOrLineFeed(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return bytes.count }
+        let end = bytes.count
+        var i = start
+        while end - i >= 16 {
+            let v = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            if any((v .== 0x22) .| (v .== 0x0A)) { break }
+            i += 16
+        }
+        while i < end {
+            let b = base.load(fromByteOffset: i, as: UInt8.self)
+            if b == 0x22 || b == 0x0A { return i }
+            i += 1
+        }
+        return end
     }
 }
 

@@ -129,3 +129,32 @@ import Testing
         }
     }
 }
+
+@Suite("CSV scanner: the 16-bytes-per-step searches")
+struct CSVSearchTests {
+    @Test("nextSpecial and nextQuoteOrLineFeed equal a byte-by-byte search from every start, on buffers of every length up to 70 with special bytes anywhere (16-byte steps and tails)")
+    func againstByteByByte() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x2C, 0x0A, 0x0D, 0x22, 0x41, 0x20, 0x00, 0xFF, 0x80, 0x2B, 0x2D, 0x09, 0x21, 0x23]
+        for length in 0...70 {
+            for _ in 0..<60 {
+                // Mostly ordinary bytes, with a few special ones, so that whole 16-byte steps are skipped.
+                let bytes: [UInt8] = (0..<length).map { _ in
+                    Int.random(in: 0..<8, using: &generator) == 0 ? alphabet.randomElement(using: &generator) ?? 0 : UInt8(ascii: "a")
+                }
+                bytes.withUnsafeBytes { buffer in
+                    for start in 0...length {
+                        let special = (start..<length).first { [0x2C, 0x0A, 0x0D, 0x22].contains(bytes[$0]) } ?? length
+                        let quoteOrLF = (start..<length).first { [0x22, 0x0A].contains(bytes[$0]) } ?? length
+                        #expect(CSVTable.Scanner.nextSpecial(buffer, from: start) == special, "\(bytes) from \(start)")
+                        #expect(CSVTable.Scanner.nextQuoteOrLineFeed(buffer, from: start) == quoteOrLF, "\(bytes) from \(start)")
+                    }
+                }
+            }
+        }
+        // An empty buffer (no base address).
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        #expect(CSVTable.Scanner.nextSpecial(empty, from: 0) == 0)
+        #expect(CSVTable.Scanner.nextQuoteOrLineFeed(empty, from: 0) == 0)
+    }
+}
