@@ -320,18 +320,28 @@ public struct CSVTable: Sendable {
 }
 
 extension CSVTable.Scanner {
-    /// The first index at or after `start` holding `,`, LF, CR or `"`, or `bytes.count`: 16 bytes
+    /// Bytes of a 64-bit word that equal `byte` have their high bit set in the result; others
+    /// (and the bytes after a match, which the callers never look at) may too, but never a
+    /// byte before the first match (the classic "has zero byte" test, word-at-a-time).
+    @inline(__always)
+    private static func matches(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = word ^ (0x0101_0101_0101_0101 &* UInt64(byte))
+        return (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+    }
+
+    /// The first index at or after `start` holding `,`, LF, CR or `"`, or `bytes.count`: 8 bytes
     /// per step (a field of a 17.5 MB report is mostly ordinary bytes; byte by byte with four
-    /// comparisons, the scan ran at 120–200 MB/s).
+    /// comparisons, the scan ran at 120–200 MB/s). Swift's `SIMD16` compares were tried first
+    /// and were 8 times slower than the byte loop (not vectorised).
     static func nextSpecial(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         guard let base = bytes.baseAddress else { return bytes.count }
         let end = bytes.count
         var i = start
-        while end - i >= 16 {
-            let v = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
-            let hit = (v .== 0x2C) .| (v .== 0x0A) .| (v .== 0x0D) .| (v .== 0x22)
-            if any(hit) { break }
-            i += 16
+        while end - i >= 8 {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let hit = matches(word, 0x2C) | matches(word, 0x0A) | matches(word, 0x0D) | matches(word, 0x22)
+            if hit != 0 { return i + hit.trailingZeroBitCount / 8 }
+            i += 8
         }
         while i < end {
             let b = base.load(fromByteOffset: i, as: UInt8.self)
@@ -346,10 +356,11 @@ extension CSVTable.Scanner {
         guard let base = bytes.baseAddress else { return bytes.count }
         let end = bytes.count
         var i = start
-        while end - i >= 16 {
-            let v = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
-            if any((v .== 0x22) .| (v .== 0x0A)) { break }
-            i += 16
+        while end - i >= 8 {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let hit = matches(word, 0x22) | matches(word, 0x0A)
+            if hit != 0 { return i + hit.trailingZeroBitCount / 8 }
+            i += 8
         }
         while i < end {
             let b = base.load(fromByteOffset: i, as: UInt8.self)
