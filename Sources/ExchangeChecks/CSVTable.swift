@@ -334,37 +334,29 @@ extension CSVTable.Scanner {
     /// comparisons, the scan ran at 120–200 MB/s). Swift's `SIMD16` compares were tried first
     /// and were 8 times slower than the byte loop (not vectorised).
     static func nextSpecial(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        guard let base = bytes.baseAddress else { return bytes.count }
-        let end = bytes.count
-        var i = start
-        while end - i >= 8 {
-            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let hit = matches(word, 0x2C) | matches(word, 0x0A) | matches(word, 0x0D) | matches(word, 0x22)
-            if hit != 0 { return i + hit.trailingZeroBitCount / 8 }
-            i += 8
-        }
-        while i < end {
-            let b = base.load(fromByteOffset: i, as: UInt8.self)
-            if b == 0x2C || b == 0x0A || b == 0x0D || b == 0x22 { return i }
-            i += 1
-        }
-        return end
+        first(of: (0x2C, 0x0A, 0x0D, 0x22), in: bytes, from: start)
     }
 
     /// The first index at or after `start` holding `"` or LF, or `bytes.count` (inside quotes).
     static func nextQuoteOrLineFeed(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        first(of: (0x22, 0x0A, 0x22, 0x0A), in: bytes, from: start)
+    }
+
+    /// The first index at or after `start` holding one of `targets`, or `bytes.count`.
+    @inline(__always)
+    private static func first(of targets: (UInt8, UInt8, UInt8, UInt8), in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         guard let base = bytes.baseAddress else { return bytes.count }
         let end = bytes.count
         var i = start
         while end - i >= 8 {
             let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let hit = matches(word, 0x22) | matches(word, 0x0A)
+            let hit = matches(word, targets.0) | matches(word, targets.1) | matches(word, targets.2) | matches(word, targets.3)
             if hit != 0 { return i + hit.trailingZeroBitCount / 8 }
             i += 8
         }
         while i < end {
             let b = base.load(fromByteOffset: i, as: UInt8.self)
-            if b == 0x22 || b == 0x0A { return i }
+            if b == targets.0 || b == targets.1 || b == targets.2 || b == targets.3 { return i }
             i += 1
         }
         return end
