@@ -501,13 +501,7 @@ public final class CheckWorkerService: Service, Sendable {
                                 return await self.publish(outcome, for: message, producer: producer)
                             }
                             guard let published else { return }
-                            if case .failed(let topic, let error) = published {
-                                inputs.post(.cannotPublish(topic: topic, error))
-                            }
-                            inputs.post(
-                                .finished(
-                                    job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant,
-                                    published: published == .published, alone: mode == .alone))
+                            Self.postEnd(published, of: job, alone: mode == .alone, to: inputs)
                         }
                     case .writeMark(let tp, let mark):
                         guard let store else { continue }
@@ -626,13 +620,7 @@ public final class CheckWorkerService: Service, Sendable {
                         group.addTask {
                             let published = await self.publishRecords(
                                 retry.outcome, for: retry.message, producer: producer, firstAttempt: (retry.record, retry.failure))
-                            if case .failed(let topic, let error) = published {
-                                inputs.post(.cannotPublish(topic: topic, error))
-                            }
-                            inputs.post(
-                                .finished(
-                                    retry.job.partition, offset: retry.job.offset, generation: retry.job.generation, tenant: retry.job.tenant,
-                                    published: published == .published, alone: retry.alone))
+                            Self.postEnd(published, of: retry.job, alone: retry.alone, to: inputs)
                         }
                         continue
                     case .finished(let tp, let offset, let generation, let tenant, let published, let alone):
@@ -688,13 +676,21 @@ public final class CheckWorkerService: Service, Sendable {
             switch delivery {
             case .success:
                 metrics.resultProduced()
-                inputs.post(
-                    .finished(
-                        job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: true, alone: alone))
+                Self.postEnd(.published, of: job, alone: alone, to: inputs)
             case .failure(let error):
                 inputs.post(.republish(Republish(record: record, outcome: outcome, message: message, job: job, alone: alone, failure: error)))
             }
         }
+    }
+
+    /// Tells the loop how publishing a check's records ended: `cannotPublish` first when no
+    /// retry can fix it, then `finished` (the one place for all three paths).
+    static func postEnd(_ published: PublishResult, of job: WorkerLoop<KafkaMessage>.Job, alone: Bool, to inputs: InputQueue<Input>) {
+        if case .failed(let topic, let error) = published { inputs.post(.cannotPublish(topic: topic, error)) }
+        inputs.post(
+            .finished(
+                job.partition, offset: job.offset, generation: job.generation, tenant: job.tenant, published: published == .published,
+                alone: alone))
     }
 
     /// How publishing one check's records ended.
